@@ -1,0 +1,159 @@
+import { z } from 'zod';
+
+/** A tag condition, written `key=value` in settings (`key` alone matches any value). */
+export interface TagMatch {
+  key: string;
+  value?: string;
+}
+
+const tagMatch = z
+  .string()
+  .trim()
+  .min(1)
+  .transform((text): TagMatch => {
+    const at = text.indexOf('=');
+    if (at < 0) return { key: text };
+    return { key: text.slice(0, at), value: text.slice(at + 1) };
+  })
+  .refine((tag) => tag.key.length > 0, 'the tag key before "=" is empty');
+
+const optionalTagMatch = z
+  .string()
+  .trim()
+  .optional()
+  .transform((text) => (text ? text : undefined))
+  .pipe(tagMatch.optional());
+
+const boolean = z
+  .enum(['true', 'false', 'yes', 'no', '1', '0'], {
+    error: 'expected true or false',
+  })
+  .transform((text) => ['true', 'yes', '1'].includes(text));
+
+const seconds = (fallback: number, min = 0, max = 86_400) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+
+const agentParameter = z
+  .string()
+  .regex(
+    /^AmazonCloudWatch-[A-Za-z0-9_.-]+$/,
+    'must start with "AmazonCloudWatch-": CloudWatchAgentServerPolicy lets the agent read only those parameters',
+  );
+
+const metricName = z
+  .string()
+  .trim()
+  .min(1)
+  .max(255);
+
+const arn = z.string().regex(/^arn:aws[a-z-]*:/, 'expected an ARN');
+
+const schema = z
+  .object({
+    RESOURCE_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,24}$/, 'letters, digits, "-" or "_", at most 24 characters'),
+    STATE_TABLE: z.string().min(3),
+    AGENT_PROFILE_NAME: z.string().min(1),
+    AGENT_DOCUMENT_NAME: z.string().min(3),
+    LINUX_CONFIG_PARAMETER: agentParameter,
+    WINDOWS_CONFIG_PARAMETER: agentParameter,
+    METRIC_NAMESPACE: z.string().trim().min(1).max(255).default('CloudWatch/TestMetrics'),
+    MEMORY_METRIC: metricName.default('MEMORY_USED'),
+    DISK_METRIC: metricName.default('DISK_USED'),
+    WINDOWS_DISK_FREE_METRIC: metricName
+      .default('DISK_FREE')
+      .refine(
+        (name) => !/_USED$/i.test(name),
+        'Windows reports free space: a metric carrying it must not be named *_USED',
+      ),
+    OPT_OUT_TAG: optionalTagMatch.default({ key: 'cw-autopilot:skip', value: 'true' }),
+    OPT_IN_TAG: optionalTagMatch,
+    MODIFY_EXISTING_ROLES: boolean.default(true),
+    SSM_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(6),
+    SSM_RETRY_DELAY_SECONDS: seconds(300, 60),
+    CHECK_DELAY_SECONDS: seconds(300, 60),
+    WINDOWS_GRACE_SECONDS: seconds(300),
+    PROFILE_RETRY_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(5),
+    PROFILE_RETRY_BASE_DELAY_MS: z.coerce.number().int().min(0).max(10_000).default(1000),
+    ONBOARD_FUNCTION_ARN: arn,
+    CHECK_FUNCTION_ARN: arn,
+    SCHEDULER_ROLE_ARN: arn,
+    SCHEDULE_GROUP: z.string().min(1).default('default'),
+  });
+
+/** The product's settings, parsed once per cold start from the function's environment. */
+export interface Settings {
+  resourcePrefix: string;
+  stateTable: string;
+  agentProfileName: string;
+  agentDocumentName: string;
+  configParameter: { linux: string; windows: string };
+  metrics: {
+    namespace: string;
+    memory: string;
+    disk: string;
+    windowsDiskFree: string;
+  };
+  optOutTag: TagMatch | undefined;
+  optInTag: TagMatch | undefined;
+  modifyExistingRoles: boolean;
+  ssmMaxAttempts: number;
+  ssmRetryDelaySeconds: number;
+  checkDelaySeconds: number;
+  windowsGraceSeconds: number;
+  profileRetry: { attempts: number; baseDelayMs: number };
+  onboardFunctionArn: string;
+  checkFunctionArn: string;
+  schedulerRoleArn: string;
+  scheduleGroup: string;
+}
+
+/** Raised at cold start when a setting is missing or wrong; the message names each one. */
+export class InvalidSettingsError extends Error {
+  override name = 'InvalidSettingsError';
+}
+
+/**
+ * Parses the settings from an environment (by default `process.env`).
+ *
+ * @example
+ * const settings = parseSettings(process.env); // throws InvalidSettingsError naming the bad setting
+ */
+export function parseSettings(env: Record<string, string | undefined> = process.env): Settings {
+  const result = schema.safeParse(env);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      const name = issue.path.join('.');
+      const got = env[name];
+      return `${name}: ${issue.message} (got ${got === undefined ? 'nothing' : JSON.stringify(got)})`;
+    });
+    throw new InvalidSettingsError(`Invalid settings: ${problems.join('; ')}`);
+  }
+  const e = result.data;
+  return {
+    resourcePrefix: e.RESOURCE_PREFIX,
+    stateTable: e.STATE_TABLE,
+    agentProfileName: e.AGENT_PROFILE_NAME,
+    agentDocumentName: e.AGENT_DOCUMENT_NAME,
+    configParameter: { linux: e.LINUX_CONFIG_PARAMETER, windows: e.WINDOWS_CONFIG_PARAMETER },
+    metrics: {
+      namespace: e.METRIC_NAMESPACE,
+      memory: e.MEMORY_METRIC,
+      disk: e.DISK_METRIC,
+      windowsDiskFree: e.WINDOWS_DISK_FREE_METRIC,
+    },
+    optOutTag: e.OPT_OUT_TAG,
+    optInTag: e.OPT_IN_TAG,
+    modifyExistingRoles: e.MODIFY_EXISTING_ROLES,
+    ssmMaxAttempts: e.SSM_MAX_ATTEMPTS,
+    ssmRetryDelaySeconds: e.SSM_RETRY_DELAY_SECONDS,
+    checkDelaySeconds: e.CHECK_DELAY_SECONDS,
+    windowsGraceSeconds: e.WINDOWS_GRACE_SECONDS,
+    profileRetry: { attempts: e.PROFILE_RETRY_ATTEMPTS, baseDelayMs: e.PROFILE_RETRY_BASE_DELAY_MS },
+    onboardFunctionArn: e.ONBOARD_FUNCTION_ARN,
+    checkFunctionArn: e.CHECK_FUNCTION_ARN,
+    schedulerRoleArn: e.SCHEDULER_ROLE_ARN,
+    scheduleGroup: e.SCHEDULE_GROUP,
+  };
+}
