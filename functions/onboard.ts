@@ -1,0 +1,17 @@
+import middy from '@middy/core';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logger } from '../shared/logger.js';
+import { runOnboarding, type OnboardingResult } from '../shared/onboarding.js';
+import { parseSettings } from '../shared/settings.js';
+import { parseOnboardTrigger } from '../shared/triggers.js';
+
+// Parsed at cold start: a wrong setting stops the function here, naming the setting.
+const settings = parseSettings();
+
+/**
+ * Onboards the instance of an EC2 "running" state-change event, or continues a scheduled retry
+ * (`{ instanceId, attempt }`).
+ */
+export const handler = middy<unknown, OnboardingResult>()
+  .use(injectLambdaContext(logger))
+  .handler(async (event) => runOnboarding(parseOnboardTrigger(event), settings));

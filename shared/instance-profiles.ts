@@ -1,0 +1,192 @@
+import {
+  AssociateIamInstanceProfileCommand,
+  DescribeIamInstanceProfileAssociationsCommand,
+} from '@aws-sdk/client-ec2';
+import {
+  AttachRolePolicyCommand,
+  GetInstanceProfileCommand,
+  paginateListAttachedRolePolicies,
+} from '@aws-sdk/client-iam';
+import { ec2, iam } from './aws-clients.js';
+import { awsErrorName, describeError, sleep } from './aws-errors.js';
+import { isUnknownInstanceError, type InstanceFacts } from './instances.js';
+import type { Settings } from './settings.js';
+
+/** The managed policies an instance role needs for the agent to be installed and to publish. */
+export const requiredPolicyNames = ['CloudWatchAgentServerPolicy', 'AmazonSSMManagedInstanceCore'] as const;
+
+/** Which way onboarding made sure the instance may publish metrics. */
+export type ProfilePath =
+  /** It had no profile; the stack's agent profile was associated. */
+  | 'associated-agent-profile'
+  /** It already had the stack's agent profile. */
+  | 'agent-profile-present'
+  /** It had a workload profile whose role already carried both policies. */
+  | 'existing-role-compliant'
+  /** It had a workload profile; the missing policies were attached to that role. */
+  | 'existing-role-policies-added'
+  /** It had a workload profile whose role lacks policies, and the product may not (or could not) add them. */
+  | 'existing-role-missing-policies';
+
+export interface ProfileOutcome {
+  path: ProfilePath;
+  profileArn: string | undefined;
+  roleName: string | undefined;
+  /** Policies attached by this call. */
+  attached: string[];
+  /** Policies the role still lacks (only for `existing-role-missing-policies`). */
+  missing: string[];
+  /** Why the role could not be fixed, when it could not. */
+  note?: string;
+}
+
+/** The instance disappeared (terminated) while onboarding was changing it. */
+export class InstanceGoneError extends Error {
+  override name = 'InstanceGoneError';
+}
+
+function policyArn(partition: string, name: string): string {
+  return `arn:${partition}:iam::aws:policy/${name}`;
+}
+
+function partitionOf(arn: string | undefined): string {
+  return arn?.split(':')[1] || 'aws';
+}
+
+/** The profile's name: the last segment of its ARN (profiles can have a path). */
+export function profileNameOf(profileArn: string): string {
+  return profileArn.slice(profileArn.lastIndexOf('/') + 1);
+}
+
+function isProfileNotYetVisible(error: unknown): boolean {
+  const name = awsErrorName(error);
+  if (name !== 'InvalidParameterValue' && name !== 'InvalidParameterCombination') return false;
+  return /instance profile/i.test(error instanceof Error ? error.message : '');
+}
+
+async function currentAssociationArn(instanceId: string): Promise<string | undefined> {
+  const result = await ec2.send(
+    new DescribeIamInstanceProfileAssociationsCommand({
+      Filters: [
+        { Name: 'instance-id', Values: [instanceId] },
+        { Name: 'state', Values: ['associating', 'associated'] },
+      ],
+    }),
+  );
+  return result.IamInstanceProfileAssociations?.[0]?.IamInstanceProfile?.Arn;
+}
+
+/**
+ * Associates the stack's agent profile, retrying while IAM has not propagated it yet
+ * ("Invalid IAM Instance Profile name"). Returns the ARN of whatever profile the instance ends up
+ * with: if another actor associated one first (IncorrectState), that one is kept, never replaced.
+ */
+async function associateAgentProfile(instanceId: string, settings: Settings): Promise<{ arn: string | undefined; ours: boolean }> {
+  const { attempts, baseDelayMs } = settings.profileRetry;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const result = await ec2.send(
+        new AssociateIamInstanceProfileCommand({
+          InstanceId: instanceId,
+          IamInstanceProfile: { Name: settings.agentProfileName },
+        }),
+      );
+      return { arn: result.IamInstanceProfileAssociation?.IamInstanceProfile?.Arn, ours: true };
+    } catch (error) {
+      if (isUnknownInstanceError(error) || awsErrorName(error) === 'IncorrectInstanceState') {
+        throw new InstanceGoneError(`${instanceId} disappeared while its profile was associated: ${describeError(error)}`);
+      }
+      if (awsErrorName(error) === 'IncorrectState') {
+        return { arn: await currentAssociationArn(instanceId), ours: false };
+      }
+      if (isProfileNotYetVisible(error) && attempt < attempts) {
+        await sleep(baseDelayMs * 2 ** (attempt - 1));
+        continue;
+      }
+      throw error;
+    }
+  }
+}
+
+async function attachedPolicyArns(roleName: string): Promise<Set<string>> {
+  const arns = new Set<string>();
+  for await (const page of paginateListAttachedRolePolicies({ client: iam }, { RoleName: roleName })) {
+    for (const policy of page.AttachedPolicies ?? []) if (policy.PolicyArn) arns.add(policy.PolicyArn);
+  }
+  return arns;
+}
+
+/**
+ * Makes sure a workload's existing profile lets the agent run: attaches the missing managed
+ * policies to its role when allowed, otherwise reports what is missing. Never replaces or removes
+ * the profile.
+ */
+async function reconcileExistingProfile(profileArn: string, settings: Settings): Promise<ProfileOutcome> {
+  const partition = partitionOf(profileArn);
+  const profile = await iam.send(new GetInstanceProfileCommand({ InstanceProfileName: profileNameOf(profileArn) }));
+  const roleName = profile.InstanceProfile?.Roles?.[0]?.RoleName;
+  if (!roleName) {
+    return {
+      path: 'existing-role-missing-policies',
+      profileArn,
+      roleName: undefined,
+      attached: [],
+      missing: [...requiredPolicyNames],
+      note: 'the instance profile contains no role',
+    };
+  }
+  const present = await attachedPolicyArns(roleName);
+  const missing = requiredPolicyNames.filter((name) => !present.has(policyArn(partition, name)));
+  if (missing.length === 0) return { path: 'existing-role-compliant', profileArn, roleName, attached: [], missing: [] };
+  if (!settings.modifyExistingRoles) {
+    return {
+      path: 'existing-role-missing-policies',
+      profileArn,
+      roleName,
+      attached: [],
+      missing,
+      note: 'MODIFY_EXISTING_ROLES is false',
+    };
+  }
+  const attached: string[] = [];
+  for (const name of missing) {
+    try {
+      await iam.send(new AttachRolePolicyCommand({ RoleName: roleName, PolicyArn: policyArn(partition, name) }));
+      attached.push(name);
+    } catch (error) {
+      if (awsErrorName(error) !== 'AccessDenied' && awsErrorName(error) !== 'AccessDeniedException') throw error;
+      return {
+        path: 'existing-role-missing-policies',
+        profileArn,
+        roleName,
+        attached,
+        missing: missing.filter((m) => !attached.includes(m)),
+        note: `attaching ${name} was denied: ${describeError(error)}`,
+      };
+    }
+  }
+  return { path: 'existing-role-policies-added', profileArn, roleName, attached, missing: [] };
+}
+
+/**
+ * Makes sure the instance has a profile whose role may run the CloudWatch agent.
+ *
+ * @example
+ * const outcome = await ensureAgentProfile(instance, settings);
+ * // outcome.path === 'associated-agent-profile' for an instance launched without a profile
+ */
+export async function ensureAgentProfile(instance: InstanceFacts, settings: Settings): Promise<ProfileOutcome> {
+  let profileArn = instance.profileArn;
+  if (!profileArn) {
+    const association = await associateAgentProfile(instance.instanceId, settings);
+    if (association.ours) {
+      return { path: 'associated-agent-profile', profileArn: association.arn, roleName: undefined, attached: [], missing: [] };
+    }
+    profileArn = association.arn;
+    if (!profileArn) throw new Error(`${instance.instanceId}: EC2 reported an existing association but returned no profile`);
+  }
+  if (profileNameOf(profileArn) === settings.agentProfileName) {
+    return { path: 'agent-profile-present', profileArn, roleName: undefined, attached: [], missing: [] };
+  }
+  return reconcileExistingProfile(profileArn, settings);
+}

@@ -1,0 +1,68 @@
+import { DescribeInstancesCommand, type Instance } from '@aws-sdk/client-ec2';
+import { ec2 } from './aws-clients.js';
+import { awsErrorName } from './aws-errors.js';
+import type { OsFamily } from './agent-config.js';
+
+/** What the product needs to know about one EC2 instance. */
+export interface InstanceFacts {
+  instanceId: string;
+  /** EC2 state name: pending, running, stopping, stopped, shutting-down, terminated. */
+  state: string;
+  os: OsFamily;
+  name: string | undefined;
+  tags: Record<string, string>;
+  /** ARN of the associated instance profile, if any. */
+  profileArn: string | undefined;
+  launchTime: string | undefined;
+  availabilityZone: string | undefined;
+}
+
+/**
+ * The OS family, from `Platform` / `PlatformDetails` (never from the AMI description).
+ * `Platform` is "windows" for Windows and absent otherwise; `PlatformDetails` names the
+ * platform ("Windows", "Windows with SQL Server ...", "Linux/UNIX", "Red Hat ...").
+ */
+export function osOf(instance: Pick<Instance, 'Platform' | 'PlatformDetails'>): OsFamily {
+  if (instance.Platform?.toLowerCase() === 'windows') return 'windows';
+  if (instance.PlatformDetails?.toLowerCase().startsWith('windows')) return 'windows';
+  return 'linux';
+}
+
+/** Converts one DescribeInstances entry to {@link InstanceFacts}. */
+export function toInstanceFacts(instance: Instance): InstanceFacts {
+  const tags: Record<string, string> = {};
+  for (const tag of instance.Tags ?? []) if (tag.Key !== undefined) tags[tag.Key] = tag.Value ?? '';
+  return {
+    instanceId: instance.InstanceId ?? '',
+    state: instance.State?.Name ?? 'unknown',
+    os: osOf(instance),
+    name: tags.Name,
+    tags,
+    profileArn: instance.IamInstanceProfile?.Arn,
+    launchTime: instance.LaunchTime?.toISOString(),
+    availabilityZone: instance.Placement?.AvailabilityZone,
+  };
+}
+
+/**
+ * Describes one instance. Returns undefined when EC2 no longer knows it (terminated long ago,
+ * or an id from another account/region), so callers can record it as gone.
+ */
+export async function describeInstance(instanceId: string): Promise<InstanceFacts | undefined> {
+  try {
+    const result = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
+    const instance = result.Reservations?.flatMap((r) => r.Instances ?? []).find(
+      (candidate) => candidate.InstanceId === instanceId,
+    );
+    return instance ? toInstanceFacts(instance) : undefined;
+  } catch (error) {
+    if (isUnknownInstanceError(error)) return undefined;
+    throw error;
+  }
+}
+
+/** True for the EC2 errors that mean "this instance does not exist (any more)". */
+export function isUnknownInstanceError(error: unknown): boolean {
+  const name = awsErrorName(error);
+  return name === 'InvalidInstanceID.NotFound' || name === 'InvalidInstanceID.Malformed';
+}

@@ -1,0 +1,113 @@
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { dynamodb } from './aws-clients.js';
+import { awsErrorName } from './aws-errors.js';
+import type { OsFamily } from './agent-config.js';
+import type { ProfilePath } from './instance-profiles.js';
+
+/** Where an instance is in its onboarding; the record's `status`. */
+export type OnboardingStatus =
+  | 'onboarding' // an invocation has claimed it and is working on it
+  | 'waiting-for-ssm' // profile done; Systems Manager does not see it online yet, a retry is scheduled
+  | 'installing' // the install-and-configure command was sent
+  | 'checking' // the checker is scheduled to confirm metrics arrive
+  | 'healthy'
+  | 'alerted'
+  | 'skipped' // opt-out tag, or no opt-in tag
+  | 'stopped' // no longer running when looked at
+  | 'gone' // terminated, or unknown to EC2
+  | 'failed' // gave up (reason says why)
+  | 'error'; // an unexpected error stopped the last invocation; the next one resumes
+
+/** One step of what the product did to an instance, kept in the record's history. */
+export interface HistoryEntry {
+  at: string;
+  step: string;
+  detail?: string;
+}
+
+/** The product's one record per instance, in the state table. */
+export interface OnboardingRecord {
+  instanceId: string;
+  status: OnboardingStatus;
+  /** Optimistic lock: every write requires the version it read. */
+  version: number;
+  os?: OsFamily;
+  name?: string;
+  /** The launch this record is about: EC2 LaunchTime changes on every start. */
+  launchTime?: string;
+  profilePath?: ProfilePath;
+  profileArn?: string;
+  roleName?: string;
+  missingPolicies?: string[];
+  commandId?: string;
+  commandSentAt?: string;
+  ssmAttempts: number;
+  checkAttempts: number;
+  /** Why it is in a terminal status (skipped, failed, gone, stopped). */
+  reason?: string;
+  lastError?: string;
+  createdAt: string;
+  updatedAt: string;
+  history: HistoryEntry[];
+}
+
+const historyLimit = 50;
+
+/** Raised when the record changed since it was read: another invocation got there first. */
+export class StaleRecordError extends Error {
+  override name = 'StaleRecordError';
+}
+
+/** A new, unsaved record (version 0) for an instance seen for the first time. */
+export function newRecord(instanceId: string, now: Date): OnboardingRecord {
+  const at = now.toISOString();
+  return { instanceId, status: 'onboarding', version: 0, ssmAttempts: 0, checkAttempts: 0, createdAt: at, updatedAt: at, history: [] };
+}
+
+/**
+ * The record after one step: the changes applied and the step appended to the history (the
+ * oldest entries are dropped past 50). Pure: nothing is written.
+ */
+export function advance(
+  record: OnboardingRecord,
+  changes: Partial<Omit<OnboardingRecord, 'instanceId' | 'version' | 'history' | 'createdAt'>>,
+  step: string,
+  now: Date,
+  detail?: string,
+): OnboardingRecord {
+  const at = now.toISOString();
+  const entry: HistoryEntry = detail === undefined ? { at, step } : { at, step, detail };
+  return { ...record, ...changes, updatedAt: at, history: [...record.history, entry].slice(-historyLimit) };
+}
+
+/** Reads an instance's record (strongly consistent), or undefined. */
+export async function readRecord(table: string, instanceId: string): Promise<OnboardingRecord | undefined> {
+  const result = await dynamodb.send(new GetCommand({ TableName: table, Key: { instanceId }, ConsistentRead: true }));
+  return result.Item as OnboardingRecord | undefined;
+}
+
+/**
+ * Writes a record if nobody else changed it since it was read (its `version` is the one read;
+ * 0 means "must not exist yet"). Returns the saved record with its new version.
+ *
+ * @throws StaleRecordError when another invocation wrote first.
+ */
+export async function saveRecord(table: string, record: OnboardingRecord): Promise<OnboardingRecord> {
+  const saved = { ...record, version: record.version + 1 };
+  try {
+    await dynamodb.send(
+      new PutCommand({
+        TableName: table,
+        Item: saved,
+        ConditionExpression: record.version === 0 ? 'attribute_not_exists(instanceId)' : 'version = :read',
+        ...(record.version === 0 ? {} : { ExpressionAttributeValues: { ':read': record.version } }),
+      }),
+    );
+    return saved;
+  } catch (error) {
+    if (awsErrorName(error) === 'ConditionalCheckFailedException') {
+      throw new StaleRecordError(`${record.instanceId}: the state record changed since it was read (version ${record.version})`);
+    }
+    throw error;
+  }
+}

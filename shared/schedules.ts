@@ -1,0 +1,57 @@
+import { CreateScheduleCommand } from '@aws-sdk/client-scheduler';
+import { scheduler } from './aws-clients.js';
+import { awsErrorName } from './aws-errors.js';
+import type { Settings } from './settings.js';
+
+/** A one-time invocation of one of the product's functions. */
+export interface ScheduledInvocation {
+  /** Deterministic name, so scheduling the same thing twice is a no-op. At most 64 characters. */
+  name: string;
+  at: Date;
+  targetArn: string;
+  input: Record<string, unknown>;
+}
+
+/** `at(yyyy-mm-ddThh:mm:ss)` in UTC, to the second. */
+export function atExpression(when: Date): string {
+  return `at(${when.toISOString().slice(0, 19)})`;
+}
+
+/** The deterministic schedule name for a step of one instance, e.g. `cwap-dev-check-i-0abc-2`. */
+export function scheduleName(settings: Settings, step: 'onboard' | 'check', instanceId: string, attempt: number): string {
+  return `${settings.resourcePrefix}-${step}-${instanceId}-${attempt}`.slice(0, 64);
+}
+
+/**
+ * Creates a one-time EventBridge Scheduler schedule that deletes itself after it fires.
+ * Returns `already-scheduled` when a schedule with that name exists (ConflictException), which
+ * makes re-scheduling after a retried invocation idempotent.
+ */
+export async function scheduleOnce(
+  invocation: ScheduledInvocation,
+  settings: Settings,
+): Promise<'scheduled' | 'already-scheduled'> {
+  try {
+    await scheduler.send(
+      new CreateScheduleCommand({
+        Name: invocation.name,
+        GroupName: settings.scheduleGroup,
+        ScheduleExpression: atExpression(invocation.at),
+        ScheduleExpressionTimezone: 'UTC',
+        FlexibleTimeWindow: { Mode: 'OFF' },
+        ActionAfterCompletion: 'DELETE',
+        Description: 'cw-agent-autopilot one-time step',
+        Target: {
+          Arn: invocation.targetArn,
+          RoleArn: settings.schedulerRoleArn,
+          Input: JSON.stringify(invocation.input),
+          RetryPolicy: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 3600 },
+        },
+      }),
+    );
+    return 'scheduled';
+  } catch (error) {
+    if (awsErrorName(error) === 'ConflictException') return 'already-scheduled';
+    throw error;
+  }
+}

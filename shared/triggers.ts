@@ -1,0 +1,77 @@
+import { z } from 'zod';
+
+const instanceId = z
+  .string({ error: 'instance id missing' })
+  .regex(/^i-[0-9a-f]{8,17}$/, 'not an EC2 instance id (i-0123456789abcdef0)');
+
+/** The EventBridge "EC2 Instance State-change Notification" fields the product reads. */
+const stateChangeEvent = z.object({
+  source: z.literal('aws.ec2'),
+  'detail-type': z.literal('EC2 Instance State-change Notification'),
+  time: z.string().optional(),
+  detail: z.object({
+    'instance-id': instanceId,
+    state: z.string().min(1),
+  }),
+});
+
+/** The input of a scheduled onboarding retry (written by the product itself, or by hand). */
+const onboardRetry = z.object({
+  instanceId,
+  attempt: z.number().int().min(1).max(1000),
+});
+
+/** What started an onboarding invocation. */
+export type OnboardTrigger =
+  | { kind: 'state-change'; instanceId: string; state: string; time: string | undefined }
+  | { kind: 'retry'; instanceId: string; attempt: number };
+
+/** Raised when an invocation's input is not something the function accepts; nothing was changed. */
+export class InvalidInputError extends Error {
+  override name = 'InvalidInputError';
+}
+
+function explain(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => `${issue.path.length ? issue.path.join('.') : '(input)'}: ${issue.message}`)
+    .join('; ');
+}
+
+/**
+ * Reads an onboarding trigger: an EC2 state-change event, or `{ instanceId, attempt }` from a
+ * scheduled retry. Anything else is rejected with {@link InvalidInputError}.
+ */
+export function parseOnboardTrigger(input: unknown): OnboardTrigger {
+  const asEvent = stateChangeEvent.safeParse(input);
+  if (asEvent.success) {
+    return {
+      kind: 'state-change',
+      instanceId: asEvent.data.detail['instance-id'],
+      state: asEvent.data.detail.state,
+      time: asEvent.data.time,
+    };
+  }
+  const asRetry = onboardRetry.safeParse(input);
+  if (asRetry.success) return { kind: 'retry', ...asRetry.data };
+  const looksLikeEvent = typeof input === 'object' && input !== null && 'detail' in input;
+  throw new InvalidInputError(
+    `onboard: not an EC2 state-change event nor a retry { instanceId, attempt }: ${explain(
+      looksLikeEvent ? asEvent.error : asRetry.error,
+    )}`,
+  );
+}
+
+/** The input of a check: `{ instanceId }` from the schedule or by hand, plus the attempt. */
+const checkRequest = z.object({
+  instanceId,
+  attempt: z.number().int().min(1).max(1000).default(1),
+});
+
+export type CheckRequest = z.infer<typeof checkRequest>;
+
+/** Reads a checker invocation's input, rejecting anything else with {@link InvalidInputError}. */
+export function parseCheckRequest(input: unknown): CheckRequest {
+  const parsed = checkRequest.safeParse(input);
+  if (!parsed.success) throw new InvalidInputError(`check: expected { "instanceId": "i-..." }: ${explain(parsed.error)}`);
+  return parsed.data;
+}
