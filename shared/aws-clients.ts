@@ -4,16 +4,21 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { SchedulerClient } from '@aws-sdk/client-scheduler';
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { SNSClient } from '@aws-sdk/client-sns';
 
 // One client per service per cold start, reused by every invocation. Adaptive retry backs off on
 // throttling across the calls of one container. Endpoints come from the SDK's own
 // AWS_ENDPOINT_URL(_<SERVICE>) support: no switches here.
+// The /* @__PURE__ */ marks let esbuild drop the clients a function never uses from its bundle.
 const config = { retryMode: 'adaptive', maxAttempts: 5 } as const;
 
-export const ec2 = new EC2Client(config);
-export const iam = new IAMClient(config);
-export const ssm = new SSMClient(config);
-export const scheduler = new SchedulerClient(config);
-export const dynamodb = DynamoDBDocumentClient.from(new DynamoDBClient(config), {
+export const ec2 = /* @__PURE__ */ new EC2Client(config);
+export const iam = /* @__PURE__ */ new IAMClient(config);
+export const ssm = /* @__PURE__ */ new SSMClient(config);
+export const scheduler = /* @__PURE__ */ new SchedulerClient(config);
+export const cloudwatch = /* @__PURE__ */ new CloudWatchClient(config);
+export const sns = /* @__PURE__ */ new SNSClient(config);
+export const dynamodb = /* @__PURE__ */ DynamoDBDocumentClient.from(/* @__PURE__ */ new DynamoDBClient(config), {
   marshallOptions: { removeUndefinedValues: true },
 });
