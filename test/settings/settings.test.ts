@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { InvalidSettingsError, parseSettings } from '../../shared/settings.js';
+
+const required = {
+  RESOURCE_PREFIX: 'cwap-dev',
+  STATE_TABLE: 'cwap-dev-state',
+  AGENT_PROFILE_NAME: 'cwap-dev-agent',
+  AGENT_DOCUMENT_NAME: 'cwap-dev-install-agent',
+  LINUX_CONFIG_PARAMETER: 'AmazonCloudWatch-cwap-dev-linux',
+  WINDOWS_CONFIG_PARAMETER: 'AmazonCloudWatch-cwap-dev-windows',
+  ONBOARD_FUNCTION_ARN: 'arn:aws:lambda:us-east-1:123456789012:function:cwap-dev-onboard',
+  CHECK_FUNCTION_ARN: 'arn:aws:lambda:us-east-1:123456789012:function:cwap-dev-check',
+  SCHEDULER_ROLE_ARN: 'arn:aws:iam::123456789012:role/cwap-dev-scheduler',
+  ALERT_TOPIC_ARN: 'arn:aws:sns:us-east-1:123456789012:cwap-dev-alerts',
+};
+
+function errorOf(env: Record<string, string | undefined>): InvalidSettingsError {
+  try {
+    parseSettings(env);
+  } catch (error) {
+    if (error instanceof InvalidSettingsError) return error;
+    throw error;
+  }
+  throw new Error('parseSettings accepted the environment');
+}
+
+describe('settings', () => {
+  it('a deployment that sets only the stack-provided values gets the documented defaults', () => {
+    const settings = parseSettings(required);
+    expect(settings.metrics).toEqual({
+      namespace: 'CloudWatch/TestMetrics',
+      memory: 'MEMORY_USED',
+      disk: 'DISK_USED',
+      windowsDiskFree: 'DISK_FREE',
+    });
+    expect(settings.optOutTag).toEqual({ key: 'cw-autopilot:skip', value: 'true' });
+    expect(settings.optInTag).toBeUndefined();
+    expect(settings.modifyExistingRoles).toBe(true);
+    expect(settings.ssmMaxAttempts).toBe(6);
+    expect(settings.checkDelaySeconds).toBe(300);
+    expect(settings.windowsGraceSeconds).toBe(300);
+  });
+
+  it('reads tags as key=value, a bare key, and "false"-like booleans', () => {
+    const settings = parseSettings({ ...required, OPT_IN_TAG: 'monitoring', OPT_OUT_TAG: 'team=legacy', MODIFY_EXISTING_ROLES: 'no' });
+    expect(settings.optInTag).toEqual({ key: 'monitoring' });
+    expect(settings.optOutTag).toEqual({ key: 'team', value: 'legacy' });
+    expect(settings.modifyExistingRoles).toBe(false);
+  });
+
+  it('names the setting and the value it got when a number is not a number', () => {
+    expect(errorOf({ ...required, SSM_MAX_ATTEMPTS: 'lots' }).message).toMatch(/SSM_MAX_ATTEMPTS: .*\(got "lots"\)/);
+  });
+
+  it('rejects an agent config parameter the agent policy could not read', () => {
+    const message = errorOf({ ...required, LINUX_CONFIG_PARAMETER: 'my-agent-config' }).message;
+    expect(message).toContain('LINUX_CONFIG_PARAMETER');
+    expect(message).toContain('AmazonCloudWatch-');
+    expect(message).toContain('"my-agent-config"');
+  });
+
+  it('refuses a Windows free-space metric named *_USED', () => {
+    expect(errorOf({ ...required, WINDOWS_DISK_FREE_METRIC: 'DISK_USED' }).message).toMatch(/WINDOWS_DISK_FREE_METRIC: .*free space/);
+  });
+
+  it('lists every missing required setting at once', () => {
+    const message = errorOf({}).message;
+    for (const name of ['STATE_TABLE', 'AGENT_PROFILE_NAME', 'ONBOARD_FUNCTION_ARN', 'SCHEDULER_ROLE_ARN']) {
+      expect(message).toContain(`${name}:`);
+    }
+    expect(message).toContain('(got nothing)');
+  });
+
+  it('rejects a retry delay shorter than Scheduler can honour', () => {
+    expect(errorOf({ ...required, SSM_RETRY_DELAY_SECONDS: '5' }).message).toContain('SSM_RETRY_DELAY_SECONDS');
+  });
+});
