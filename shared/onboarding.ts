@@ -9,6 +9,7 @@ import {
   newRecord,
   readRecord,
   saveRecord,
+  StaleRecordError,
   type OnboardingRecord,
   type OnboardingStatus,
 } from './onboarding-state.js';
@@ -182,10 +183,17 @@ export async function runOnboarding(trigger: OnboardTrigger, settings: Settings,
       const reset: Partial<OnboardingRecord> = decision.fresh
         ? { profilePath: undefined, profileArn: undefined, roleName: undefined, missingPolicies: undefined, commandId: undefined, commandSentAt: undefined, ssmAttempts: 0, checkAttempts: 0 }
         : {};
-      let record = await saveRecord(
-        settings.stateTable,
-        advance(base, { ...reset, ...launchFields(instance), status: 'onboarding', reason: undefined, lastError: undefined }, 'claimed', now, decision.reason),
-      );
+      let record: OnboardingRecord;
+      try {
+        record = await saveRecord(
+          settings.stateTable,
+          advance(base, { ...reset, ...launchFields(instance), status: 'onboarding', reason: undefined, lastError: undefined }, 'claimed', now, decision.reason),
+        );
+      } catch (error) {
+        // A duplicate event racing this one claimed the instance first: it does the work.
+        if (!(error instanceof StaleRecordError)) throw error;
+        return { instanceId, action: 'ignore', status: existing?.status, reason: 'another invocation claimed this instance first' };
+      }
       try {
         record = await onboard(record, instance, settings, now);
         return result(record.status);
