@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** A tag condition, written `key=value` in settings (`key` alone matches any value). */
 export interface TagMatch {
@@ -80,6 +80,20 @@ const schema = z
     CHECK_FUNCTION_ARN: arn,
     SCHEDULER_ROLE_ARN: arn,
     SCHEDULE_GROUP: z.string().min(1).default('default'),
+    ALERT_TOPIC_ARN: arn,
+    CHECK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
+    CHECK_RETRY_DELAY_SECONDS: seconds(300, 60),
+    METRIC_LOOKBACK_SECONDS: seconds(900, 120),
+    ALARM_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, "-" or "_", at most 64 characters')
+      .optional(),
+    MEMORY_ALARM_THRESHOLD: z.coerce.number().min(1).max(100).default(90),
+    DISK_ALARM_THRESHOLD: z.coerce.number().min(1).max(99).default(90),
+    ALARM_PERIOD_SECONDS: z.coerce.number().int().refine((n) => [10, 30].includes(n) || (n >= 60 && n % 60 === 0), 'must be 10, 30 or a multiple of 60').default(300),
+    ALARM_EVALUATION_PERIODS: z.coerce.number().int().min(1).max(100).default(3),
+    MISSING_DATA_ALARM_MINUTES: z.coerce.number().int().min(5).max(1440).default(15),
+    AWS_REGION: z.string().min(1).default('us-east-1'),
   });
 
 /** The product's settings, parsed once per cold start from the function's environment. */
@@ -107,6 +121,26 @@ export interface Settings {
   checkFunctionArn: string;
   schedulerRoleArn: string;
   scheduleGroup: string;
+  /** The product's SNS topic: check alerts, recovery messages and the instance alarms' actions. */
+  alertTopicArn: string;
+  /** Checks per launch before a retryable diagnosis becomes an alert. */
+  checkMaxAttempts: number;
+  /** Base delay between checks; doubled after each attempt. */
+  checkRetryDelaySeconds: number;
+  /** How far back a datapoint still counts as "arriving": the agent interval plus ingestion delay. */
+  metricLookbackSeconds: number;
+  alarms: {
+    /** Alarm names start with `${prefix}-${instanceId}-`. Defaults to RESOURCE_PREFIX. */
+    prefix: string;
+    memoryThreshold: number;
+    /** Used %; Windows alarms on free % below `100 - diskThreshold`. */
+    diskThreshold: number;
+    periodSeconds: number;
+    evaluationPeriods: number;
+    /** Minutes without a datapoint before a missing-data alarm fires. */
+    missingDataMinutes: number;
+  };
+  region: string;
 }
 
 /** Raised at cold start when a setting is missing or wrong; the message names each one. */
@@ -155,5 +189,18 @@ export function parseSettings(env: Record<string, string | undefined> = process.
     checkFunctionArn: e.CHECK_FUNCTION_ARN,
     schedulerRoleArn: e.SCHEDULER_ROLE_ARN,
     scheduleGroup: e.SCHEDULE_GROUP,
+    alertTopicArn: e.ALERT_TOPIC_ARN,
+    checkMaxAttempts: e.CHECK_MAX_ATTEMPTS,
+    checkRetryDelaySeconds: e.CHECK_RETRY_DELAY_SECONDS,
+    metricLookbackSeconds: e.METRIC_LOOKBACK_SECONDS,
+    alarms: {
+      prefix: e.ALARM_PREFIX ?? e.RESOURCE_PREFIX,
+      memoryThreshold: e.MEMORY_ALARM_THRESHOLD,
+      diskThreshold: e.DISK_ALARM_THRESHOLD,
+      periodSeconds: e.ALARM_PERIOD_SECONDS,
+      evaluationPeriods: e.ALARM_EVALUATION_PERIODS,
+      missingDataMinutes: e.MISSING_DATA_ALARM_MINUTES,
+    },
+    region: e.AWS_REGION,
   };
 }

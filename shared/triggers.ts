@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 const instanceId = z
   .string({ error: 'instance id missing' })
@@ -21,10 +21,22 @@ const onboardRetry = z.object({
   attempt: z.number().int().min(1).max(1000),
 });
 
+/**
+ * A request to onboard an instance again because a fleet audit found it unmonitored (written by
+ * the audit, or by hand): `{ "instanceId": "i-...", "remediate": true, "requestedBy": "audit" }`.
+ */
+const remediateRequest = z.object({
+  instanceId,
+  remediate: z.literal(true),
+  requestedBy: z.string().min(1).max(200).optional(),
+});
+
 /** What started an onboarding invocation. */
 export type OnboardTrigger =
   | { kind: 'state-change'; instanceId: string; state: string; time: string | undefined }
-  | { kind: 'retry'; instanceId: string; attempt: number };
+  | { kind: 'retry'; instanceId: string; attempt: number }
+  /** An audit (or a person) asks for onboarding again; may restart a finished or failed launch. */
+  | { kind: 'remediate'; instanceId: string; requestedBy: string | undefined };
 
 /** Raised when an invocation's input is not something the function accepts; nothing was changed. */
 export class InvalidInputError extends Error {
@@ -38,8 +50,9 @@ function explain(error: z.ZodError): string {
 }
 
 /**
- * Reads an onboarding trigger: an EC2 state-change event, or `{ instanceId, attempt }` from a
- * scheduled retry. Anything else is rejected with {@link InvalidInputError}.
+ * Reads an onboarding trigger: an EC2 state-change event, `{ instanceId, attempt }` from a
+ * scheduled retry, or `{ instanceId, remediate: true }` from an audit. Anything else is rejected
+ * with {@link InvalidInputError}.
  */
 export function parseOnboardTrigger(input: unknown): OnboardTrigger {
   const asEvent = stateChangeEvent.safeParse(input);
@@ -51,11 +64,15 @@ export function parseOnboardTrigger(input: unknown): OnboardTrigger {
       time: asEvent.data.time,
     };
   }
+  const asRemediation = remediateRequest.safeParse(input);
+  if (asRemediation.success) {
+    return { kind: 'remediate', instanceId: asRemediation.data.instanceId, requestedBy: asRemediation.data.requestedBy };
+  }
   const asRetry = onboardRetry.safeParse(input);
   if (asRetry.success) return { kind: 'retry', ...asRetry.data };
   const looksLikeEvent = typeof input === 'object' && input !== null && 'detail' in input;
   throw new InvalidInputError(
-    `onboard: not an EC2 state-change event nor a retry { instanceId, attempt }: ${explain(
+    `onboard: not an EC2 state-change event, a retry { instanceId, attempt } nor a remediation { instanceId, remediate: true }: ${explain(
       looksLikeEvent ? asEvent.error : asRetry.error,
     )}`,
   );

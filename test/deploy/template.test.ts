@@ -1,0 +1,450 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renderedAgentConfigs } from '../../shared/agent-config.js';
+import { parseSettings, type Settings } from '../../shared/settings.js';
+
+// Packages the real serverless.yml with osls (offline: no AWS call, no login) and reads the
+// CloudFormation template it would deploy.
+
+const repo = fileURLToPath(new URL('../../', import.meta.url));
+const osls = path.join(repo, 'node_modules', 'osls', 'bin', 'serverless.js');
+const account = '123456789012';
+const region = 'us-east-1';
+const agentPolicyArns = [
+  'arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy',
+  'arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore',
+];
+
+interface Resource {
+  Type: string;
+  Properties: Record<string, any>;
+  DependsOn?: string[];
+}
+interface Template {
+  Resources: Record<string, Resource>;
+  Outputs: Record<string, { Value: unknown }>;
+}
+interface Statement {
+  Sid?: string;
+  Effect: 'Allow' | 'Deny';
+  Action: string | string[];
+  NotAction?: unknown;
+  Resource: unknown;
+  Condition?: Record<string, Record<string, unknown>>;
+}
+
+const outputDirectories: string[] = [];
+
+/** Runs `osls package` into a fresh directory and returns the update-stack template. */
+async function packageStack(...extraArgs: string[]): Promise<Template> {
+  const output = mkdtempSync(path.join(tmpdir(), 'cwap-package-'));
+  outputDirectories.push(output);
+  try {
+    await promisify(execFile)(
+      process.execPath,
+      [osls, 'package', '--stage', 'test', '--region', region, '--package', output, ...extraArgs],
+      {
+        cwd: repo,
+        env: { ...process.env, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off', AWS_EC2_METADATA_DISABLED: 'true' },
+        maxBuffer: 16 * 1024 * 1024,
+      },
+    );
+  } catch (error) {
+    const failed = error as { stdout?: string; stderr?: string; message: string };
+    throw new Error(`osls package failed: ${failed.message}\n${failed.stdout ?? ''}\n${failed.stderr ?? ''}`);
+  }
+  return JSON.parse(readFileSync(path.join(output, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
+}
+
+/**
+ * Evaluates the intrinsic functions the template uses, as CloudFormation would in `account` /
+ * `region`: Ref (a resource's name or ARN), Fn::GetAtt .Arn, Fn::Sub. Anything else fails the test.
+ */
+function evaluate(template: Template, value: unknown): unknown {
+  const refOf = (name: string): string => {
+    const pseudo: Record<string, string> = { 'AWS::Partition': 'aws', 'AWS::Region': region, 'AWS::AccountId': account };
+    if (pseudo[name]) return pseudo[name];
+    const resource = template.Resources[name];
+    if (!resource) throw new Error(`Ref to unknown resource ${name}`);
+    const p = resource.Properties;
+    switch (resource.Type) {
+      case 'AWS::DynamoDB::Table':
+        return p.TableName;
+      case 'AWS::IAM::InstanceProfile':
+        return p.InstanceProfileName;
+      case 'AWS::IAM::Role':
+        return p.RoleName ?? name;
+      case 'AWS::SSM::Document':
+      case 'AWS::SSM::Parameter':
+        return p.Name;
+      case 'AWS::SNS::Topic':
+        return `arn:aws:sns:${region}:${account}:${p.TopicName ?? name}`;
+      default:
+        throw new Error(`Ref to ${resource.Type} (${name}) is not modelled by this test`);
+    }
+  };
+  const arnOf = (name: string): string => {
+    const resource = template.Resources[name];
+    if (!resource) throw new Error(`GetAtt of unknown resource ${name}`);
+    const p = resource.Properties;
+    switch (resource.Type) {
+      case 'AWS::IAM::Role':
+        return `arn:aws:iam::${account}:role/${p.RoleName ?? name}`;
+      case 'AWS::DynamoDB::Table':
+        return `arn:aws:dynamodb:${region}:${account}:table/${p.TableName}`;
+      case 'AWS::Lambda::Function':
+        return `arn:aws:lambda:${region}:${account}:function:${p.FunctionName}`;
+      case 'AWS::SNS::Topic':
+        return refOf(name);
+      default:
+        throw new Error(`GetAtt ${name}.Arn of ${resource.Type} is not modelled by this test`);
+    }
+  };
+  if (Array.isArray(value)) return value.map((item) => evaluate(template, item));
+  if (value === null || typeof value !== 'object') return value;
+  const entries = Object.entries(value);
+  const [key, argument] = entries[0] ?? [];
+  if (entries.length === 1 && key === 'Ref') return refOf(argument as string);
+  if (entries.length === 1 && key === 'Fn::GetAtt') {
+    const [name, attribute] = argument as [string, string];
+    if (attribute !== 'Arn') throw new Error(`GetAtt ${name}.${attribute} is not modelled by this test`);
+    return arnOf(name);
+  }
+  if (entries.length === 1 && key === 'Fn::Sub') {
+    if (typeof argument !== 'string') throw new Error('Fn::Sub with a variable map is not modelled by this test');
+    return argument.replace(/\$\{([^}!]+)\}/g, (_match, name: string) =>
+      name.endsWith('.Arn') ? arnOf(name.slice(0, -4)) : refOf(name),
+    );
+  }
+  if (entries.length === 1 && key === 'Fn::Join') {
+    const [separator, parts] = argument as [string, unknown[]];
+    return parts.map((part) => evaluate(template, part)).join(separator);
+  }
+  if (key?.startsWith('Fn::')) throw new Error(`${key} is not modelled by this test`);
+  return Object.fromEntries(entries.map(([k, v]) => [k, evaluate(template, v)]));
+}
+
+const asList = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
+
+function resourcesOfType(template: Template, type: string): [string, Resource][] {
+  return Object.entries(template.Resources).filter(([, resource]) => resource.Type === type);
+}
+
+/** Every IAM statement in the template, evaluated, with where it came from. */
+function iamStatements(template: Template): { where: string; statement: Statement }[] {
+  const found: { where: string; statement: Statement }[] = [];
+  for (const [name, resource] of Object.entries(template.Resources)) {
+    const documents: unknown[] = [];
+    if (resource.Type === 'AWS::IAM::Role') {
+      for (const policy of resource.Properties.Policies ?? []) documents.push(policy.PolicyDocument);
+    }
+    if (['AWS::IAM::Policy', 'AWS::IAM::ManagedPolicy'].includes(resource.Type)) documents.push(resource.Properties.PolicyDocument);
+    for (const document of documents) {
+      const evaluated = evaluate(template, document) as { Statement: Statement | Statement[] };
+      for (const statement of asList(evaluated.Statement)) found.push({ where: `${name}/${statement.Sid ?? '?'}`, statement });
+    }
+  }
+  return found;
+}
+
+/** The statements of a role's inline policies that allow `action`. */
+function allowing(template: Template, roleName: string, action: string): Statement[] {
+  return iamStatements(template)
+    .filter(({ where }) => where.startsWith(`${roleName}/`))
+    .map(({ statement }) => statement)
+    .filter((statement) => statement.Effect === 'Allow' && asList(statement.Action).includes(action));
+}
+
+function functionNamed(template: Template, name: string): Resource {
+  const found = resourcesOfType(template, 'AWS::Lambda::Function').find(([, r]) => r.Properties.FunctionName === name);
+  if (!found) throw new Error(`no function ${name} in the template`);
+  return found[1];
+}
+
+function environmentOf(template: Template, fn: Resource): Record<string, string> {
+  return evaluate(template, fn.Properties.Environment.Variables) as Record<string, string>;
+}
+
+/** The metric settings the product uses when nothing overrides them (settings.ts defaults). */
+function defaultMetrics(environment: Record<string, string>): Settings['metrics'] {
+  const { METRIC_NAMESPACE, MEMORY_METRIC, DISK_METRIC, WINDOWS_DISK_FREE_METRIC, ...rest } = environment;
+  return parseSettings(rest).metrics;
+}
+
+let template: Template;
+let overridden: Template;
+
+beforeAll(async () => {
+  // One after the other: both packagings share serverless-esbuild's work folder (.esbuild/).
+  template = await packageStack();
+  overridden = await packageStack('--param', 'namespace=Team/Custom', '--param', 'memoryMetric=MEM_PCT');
+}, 180_000);
+
+afterAll(() => {
+  for (const directory of outputDirectories) rmSync(directory, { recursive: true, force: true });
+});
+
+describe('the packaged stack', () => {
+  const onboardName = 'cw-agent-autopilot-test-onboard';
+  const checkName = 'cw-agent-autopilot-test-check';
+
+  it('routes exactly the EC2 "running" state changes to the onboard function', () => {
+    const rules = resourcesOfType(template, 'AWS::Events::Rule');
+    expect(rules).toHaveLength(1);
+    const [ruleName, rule] = rules[0]!;
+    expect(rule.Properties.EventPattern).toEqual({
+      source: ['aws.ec2'],
+      'detail-type': ['EC2 Instance State-change Notification'],
+      detail: { state: ['running'] },
+    });
+    expect(rule.Properties.State).toBe('ENABLED');
+    expect(evaluate(template, rule.Properties.Targets)).toEqual([
+      expect.objectContaining({ Arn: `arn:aws:lambda:${region}:${account}:function:${onboardName}` }),
+    ]);
+    const permissions = resourcesOfType(template, 'AWS::Lambda::Permission').map(([, p]) => evaluate(template, p.Properties));
+    expect(permissions).toContainEqual({
+      Action: 'lambda:InvokeFunction',
+      FunctionName: `arn:aws:lambda:${region}:${account}:function:${onboardName}`,
+      Principal: 'events.amazonaws.com',
+      SourceArn: `arn:aws:events:${region}:${account}:rule/${rule.Properties.Name}`,
+    });
+    expect(ruleName).toMatch(/EventBridgeRule$/);
+  });
+
+  it('has the onboard and check functions on a supported Node.js runtime (22 or newer)', () => {
+    const functions = resourcesOfType(template, 'AWS::Lambda::Function').map(([, f]) => f.Properties);
+    expect(functions.map((f) => [f.FunctionName, f.Handler])).toEqual(
+      expect.arrayContaining([
+        [onboardName, 'functions/onboard.handler'],
+        [checkName, 'functions/check.handler'],
+      ]),
+    );
+    for (const fn of functions) {
+      const version = /^nodejs(\d+)\.x$/.exec(fn.Runtime)?.[1];
+      expect(Number(version), `${fn.FunctionName} runtime ${fn.Runtime}`).toBeGreaterThanOrEqual(22);
+    }
+  });
+
+  it('gives every function an environment the product settings accept, naming the stack resources', () => {
+    for (const name of [onboardName, checkName]) {
+      const environment = environmentOf(template, functionNamed(template, name));
+      const settings = parseSettings(environment);
+      expect(settings.resourcePrefix).toBe('cwap-test');
+      expect(settings.stateTable).toBe(template.Resources.StateTable?.Properties.TableName);
+      expect(settings.agentProfileName).toBe(template.Resources.AgentInstanceProfile?.Properties.InstanceProfileName);
+      expect(settings.agentDocumentName).toBe(template.Resources.InstallAndConfigureDocument?.Properties.Name);
+      expect(settings.onboardFunctionArn).toBe(`arn:aws:lambda:${region}:${account}:function:${onboardName}`);
+      expect(settings.checkFunctionArn).toBe(`arn:aws:lambda:${region}:${account}:function:${checkName}`);
+      expect(settings.schedulerRoleArn).toBe(`arn:aws:iam::${account}:role/cwap-test-us-east-1-scheduler`);
+      expect(settings.metrics).toEqual({
+        namespace: 'CloudWatch/TestMetrics',
+        memory: 'MEMORY_USED',
+        disk: 'DISK_USED',
+        windowsDiskFree: 'DISK_FREE',
+      });
+      expect(settings.optOutTag).toEqual({ key: 'cw-autopilot:skip', value: 'true' });
+      expect(settings.optInTag).toBeUndefined();
+      expect(settings.modifyExistingRoles).toBe(true);
+    }
+  });
+
+  it('keeps onboarding state in an on-demand table keyed by instanceId, with PITR and a TTL', () => {
+    const table = template.Resources.StateTable!;
+    expect(table.Type).toBe('AWS::DynamoDB::Table');
+    expect(table.Properties.BillingMode).toBe('PAY_PER_REQUEST');
+    expect(table.Properties.KeySchema).toEqual([{ AttributeName: 'instanceId', KeyType: 'HASH' }]);
+    expect(table.Properties.AttributeDefinitions).toEqual([{ AttributeName: 'instanceId', AttributeType: 'S' }]);
+    expect(table.Properties.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+    expect(table.Properties.TimeToLiveSpecification).toEqual({ AttributeName: 'expiresAt', Enabled: true });
+  });
+
+  it('deploys the install-and-configure Command document exactly as the repo file', () => {
+    const documents = resourcesOfType(template, 'AWS::SSM::Document');
+    expect(documents).toHaveLength(1);
+    const [, document] = documents[0]!;
+    expect(document.Properties.DocumentType).toBe('Command');
+    expect(document.Properties.Content).toEqual(
+      JSON.parse(readFileSync(path.join(repo, 'agent-config', 'install-and-configure.json'), 'utf8')),
+    );
+  });
+
+  it('gives the agent role both managed policies and wraps it in the instance profile', () => {
+    const role = template.Resources.AgentRole!;
+    expect(evaluate(template, role.Properties.AssumeRolePolicyDocument)).toEqual({
+      Version: '2012-10-17',
+      Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+    });
+    expect(evaluate(template, role.Properties.ManagedPolicyArns)).toEqual(agentPolicyArns);
+    expect(template.Resources.AgentInstanceProfile?.Properties.Roles).toEqual([{ Ref: 'AgentRole' }]);
+  });
+
+  it('stores the agent configs rendered by shared/agent-config.ts in AmazonCloudWatch-* standard parameters', () => {
+    const environment = environmentOf(template, functionNamed(template, onboardName));
+    const expected = renderedAgentConfigs(defaultMetrics(environment));
+    for (const os of ['linux', 'windows'] as const) {
+      const logicalId = os === 'linux' ? 'LinuxAgentConfigParameter' : 'WindowsAgentConfigParameter';
+      const parameter = template.Resources[logicalId]!;
+      expect(parameter.Type).toBe('AWS::SSM::Parameter');
+      expect(parameter.Properties.Name).toBe(`AmazonCloudWatch-cwap-test-${os}`);
+      expect(parameter.Properties.Tier).toBe('Standard');
+      expect(parameter.Properties.Type).toBe('String');
+      // Byte for byte, including the agent's own ${aws:InstanceId} that osls must not touch.
+      expect(parameter.Properties.Value).toBe(expected[os]);
+      expect(parameter.Properties.Value).toContain('"InstanceId": "${aws:InstanceId}"');
+      expect(Buffer.byteLength(parameter.Properties.Value, 'utf8')).toBeLessThanOrEqual(4096);
+      expect(environment[os === 'linux' ? 'LINUX_CONFIG_PARAMETER' : 'WINDOWS_CONFIG_PARAMETER']).toBe(parameter.Properties.Name);
+    }
+  });
+
+  it('renders a --param override into the parameters and the functions alike', () => {
+    const environment = environmentOf(overridden, functionNamed(overridden, onboardName));
+    expect(environment.METRIC_NAMESPACE).toBe('Team/Custom');
+    expect(environment.MEMORY_METRIC).toBe('MEM_PCT');
+    const metrics = { ...defaultMetrics(environment), namespace: 'Team/Custom', memory: 'MEM_PCT' };
+    const expected = renderedAgentConfigs(metrics);
+    expect(overridden.Resources.LinuxAgentConfigParameter?.Properties.Value).toBe(expected.linux);
+    expect(overridden.Resources.WindowsAgentConfigParameter?.Properties.Value).toBe(expected.windows);
+    expect(JSON.parse(overridden.Resources.LinuxAgentConfigParameter?.Properties.Value).metrics.namespace).toBe('Team/Custom');
+    expect(overridden.Resources.LinuxAgentConfigParameter?.Properties.Value).not.toBe(
+      template.Resources.LinuxAgentConfigParameter?.Properties.Value,
+    );
+  });
+
+  it('lets the scheduler role, trusted only by EventBridge Scheduler, invoke exactly the two functions', () => {
+    const role = template.Resources.SchedulerTargetRole!;
+    const trust = evaluate(template, role.Properties.AssumeRolePolicyDocument) as { Statement: Statement[] };
+    expect(trust.Statement).toHaveLength(1);
+    expect(trust.Statement[0]).toMatchObject({ Effect: 'Allow', Principal: { Service: 'scheduler.amazonaws.com' }, Action: 'sts:AssumeRole' });
+    const statements = iamStatements(template).filter(({ where }) => where.startsWith('SchedulerTargetRole/'));
+    expect(statements.map(({ statement }) => [statement.Action, statement.Resource])).toEqual([
+      [
+        'lambda:InvokeFunction',
+        [
+          `arn:aws:lambda:${region}:${account}:function:${onboardName}`,
+          `arn:aws:lambda:${region}:${account}:function:${checkName}`,
+        ],
+      ],
+    ]);
+  });
+
+  it('gives each function a role of its own, trusted by Lambda, writing only to its own log group', () => {
+    const functions = resourcesOfType(template, 'AWS::Lambda::Function');
+    const roles = functions.map(([, fn]) => (fn.Properties.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0]);
+    expect(new Set(roles).size).toBe(functions.length);
+    expect(template.Resources.IamRoleLambdaExecution).toBeUndefined();
+    for (const [[, fn], roleName] of functions.map((entry, index) => [entry, roles[index]!] as const)) {
+      const role = template.Resources[roleName]!;
+      const trust = evaluate(template, role.Properties.AssumeRolePolicyDocument) as { Statement: Statement[] };
+      expect(trust.Statement).toEqual([expect.objectContaining({ Principal: { Service: 'lambda.amazonaws.com' } })]);
+      expect(allowing(template, roleName, 'logs:PutLogEvents').map((s) => s.Resource)).toEqual([
+        `arn:aws:logs:${region}:${account}:log-group:/aws/lambda/${fn.Properties.FunctionName}:*`,
+      ]);
+    }
+  });
+
+  it('grants no wildcard action, no unconditioned or wildcard PassRole, and attaches only the two agent policies', () => {
+    const statements = iamStatements(template);
+    expect(statements.length).toBeGreaterThan(10);
+    for (const { where, statement } of statements) {
+      expect(statement.NotAction, where).toBeUndefined();
+      for (const action of asList(statement.Action)) {
+        expect(action, where).not.toBe('*');
+        expect(action, where).not.toMatch(/^[a-z0-9-]+:\*$/i);
+      }
+      const actions = asList(statement.Action);
+      if (actions.includes('iam:PassRole')) {
+        for (const resource of asList(statement.Resource as string | string[])) {
+          expect(resource, where).not.toContain('*');
+        }
+        expect(statement.Condition?.StringEquals?.['iam:PassedToService'], where).toMatch(/^[a-z0-9-]+\.amazonaws\.com$/);
+      }
+      if (actions.includes('iam:AttachRolePolicy')) {
+        expect(actions, where).toEqual(['iam:AttachRolePolicy']);
+        expect(statement.Condition, where).toEqual({ ArnEquals: { 'iam:PolicyARN': agentPolicyArns } });
+      }
+      // A resource wildcard only where the action has no resource-level permissions.
+      if (asList(statement.Resource as string | string[]).includes('*')) {
+        for (const action of actions) {
+          expect(action, where).toMatch(
+            /^(ec2:Describe\w+|ssm:DescribeInstanceInformation|ssm:GetCommandInvocation|cloudwatch:(GetMetricData|DescribeAlarms))$/,
+          );
+        }
+      }
+    }
+  });
+
+  it('lets onboard pass the agent role to EC2 and the scheduler role to Scheduler, and nothing else', () => {
+    const passes = allowing(template, 'OnboardRole', 'iam:PassRole').map((s) => [
+      s.Resource,
+      s.Condition?.StringEquals?.['iam:PassedToService'],
+    ]);
+    expect(passes).toEqual(
+      expect.arrayContaining([
+        [`arn:aws:iam::${account}:role/cwap-test-us-east-1-agent`, 'ec2.amazonaws.com'],
+        [`arn:aws:iam::${account}:role/cwap-test-us-east-1-scheduler`, 'scheduler.amazonaws.com'],
+      ]),
+    );
+    expect(passes).toHaveLength(2);
+    expect(allowing(template, 'CheckRole', 'iam:PassRole')).toEqual([]);
+  });
+
+  it('lets onboard run only the stack document, schedule only its own steps and write only its table', () => {
+    expect(allowing(template, 'OnboardRole', 'ssm:SendCommand').flatMap((s) => asList(s.Resource))).toEqual([
+      `arn:aws:ssm:${region}:${account}:document/cwap-test-install-and-configure`,
+      `arn:aws:ec2:${region}:${account}:instance/*`,
+    ]);
+    expect(allowing(template, 'OnboardRole', 'scheduler:CreateSchedule').map((s) => s.Resource)).toEqual([
+      `arn:aws:scheduler:${region}:${account}:schedule/default/cwap-test-*`,
+    ]);
+    for (const role of ['OnboardRole', 'CheckRole']) {
+      for (const action of ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']) {
+        expect(allowing(template, role, action).map((s) => s.Resource), `${role} ${action}`).toEqual([
+          `arn:aws:dynamodb:${region}:${account}:table/cwap-test-state`,
+        ]);
+      }
+    }
+    for (const action of ['ec2:DescribeInstances', 'ec2:AssociateIamInstanceProfile', 'iam:GetInstanceProfile', 'iam:ListAttachedRolePolicies', 'ssm:DescribeInstanceInformation', 'ssm:GetCommandInvocation']) {
+      expect(allowing(template, 'OnboardRole', action), action).toHaveLength(1);
+    }
+  });
+
+  it('outputs the names an operator looks for', () => {
+    const named = ['StateTableName', 'AgentInstanceProfileName', 'InstallAndConfigureDocumentName', 'LinuxAgentConfigParameterName', 'WindowsAgentConfigParameterName', 'AlertTopicArn'];
+    const outputs = Object.fromEntries(named.map((name) => [name, evaluate(template, template.Outputs[name])])) as Record<string, { Value: string } | undefined>;
+    expect(outputs.StateTableName?.Value).toBe('cwap-test-state');
+    expect(outputs.AgentInstanceProfileName?.Value).toBe('cwap-test-us-east-1-agent');
+    expect(outputs.InstallAndConfigureDocumentName?.Value).toBe('cwap-test-install-and-configure');
+    expect(outputs.LinuxAgentConfigParameterName?.Value).toBe('AmazonCloudWatch-cwap-test-linux');
+    expect(outputs.WindowsAgentConfigParameterName?.Value).toBe('AmazonCloudWatch-cwap-test-windows');
+    expect(outputs.AlertTopicArn?.Value).toBe(`arn:aws:sns:${region}:${account}:cwap-test-alerts`);
+  });
+});
+
+describe('the deploy-time agent config source', () => {
+  type Source = (context: { resolveVariable: (name: string) => Promise<unknown> }) => Promise<string>;
+  const source = createRequire(import.meta.url)('../../scripts/render-agent-config.cjs') as Record<'linux' | 'windows', Source>;
+  const params = (overrides: Record<string, string> = {}) => async (name: string) =>
+    ({ 'param:namespace': 'NS', 'param:memoryMetric': 'MEM', 'param:diskMetric': 'DSK', 'param:windowsDiskFreeMetric': 'FREE', ...overrides })[name];
+
+  it('escapes the agent placeholder ${aws:InstanceId} so osls passes it through', async () => {
+    const value = await source.linux({ resolveVariable: params() });
+    expect(value).toContain('"InstanceId": "\\${aws:InstanceId}"');
+    expect(value.replaceAll('\\${', '${')).toBe(renderedAgentConfigs({ namespace: 'NS', memory: 'MEM', disk: 'DSK', windowsDiskFree: 'FREE' }).linux);
+  });
+
+  it('stops packaging with the size when a rendered config would not fit a standard parameter', async () => {
+    await expect(source.linux({ resolveVariable: params({ 'param:namespace': 'N'.repeat(5000) }) })).rejects.toThrow(
+      /rendered linux config is \d+ bytes, over the 4096-byte limit of a standard SSM parameter/,
+    );
+  });
+
+  it('names an empty param instead of rendering an empty metric name', async () => {
+    await expect(source.linux({ resolveVariable: params({ 'param:diskMetric': '' }) })).rejects.toThrow('param "diskMetric"');
+  });
+});
