@@ -1,0 +1,891 @@
+import { randomUUID } from 'node:crypto';
+import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+// A small HTTP server between the SDK (AWS_ENDPOINT_URL) and moto. Every request goes to moto
+// unchanged, except the SSM calls moto does not implement (or implements too loosely for the
+// product's tests), which are answered here from a simulated Systems Manager the tests control:
+// - DescribeInstanceInformation, ListCommandInvocations: not implemented by moto (HTTP 500 HTML).
+// - SendCommand: moto accepts any instance id and also targets every other instance of the
+//   region; here an instance must be registered (not Inactive), like AWS (InvalidInstanceId),
+//   and the command is recorded for the instances asked for only.
+// - GetCommandInvocation: moto always answers Success with plugin "aws:runShellScript"; here a
+//   multi-step document's invocation is answered per step, and tests can make it fail/time out.
+// It also injects faults (throttling, 5xx, delays) and logs every AWS call.
+
+/** SSM agent ping status, as DescribeInstanceInformation reports it. */
+export type PingStatus = 'Online' | 'ConnectionLost' | 'Inactive';
+/** SSM platform type of a managed instance. */
+export type SsmPlatformType = 'Linux' | 'Windows';
+
+/** What Systems Manager knows about one instance's SSM agent. */
+export interface SsmRegistration {
+  platformType: SsmPlatformType;
+  /** Default `Online`. */
+  pingStatus?: PingStatus;
+  /** Default `3.3.1142.0`. */
+  agentVersion?: string;
+  /** Default true. */
+  isLatestVersion?: boolean;
+  /** Default: now. */
+  lastPing?: Date;
+  /** Default `Amazon Linux` / `Microsoft Windows Server 2022 Datacenter`. */
+  platformName?: string;
+}
+
+/** A registered instance, as the simulated Systems Manager holds it. */
+export interface ManagedInstance {
+  instanceId: string;
+  platformType: SsmPlatformType;
+  pingStatus: PingStatus;
+  agentVersion: string;
+  isLatestVersion: boolean;
+  lastPing: Date;
+  platformName: string;
+}
+
+/** The simulated Systems Manager instance registry. */
+export interface SimulatedSsm {
+  /** The instance's SSM agent has registered (DescribeInstanceInformation lists it). */
+  register(instanceId: string, registration: SsmRegistration): void;
+  /** Changes the ping status of a registered instance (throws if it is not registered). */
+  setPing(instanceId: string, pingStatus: PingStatus, at?: Date): void;
+  /** Forgets the instance: DescribeInstanceInformation no longer lists it. */
+  unregister(instanceId: string): void;
+  /** The registration of one instance, if any. */
+  get(instanceId: string): ManagedInstance | undefined;
+  /**
+   * Whether SendCommand refuses instances that are not registered (or are Inactive) with
+   * InvalidInstanceId, as AWS does. Default true; false lets every SendCommand through to moto.
+   */
+  requireRegistration(required: boolean): void;
+}
+
+/** How a command invocation ends on one instance. Step names are the document's `mainSteps` names. */
+export type CommandOutcome = (
+  | { status: 'Success'; output?: string }
+  | {
+      status: 'Failed';
+      /** The step that fails, e.g. `installAgent` or `configureAgent`. */
+      step: string;
+      /** StandardOutputContent of the failed step (and StandardErrorContent unless `errorOutput`). */
+      output: string;
+      errorOutput?: string;
+      /** Default 1. */
+      responseCode?: number;
+    }
+  | { status: 'InProgress' }
+  | { status: 'TimedOut'; /** The step running when the time-out hit; default the first. */ step?: string }
+) & {
+  /**
+   * GetCommandInvocation answers InvocationDoesNotExist (and ListCommandInvocations omits the
+   * invocation) for this many polls after SendCommand, as AWS does for a while.
+   */
+  invisibleForPolls?: number;
+};
+
+/** A SendCommand the proxy saw succeed. */
+export interface SentCommand {
+  commandId: string;
+  documentName: string;
+  /** The instances asked for (moto itself would target every instance of the region). */
+  instanceIds: string[];
+  parameters: Record<string, string[]>;
+  comment: string;
+  requestedAt: Date;
+  /** The document's step names (`mainSteps[].name`), when the proxy could read the document. */
+  steps: string[] | undefined;
+}
+
+/** Outcomes of the commands sent to each instance. */
+export interface SimulatedCommands {
+  /**
+   * Sets how commands sent to an instance end. With several outcomes, each SendCommand takes the
+   * next one and the last one repeats: `setOutcome(id, failed, failed, success)` fails twice.
+   * Without an outcome a command succeeds on every step.
+   */
+  setOutcome(instanceId: string, ...outcomes: CommandOutcome[]): void;
+  clearOutcome(instanceId: string): void;
+  /** Every SendCommand that succeeded through the proxy, oldest first. */
+  sent(): SentCommand[];
+}
+
+/** An injected fault: `throttle` (the service's throttling error), `5xx` (HTTP 500), `503`, or a delay. */
+export type Fault = 'throttle' | '5xx' | '503' | { delayMs: number };
+/**
+ * Decides the fault for one call. `service` is the SigV4 signing name (`ec2`, `iam`, `ssm`,
+ * `monitoring` for CloudWatch, `scheduler`, `dynamodb`, `sns`), `operation` the API name.
+ */
+export type FaultInjector = (service: string, operation: string) => Fault | undefined;
+
+/** One AWS call that reached the proxy. */
+export interface AwsCall {
+  service: string;
+  operation: string;
+  /** HTTP status returned to the caller. */
+  status: number;
+}
+
+/** A running proxy. */
+export interface AwsProxy {
+  /** Set AWS_ENDPOINT_URL to this. */
+  url: string;
+  motoUrl: string;
+  ssm: SimulatedSsm;
+  commands: SimulatedCommands;
+  faults: { set(injector: FaultInjector | undefined): void; clear(): void };
+  /** The AWS calls made so far (since start or the last reset), oldest first. */
+  calls(): AwsCall[];
+  resetCalls(): void;
+  /** Forgets registrations, outcomes, recorded commands, faults and calls (not moto's state). */
+  reset(): void;
+  stop(): Promise<void>;
+}
+
+const accountId = '123456789012';
+const defaultAgentVersion = '3.3.1142.0';
+
+interface CommandRecord extends SentCommand {
+  /** Outcome bound at SendCommand time, per instance. */
+  outcomes: Map<string, CommandOutcome>;
+  /** Polls seen per instance (for `invisibleForPolls`). */
+  polls: Map<string, number>;
+}
+
+interface Answer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+type Protocol = 'json' | 'query' | 'ec2' | 'rest-json';
+
+interface CallInfo {
+  service: string;
+  operation: string;
+  protocol: Protocol;
+  /** JSON content type of a JSON-protocol call (application/x-amz-json-1.0 or 1.1). */
+  jsonContentType: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small typed readers for untrusted JSON.
+
+type Json = Record<string, unknown>;
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function str(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+function strings(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : [];
+}
+
+function parseJson(text: string): Json {
+  if (!text) return {};
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return isObject(parsed) ? parsed : {};
+  } catch {
+    return {};
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Which service and operation a request is.
+
+/** Scheduler is REST-JSON: the operation is the method plus the path's first segment. */
+function restOperation(service: string, method: string, path: string): string {
+  const segments = path.split('?')[0]?.split('/').filter(Boolean) ?? [];
+  const [resource, name] = segments;
+  if (service === 'scheduler') {
+    const noun = resource === 'schedule-groups' ? 'ScheduleGroup' : resource === 'tags' ? 'Tags' : 'Schedule';
+    if (noun === 'Tags') {
+      return method === 'GET' ? 'ListTagsForResource' : method === 'DELETE' ? 'UntagResource' : 'TagResource';
+    }
+    if (!name) return `List${noun}s`;
+    const verb = { POST: 'Create', GET: 'Get', PUT: 'Update', DELETE: 'Delete' }[method] ?? method;
+    return `${verb}${noun}`;
+  }
+  return `${method} ${segments.join('/')}`;
+}
+
+function identify(method: string, path: string, headers: IncomingHttpHeaders, body: string): CallInfo | undefined {
+  const authorization = headers.authorization;
+  const scope = typeof authorization === 'string' ? /Credential=[^/]+\/\d{8}\/[^/]+\/([^/]+)\/aws4_request/.exec(authorization) : null;
+  const service = scope?.[1];
+  if (!service) return undefined; // not an AWS call (moto-api, browser)
+  const target = headers['x-amz-target'];
+  const contentType = String(headers['content-type'] ?? '');
+  if (typeof target === 'string' && target.length > 0) {
+    return {
+      service,
+      operation: target.slice(target.lastIndexOf('.') + 1),
+      protocol: 'json',
+      jsonContentType: contentType.startsWith('application/x-amz-json') ? contentType : 'application/x-amz-json-1.1',
+    };
+  }
+  if (contentType.startsWith('application/x-www-form-urlencoded') || path.includes('Action=')) {
+    const form = new URLSearchParams(contentType.startsWith('application/x-www-form-urlencoded') ? body : path.split('?')[1] ?? '');
+    return {
+      service,
+      operation: form.get('Action') ?? 'Unknown',
+      protocol: service === 'ec2' ? 'ec2' : 'query',
+      jsonContentType: '',
+    };
+  }
+  return { service, operation: restOperation(service, method, path), protocol: 'rest-json', jsonContentType: '' };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Error answers in each protocol's shape.
+
+function xmlEscape(text: string): string {
+  return text.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function awsError(call: CallInfo, status: number, code: string, message: string, queryCode = code): Answer {
+  const requestId = randomUUID();
+  switch (call.protocol) {
+    case 'json': {
+      const headers: Record<string, string> = {
+        'content-type': call.jsonContentType,
+        'x-amzn-requestid': requestId,
+      };
+      // CloudWatch's JSON protocol is "awsQueryCompatible": the SDK takes the error code from
+      // this header (the code of the query protocol era).
+      if (call.service === 'monitoring') headers['x-amzn-query-error'] = `${queryCode};${status >= 500 ? 'Receiver' : 'Sender'}`;
+      return { status, headers, body: JSON.stringify({ __type: code, message }) };
+    }
+    case 'ec2':
+      return {
+        status,
+        headers: { 'content-type': 'text/xml;charset=UTF-8' },
+        body:
+          `<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>${xmlEscape(code)}</Code>` +
+          `<Message>${xmlEscape(message)}</Message></Error></Errors><RequestID>${requestId}</RequestID></Response>`,
+      };
+    case 'query':
+      return {
+        status,
+        headers: { 'content-type': 'text/xml' },
+        body:
+          `<ErrorResponse><Error><Type>${status >= 500 ? 'Receiver' : 'Sender'}</Type><Code>${xmlEscape(code)}</Code>` +
+          `<Message>${xmlEscape(message)}</Message></Error><RequestId>${requestId}</RequestId></ErrorResponse>`,
+      };
+    case 'rest-json':
+      return {
+        status,
+        headers: { 'content-type': 'application/json', 'x-amzn-errortype': code, 'x-amzn-requestid': requestId },
+        body: JSON.stringify({ Message: message }),
+      };
+  }
+}
+
+function faultAnswer(call: CallInfo, fault: 'throttle' | '5xx' | '503'): Answer {
+  const byProtocol: Record<Protocol, Record<typeof fault, [number, string]>> = {
+    // EC2 answers RequestLimitExceeded with HTTP 503.
+    ec2: { throttle: [503, 'RequestLimitExceeded'], '5xx': [500, 'InternalError'], '503': [503, 'Unavailable'] },
+    query: { throttle: [400, 'Throttling'], '5xx': [500, 'InternalFailure'], '503': [503, 'ServiceUnavailable'] },
+    json: { throttle: [400, 'ThrottlingException'], '5xx': [500, 'InternalServerError'], '503': [503, 'ServiceUnavailable'] },
+    'rest-json': {
+      throttle: [429, 'ThrottlingException'],
+      '5xx': [500, 'InternalServerException'],
+      '503': [503, 'ServiceUnavailableException'],
+    },
+  };
+  const [status, code] = byProtocol[call.protocol][fault];
+  const queryCode = { throttle: 'Throttling', '5xx': 'InternalFailure', '503': 'ServiceUnavailable' }[fault];
+  const message = fault === 'throttle' ? 'Rate exceeded' : `injected fault: ${code}`;
+  return awsError(call, status, code, message, queryCode);
+}
+
+function jsonAnswer(call: CallInfo, payload: Json): Answer {
+  return {
+    status: 200,
+    headers: { 'content-type': call.jsonContentType, 'x-amzn-requestid': randomUUID() },
+    body: JSON.stringify(payload),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The simulated Systems Manager.
+
+const pageToken = {
+  encode: (offset: number) => Buffer.from(JSON.stringify({ offset })).toString('base64'),
+  decode(token: string | undefined): number | undefined {
+    if (token === undefined) return 0;
+    try {
+      const parsed: unknown = JSON.parse(Buffer.from(token, 'base64').toString('utf8'));
+      const offset = isObject(parsed) ? parsed.offset : undefined;
+      return typeof offset === 'number' && Number.isInteger(offset) && offset >= 0 ? offset : undefined;
+    } catch {
+      return undefined;
+    }
+  },
+};
+
+/** Checks MaxResults against an API's range; returns the error answer when out of range. */
+function checkMaxResults(call: CallInfo, value: unknown, min: number, max: number): Answer | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || value < min || value > max) {
+    const bound = typeof value === 'number' && value < min ? `greater than or equal to ${min}` : `less than or equal to ${max}`;
+    return awsError(
+      call,
+      400,
+      'ValidationException',
+      `1 validation error detected: Value '${String(value)}' at 'maxResults' failed to satisfy constraint: Member must have value ${bound}`,
+    );
+  }
+  return undefined;
+}
+
+const instanceFilterKeys: Record<string, (instance: ManagedInstance) => string> = {
+  InstanceIds: (i) => i.instanceId,
+  PingStatus: (i) => i.pingStatus,
+  PlatformTypes: (i) => i.platformType,
+  ResourceType: () => 'EC2Instance',
+  AgentVersion: (i) => i.agentVersion,
+};
+
+function describeInstanceInformation(call: CallInfo, input: Json, registry: Map<string, ManagedInstance>): Answer {
+  const tooMany = checkMaxResults(call, input.MaxResults, 5, 50);
+  if (tooMany) return tooMany;
+  const conditions: { key: string; values: string[] }[] = [];
+  for (const filter of Array.isArray(input.Filters) ? input.Filters : []) {
+    if (isObject(filter)) conditions.push({ key: str(filter.Key) ?? '', values: strings(filter.Values) });
+  }
+  for (const filter of Array.isArray(input.InstanceInformationFilterList) ? input.InstanceInformationFilterList : []) {
+    if (isObject(filter)) conditions.push({ key: str(filter.key) ?? '', values: strings(filter.valueSet) });
+  }
+  for (const condition of conditions) {
+    if (!instanceFilterKeys[condition.key]) {
+      return awsError(call, 400, 'InvalidFilterKey', `The harness does not simulate the filter key "${condition.key}"`);
+    }
+    if (condition.values.length === 0) {
+      return awsError(call, 400, 'InvalidInstanceInformationFilterValue', `Filter ${condition.key} has no values`);
+    }
+  }
+  const matching = [...registry.values()].filter((instance) =>
+    conditions.every((condition) => condition.values.includes(instanceFilterKeys[condition.key]?.(instance) ?? '')),
+  );
+  const offset = pageToken.decode(str(input.NextToken));
+  if (offset === undefined) return awsError(call, 400, 'InvalidNextToken', 'The specified token is not valid.');
+  // AWS does not document the default page size; a small one makes missing pagination visible.
+  const pageSize = typeof input.MaxResults === 'number' ? input.MaxResults : 10;
+  const page = matching.slice(offset, offset + pageSize);
+  const next = offset + pageSize < matching.length ? pageToken.encode(offset + pageSize) : undefined;
+  return jsonAnswer(call, {
+    InstanceInformationList: page.map((instance) => ({
+      InstanceId: instance.instanceId,
+      PingStatus: instance.pingStatus,
+      LastPingDateTime: instance.lastPing.getTime() / 1000,
+      AgentVersion: instance.agentVersion,
+      IsLatestVersion: instance.isLatestVersion,
+      PlatformType: instance.platformType,
+      PlatformName: instance.platformName,
+      ResourceType: 'EC2Instance',
+      AssociationStatus: 'Success',
+    })),
+    ...(next ? { NextToken: next } : {}),
+  });
+}
+
+/** One step's state in an invocation. */
+interface StepState {
+  name: string;
+  status: 'Pending' | 'InProgress' | 'Success' | 'Failed' | 'TimedOut' | 'Cancelled';
+  statusDetails: string;
+  responseCode: number;
+  output: string;
+  errorOutput: string;
+}
+
+interface InvocationState {
+  status: 'InProgress' | 'Success' | 'Failed' | 'TimedOut';
+  statusDetails: string;
+  responseCode: number;
+  steps: StepState[];
+}
+
+const successOutcome: CommandOutcome = { status: 'Success' };
+
+function invocationState(outcome: CommandOutcome, steps: string[]): InvocationState {
+  const step = (name: string, status: StepState['status'], extra: Partial<StepState> = {}): StepState => ({
+    name,
+    status,
+    statusDetails: status === 'TimedOut' ? 'ExecutionTimedOut' : status,
+    responseCode: status === 'Success' ? 0 : status === 'Failed' ? 1 : -1,
+    output: '',
+    errorOutput: '',
+    ...extra,
+  });
+  switch (outcome.status) {
+    case 'Success':
+      return {
+        status: 'Success',
+        statusDetails: 'Success',
+        responseCode: 0,
+        steps: steps.map((name) => step(name, 'Success', { output: outcome.output ?? '' })),
+      };
+    case 'InProgress':
+      return {
+        status: 'InProgress',
+        statusDetails: 'InProgress',
+        responseCode: -1,
+        steps: steps.map((name, index) => step(name, index === 0 ? 'InProgress' : 'Pending')),
+      };
+    case 'TimedOut': {
+      const at = Math.max(0, outcome.step ? steps.indexOf(outcome.step) : 0);
+      return {
+        status: 'TimedOut',
+        statusDetails: 'ExecutionTimedOut',
+        responseCode: -1,
+        steps: steps.map((name, index) => step(name, index < at ? 'Success' : index === at ? 'TimedOut' : 'Cancelled')),
+      };
+    }
+    case 'Failed': {
+      const at = steps.indexOf(outcome.step);
+      const responseCode = outcome.responseCode ?? 1;
+      // Without `onFailure: exit` the later steps of a 2.2 document still run; they fail too
+      // (configure on an agent that is not installed), with no output of their own.
+      return {
+        status: 'Failed',
+        statusDetails: 'Failed',
+        responseCode,
+        steps: steps.map((name, index) =>
+          index < at || at < 0
+            ? step(name, 'Success')
+            : index === at
+              ? step(name, 'Failed', { responseCode, output: outcome.output, errorOutput: outcome.errorOutput ?? outcome.output })
+              : step(name, 'Failed'),
+        ),
+      };
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Options of {@link startAwsProxy}. */
+export interface AwsProxyOptions {
+  /** The moto server every request is forwarded to. */
+  motoUrl: string;
+}
+
+/**
+ * Starts the proxy on a free port of 127.0.0.1.
+ *
+ * @example
+ * const proxy = await startAwsProxy({ motoUrl });
+ * process.env.AWS_ENDPOINT_URL = proxy.url;
+ * proxy.ssm.register('i-0123456789abcdef0', { platformType: 'Linux' });
+ * proxy.commands.setOutcome('i-0123456789abcdef0', { status: 'Failed', step: 'installAgent', output: 'no space left' });
+ * proxy.faults.set((service, operation) => (operation === 'SendCommand' ? 'throttle' : undefined));
+ */
+export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy> {
+  const moto = new URL(options.motoUrl);
+  const agent = new Agent({ keepAlive: true });
+
+  const registry = new Map<string, ManagedInstance>();
+  let registrationRequired = true;
+  const outcomeQueues = new Map<string, CommandOutcome[]>();
+  const commands = new Map<string, CommandRecord>();
+  let injector: FaultInjector | undefined;
+  let callLog: AwsCall[] = [];
+
+  /** Sends a request to moto and buffers the answer. */
+  function toMoto(method: string, path: string, headers: IncomingHttpHeaders, body: Buffer): Promise<{ response: IncomingMessage; body: Buffer }> {
+    return new Promise((resolve, reject) => {
+      const outgoing = httpRequest(
+        { host: moto.hostname, port: moto.port, method, path, headers, agent },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('end', () => resolve({ response, body: Buffer.concat(chunks) }));
+          response.on('error', reject);
+        },
+      );
+      outgoing.on('error', reject);
+      outgoing.end(body);
+    });
+  }
+
+  /** Forwards a request to moto and streams its answer back unchanged. */
+  function forward(req: IncomingMessage, res: ServerResponse, body: Buffer, done: (status: number) => void): void {
+    const outgoing = httpRequest(
+      { host: moto.hostname, port: moto.port, method: req.method, path: req.url, headers: req.headers, agent },
+      (response) => {
+        res.writeHead(response.statusCode ?? 502, response.headers);
+        response.pipe(res);
+        response.on('end', () => done(response.statusCode ?? 502));
+      },
+    );
+    outgoing.on('error', (error) => {
+      res.writeHead(502, { 'content-type': 'text/plain' });
+      res.end(`aws-proxy: moto did not answer: ${error.message}`);
+      done(502);
+    });
+    outgoing.end(body);
+  }
+
+  /** The document's step names, read from moto with the caller's own credentials scope. */
+  async function documentSteps(name: string, headers: IncomingHttpHeaders): Promise<string[] | undefined> {
+    const body = Buffer.from(JSON.stringify({ Name: name }));
+    const { response, body: answer } = await toMoto(
+      'POST',
+      '/',
+      {
+        host: headers.host,
+        authorization: headers.authorization,
+        'x-amz-target': 'AmazonSSM.GetDocument',
+        'content-type': 'application/x-amz-json-1.1',
+        'content-length': String(body.length),
+      },
+      body,
+    );
+    if (response.statusCode !== 200) return undefined;
+    const content = str(parseJson(answer.toString('utf8')).Content);
+    if (!content) return undefined;
+    const document = parseJson(content);
+    const steps = (Array.isArray(document.mainSteps) ? document.mainSteps : [])
+      .map((step) => (isObject(step) ? str(step.name) : undefined))
+      .filter((step): step is string => step !== undefined);
+    return steps.length > 0 ? steps : undefined;
+  }
+
+  function nextOutcome(instanceId: string): CommandOutcome | undefined {
+    const queue = outcomeQueues.get(instanceId);
+    if (!queue || queue.length === 0) return undefined;
+    return queue.length > 1 ? queue.shift() : queue[0];
+  }
+
+  async function sendCommand(call: CallInfo, req: IncomingMessage, body: Buffer): Promise<Answer> {
+    const input = parseJson(body.toString('utf8'));
+    const requested = strings(input.InstanceIds);
+    if (registrationRequired && requested.length > 0) {
+      const unreachable = requested.filter((id) => {
+        const instance = registry.get(id);
+        return !instance || instance.pingStatus === 'Inactive';
+      });
+      if (unreachable.length > 0) {
+        return awsError(
+          call,
+          400,
+          'InvalidInstanceId',
+          `Instances [[${unreachable.join(', ')}]] not in a valid state for account ${accountId}`,
+        );
+      }
+    }
+    const { response, body: answer } = await toMoto(req.method ?? 'POST', req.url ?? '/', req.headers, body);
+    const status = response.statusCode ?? 502;
+    const headers: Record<string, string> = {};
+    for (const [key, value] of Object.entries(response.headers)) {
+      if (typeof value === 'string' && key !== 'content-length' && key !== 'transfer-encoding') headers[key] = value;
+    }
+    if (status !== 200) return { status, headers, body: answer.toString('utf8') };
+    const output = parseJson(answer.toString('utf8'));
+    const command = isObject(output.Command) ? output.Command : undefined;
+    const commandId = str(command?.CommandId);
+    if (!command || !commandId) return { status, headers, body: answer.toString('utf8') };
+    const instanceIds = requested.length > 0 ? requested : strings(command.InstanceIds);
+    // moto adds every instance of the region to the command: report only the ones asked for.
+    command.InstanceIds = instanceIds;
+    command.TargetCount = instanceIds.length;
+    command.CompletedCount = 0;
+    command.Status = 'Pending';
+    command.StatusDetails = 'Pending';
+    const documentName = str(input.DocumentName) ?? '';
+    const parameters: Record<string, string[]> = {};
+    if (isObject(input.Parameters)) for (const [key, value] of Object.entries(input.Parameters)) parameters[key] = strings(value);
+    const record: CommandRecord = {
+      commandId,
+      documentName,
+      instanceIds,
+      parameters,
+      comment: str(input.Comment) ?? '',
+      requestedAt: new Date(),
+      steps: await documentSteps(documentName, req.headers).catch(() => undefined),
+      outcomes: new Map(),
+      polls: new Map(),
+    };
+    for (const instanceId of instanceIds) {
+      const outcome = nextOutcome(instanceId);
+      if (outcome) record.outcomes.set(instanceId, outcome);
+      else if (registry.get(instanceId)?.pingStatus === 'ConnectionLost') record.outcomes.set(instanceId, { status: 'TimedOut' });
+    }
+    commands.set(commandId, record);
+    return { status, headers, body: JSON.stringify(output) };
+  }
+
+  /** The outcome of a command on an instance, or undefined to let moto answer. */
+  function outcomeOf(record: CommandRecord, instanceId: string): CommandOutcome | undefined {
+    return record.outcomes.get(instanceId) ?? outcomeQueues.get(instanceId)?.[0];
+  }
+
+  /** Counts a poll; true while the invocation should still look absent. */
+  function stillInvisible(record: CommandRecord, instanceId: string): boolean {
+    const polls = (record.polls.get(instanceId) ?? 0) + 1;
+    record.polls.set(instanceId, polls);
+    return polls <= (outcomeOf(record, instanceId)?.invisibleForPolls ?? 0);
+  }
+
+  function isoTime(date: Date): string {
+    return date.toISOString();
+  }
+
+  function getCommandInvocation(call: CallInfo, input: Json): Answer | 'forward' {
+    const commandId = str(input.CommandId) ?? '';
+    const instanceId = str(input.InstanceId) ?? '';
+    const pluginName = str(input.PluginName);
+    const record = commands.get(commandId);
+    if (!record) return 'forward';
+    const notFound = () =>
+      awsError(call, 400, 'InvocationDoesNotExist', `Command ${commandId} has no invocation on ${instanceId}`);
+    if (!record.instanceIds.includes(instanceId)) return notFound();
+    if (stillInvisible(record, instanceId)) return notFound();
+    const outcome = outcomeOf(record, instanceId);
+    const steps = record.steps;
+    // One-step documents behave as moto has them unless the test set an outcome.
+    if (!outcome && (!steps || steps.length < 2)) return 'forward';
+    const state = invocationState(outcome ?? successOutcome, steps ?? ['aws:runShellScript']);
+    let step: StepState | undefined;
+    if (pluginName !== undefined) {
+      step = state.steps.find((candidate) => candidate.name === pluginName);
+      if (!step) return awsError(call, 400, 'InvalidPluginName', `The plugin name ${pluginName} is not valid.`);
+    } else if (state.steps.length > 1) {
+      // AWS: "If the document contains more than one plugin, you must specify the name of the
+      // plugin for which you want to view details."
+      return awsError(call, 400, 'InvalidPluginName', 'The document has several steps: specify PluginName.');
+    } else {
+      step = state.steps[0];
+    }
+    const start = record.requestedAt;
+    const finished = step && !['Pending', 'InProgress'].includes(step.status);
+    return jsonAnswer(call, {
+      CommandId: commandId,
+      InstanceId: instanceId,
+      Comment: record.comment,
+      DocumentName: record.documentName,
+      DocumentVersion: '$DEFAULT',
+      PluginName: step?.name ?? '',
+      ResponseCode: step?.responseCode ?? state.responseCode,
+      ExecutionStartDateTime: isoTime(start),
+      ExecutionElapsedTime: finished ? 'PT1M' : '',
+      ExecutionEndDateTime: finished ? isoTime(new Date(start.getTime() + 60_000)) : '',
+      Status: step?.status ?? state.status,
+      StatusDetails: step?.statusDetails ?? state.statusDetails,
+      StandardOutputContent: step?.output ?? '',
+      StandardOutputUrl: '',
+      StandardErrorContent: step?.errorOutput ?? '',
+      StandardErrorUrl: '',
+      CloudWatchOutputConfig: { CloudWatchLogGroupName: '', CloudWatchOutputEnabled: false },
+    });
+  }
+
+  function listCommandInvocations(call: CallInfo, input: Json): Answer {
+    const tooMany = checkMaxResults(call, input.MaxResults, 1, 50);
+    if (tooMany) return tooMany;
+    const commandId = str(input.CommandId);
+    const instanceId = str(input.InstanceId);
+    const details = input.Details === true;
+    const rows: Json[] = [];
+    const newestFirst = [...commands.values()].reverse();
+    for (const record of newestFirst) {
+      if (commandId !== undefined && record.commandId !== commandId) continue;
+      for (const target of record.instanceIds) {
+        if (instanceId !== undefined && target !== instanceId) continue;
+        if (stillInvisible(record, target)) continue;
+        const state = invocationState(outcomeOf(record, target) ?? successOutcome, record.steps ?? ['aws:runShellScript']);
+        const requested = record.requestedAt.getTime() / 1000;
+        rows.push({
+          CommandId: record.commandId,
+          InstanceId: target,
+          InstanceName: '',
+          Comment: record.comment,
+          DocumentName: record.documentName,
+          DocumentVersion: '$DEFAULT',
+          RequestedDateTime: requested,
+          Status: state.status,
+          StatusDetails: state.statusDetails,
+          TraceOutput: '',
+          StandardOutputUrl: '',
+          StandardErrorUrl: '',
+          ServiceRole: '',
+          CommandPlugins: details
+            ? state.steps.map((step) => ({
+                Name: step.name,
+                Status: step.status,
+                StatusDetails: step.statusDetails,
+                ResponseCode: step.responseCode,
+                ResponseStartDateTime: requested,
+                ...(['Pending', 'InProgress'].includes(step.status) ? {} : { ResponseFinishDateTime: requested + 60 }),
+                Output: step.errorOutput && step.errorOutput !== step.output ? `${step.output}\n${step.errorOutput}` : step.output,
+                StandardOutputUrl: '',
+                StandardErrorUrl: '',
+                OutputS3Region: 'us-east-1',
+                OutputS3BucketName: '',
+                OutputS3KeyPrefix: '',
+              }))
+            : [],
+          CloudWatchOutputConfig: { CloudWatchLogGroupName: '', CloudWatchOutputEnabled: false },
+        });
+      }
+    }
+    const offset = pageToken.decode(str(input.NextToken));
+    if (offset === undefined) return awsError(call, 400, 'InvalidNextToken', 'The specified token is not valid.');
+    const pageSize = typeof input.MaxResults === 'number' ? input.MaxResults : 50;
+    const next = offset + pageSize < rows.length ? pageToken.encode(offset + pageSize) : undefined;
+    return jsonAnswer(call, { CommandInvocations: rows.slice(offset, offset + pageSize), ...(next ? { NextToken: next } : {}) });
+  }
+
+  /** The simulated answer for a call, or 'forward' to let moto answer. */
+  async function simulate(call: CallInfo, req: IncomingMessage, body: Buffer): Promise<Answer | 'forward'> {
+    if (call.service !== 'ssm' || call.protocol !== 'json') return 'forward';
+    const input = () => parseJson(body.toString('utf8'));
+    switch (call.operation) {
+      case 'DescribeInstanceInformation':
+        return describeInstanceInformation(call, input(), registry);
+      case 'ListCommandInvocations':
+        return listCommandInvocations(call, input());
+      case 'SendCommand':
+        return sendCommand(call, req, body);
+      case 'GetCommandInvocation':
+        return getCommandInvocation(call, input());
+      default:
+        return 'forward';
+    }
+  }
+
+  function send(res: ServerResponse, answer: Answer): void {
+    res.writeHead(answer.status, { ...answer.headers, 'content-length': String(Buffer.byteLength(answer.body)) });
+    res.end(answer.body);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks);
+    const call = identify(req.method ?? 'GET', req.url ?? '/', req.headers, body.toString('utf8'));
+    if (!call) {
+      forward(req, res, body, () => undefined);
+      return;
+    }
+    const log = (status: number) => callLog.push({ service: call.service, operation: call.operation, status });
+    const fault = injector?.(call.service, call.operation);
+    if (typeof fault === 'object') {
+      await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
+    } else if (fault) {
+      const answer = faultAnswer(call, fault);
+      log(answer.status);
+      send(res, answer);
+      return;
+    }
+    const answer = await simulate(call, req, body);
+    if (answer === 'forward') {
+      forward(req, res, body, log);
+      return;
+    }
+    log(answer.status);
+    send(res, answer);
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end(`aws-proxy: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+
+  const requireRegistered = (instanceId: string): ManagedInstance => {
+    const instance = registry.get(instanceId);
+    if (!instance) throw new Error(`aws-proxy: ${instanceId} is not registered with the simulated SSM`);
+    return instance;
+  };
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    motoUrl: options.motoUrl,
+    ssm: {
+      register(instanceId, registration) {
+        registry.set(instanceId, {
+          instanceId,
+          platformType: registration.platformType,
+          pingStatus: registration.pingStatus ?? 'Online',
+          agentVersion: registration.agentVersion ?? defaultAgentVersion,
+          isLatestVersion: registration.isLatestVersion ?? true,
+          lastPing: registration.lastPing ?? new Date(),
+          platformName:
+            registration.platformName ??
+            (registration.platformType === 'Windows' ? 'Microsoft Windows Server 2022 Datacenter' : 'Amazon Linux'),
+        });
+      },
+      setPing(instanceId, pingStatus, at = new Date()) {
+        const instance = requireRegistered(instanceId);
+        instance.pingStatus = pingStatus;
+        instance.lastPing = at;
+      },
+      unregister(instanceId) {
+        registry.delete(instanceId);
+      },
+      get(instanceId) {
+        const instance = registry.get(instanceId);
+        return instance ? { ...instance } : undefined;
+      },
+      requireRegistration(required) {
+        registrationRequired = required;
+      },
+    },
+    commands: {
+      setOutcome(instanceId, ...outcomes) {
+        if (outcomes.length === 0) throw new Error('aws-proxy: setOutcome needs at least one outcome');
+        outcomeQueues.set(instanceId, [...outcomes]);
+      },
+      clearOutcome(instanceId) {
+        outcomeQueues.delete(instanceId);
+      },
+      sent() {
+        return [...commands.values()].map(({ outcomes: _outcomes, polls: _polls, ...sent }) => ({
+          ...sent,
+          instanceIds: [...sent.instanceIds],
+        }));
+      },
+    },
+    faults: {
+      set(next) {
+        injector = next;
+      },
+      clear() {
+        injector = undefined;
+      },
+    },
+    calls: () => callLog.map((call) => ({ ...call })),
+    resetCalls() {
+      callLog = [];
+    },
+    reset() {
+      registry.clear();
+      registrationRequired = true;
+      outcomeQueues.clear();
+      commands.clear();
+      injector = undefined;
+      callLog = [];
+    },
+    async stop() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      agent.destroy();
+    },
+  };
+}

@@ -1,0 +1,205 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  AddRoleToInstanceProfileCommand,
+  AttachRolePolicyCommand,
+  CreateInstanceProfileCommand,
+  CreateRoleCommand,
+  IAMClient,
+  PutRolePolicyCommand,
+} from '@aws-sdk/client-iam';
+import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
+import { CreateDocumentCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { renderedAgentConfigs } from '../../shared/agent-config.js';
+import { parseSettings, type Settings } from '../../shared/settings.js';
+import { localClientConfig } from './client-config.js';
+
+/** moto's account. */
+export const testAccountId = '123456789012';
+export const testRegion = 'us-east-1';
+
+/** The AWS managed policies the agent role carries. */
+export const agentManagedPolicies = [
+  'arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy',
+  'arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore',
+] as const;
+
+const installDocumentFile = fileURLToPath(new URL('../../agent-config/install-and-configure.json', import.meta.url));
+
+/** Options of {@link deployStack}; every one has a default. */
+export interface StackOptions {
+  /** The serverless stage; resources are named `cwap-<stage>-...` as serverless.yml names them. Default `test`. */
+  stage?: string;
+  /** Environment values that replace the defaults (any variable parseSettings reads). */
+  env?: Record<string, string>;
+  /** Endpoint to create the resources at. Default `process.env.AWS_ENDPOINT_URL`. */
+  endpoint?: string;
+}
+
+/** What {@link deployStack} created, and the environment the Lambda functions would get. */
+export interface DeployedStack {
+  /** The functions' environment: give it to parseSettings, or copy it into process.env. */
+  env: Record<string, string>;
+  settings: Settings;
+  agentRole: { name: string; arn: string };
+  agentProfile: { name: string; arn: string };
+  schedulerRole: { name: string; arn: string };
+  alertTopicArn: string;
+}
+
+/**
+ * The environment serverless.yml gives the functions of a stage (its `params.default` values and
+ * resource names), before overrides. Differences from a deployed stack, for tests: a 1 ms
+ * instance-profile retry delay and WARN logs.
+ */
+export function stackEnvironment(stage = 'test'): Record<string, string> {
+  const prefix = `cwap-${stage}`;
+  const lambda = (name: string) => `arn:aws:lambda:${testRegion}:${testAccountId}:function:cw-agent-autopilot-${stage}-${name}`;
+  return {
+    RESOURCE_PREFIX: prefix,
+    STATE_TABLE: `${prefix}-state`,
+    AGENT_PROFILE_NAME: `${prefix}-agent`,
+    AGENT_DOCUMENT_NAME: `${prefix}-install-and-configure`,
+    LINUX_CONFIG_PARAMETER: `AmazonCloudWatch-${prefix}-linux`,
+    WINDOWS_CONFIG_PARAMETER: `AmazonCloudWatch-${prefix}-windows`,
+    METRIC_NAMESPACE: 'CloudWatch/TestMetrics',
+    MEMORY_METRIC: 'MEMORY_USED',
+    DISK_METRIC: 'DISK_USED',
+    WINDOWS_DISK_FREE_METRIC: 'DISK_FREE',
+    OPT_OUT_TAG: 'cw-autopilot:skip=true',
+    OPT_IN_TAG: '',
+    MODIFY_EXISTING_ROLES: 'true',
+    SSM_MAX_ATTEMPTS: '6',
+    SSM_RETRY_DELAY_SECONDS: '300',
+    CHECK_DELAY_SECONDS: '300',
+    WINDOWS_GRACE_SECONDS: '300',
+    PROFILE_RETRY_ATTEMPTS: '5',
+    // Tests must not wait a second between instance-profile retries.
+    PROFILE_RETRY_BASE_DELAY_MS: '1',
+    ONBOARD_FUNCTION_ARN: lambda('onboard'),
+    CHECK_FUNCTION_ARN: lambda('check'),
+    SCHEDULER_ROLE_ARN: `arn:aws:iam::${testAccountId}:role/${prefix}-scheduler`,
+    SCHEDULE_GROUP: 'default',
+    ALERT_TOPIC_ARN: `arn:aws:sns:${testRegion}:${testAccountId}:${prefix}-alerts`,
+    POWERTOOLS_SERVICE_NAME: 'cw-agent-autopilot',
+    POWERTOOLS_LOG_LEVEL: 'WARN',
+    AWS_REGION: testRegion,
+  };
+}
+
+function trustPolicy(service: string): string {
+  return JSON.stringify({
+    Version: '2012-10-17',
+    Statement: [{ Effect: 'Allow', Principal: { Service: service }, Action: 'sts:AssumeRole' }],
+  });
+}
+
+/**
+ * Creates in moto what the real stack creates, from the same source files: the state table, the
+ * agent role (CloudWatchAgentServerPolicy + AmazonSSMManagedInstanceCore) and its instance
+ * profile, the install-and-configure Command document, the two `AmazonCloudWatch-*` agent config
+ * parameters (rendered by `renderedAgentConfigs`), the scheduler role and the alert topic.
+ * Names follow serverless.yml for the stage.
+ *
+ * @example
+ * const stack = await deployStack({ env: { METRIC_NAMESPACE: 'Test/Ns' } });
+ * Object.assign(process.env, stack.env);
+ */
+export async function deployStack(options: StackOptions = {}): Promise<DeployedStack> {
+  const env = { ...stackEnvironment(options.stage), ...options.env };
+  const settings = parseSettings(env);
+  const config = localClientConfig(options.endpoint);
+  const iam = new IAMClient(config);
+  const ssm = new SSMClient(config);
+  const dynamodb = new DynamoDBClient(config);
+  const sns = new SNSClient(config);
+  try {
+    await dynamodb.send(
+      new CreateTableCommand({
+        TableName: settings.stateTable,
+        BillingMode: 'PAY_PER_REQUEST',
+        AttributeDefinitions: [{ AttributeName: 'instanceId', AttributeType: 'S' }],
+        KeySchema: [{ AttributeName: 'instanceId', KeyType: 'HASH' }],
+      }),
+    );
+
+    const agentRoleName = settings.agentProfileName;
+    const agentRole = await iam.send(
+      new CreateRoleCommand({ RoleName: agentRoleName, AssumeRolePolicyDocument: trustPolicy('ec2.amazonaws.com') }),
+    );
+    for (const policyArn of agentManagedPolicies) {
+      try {
+        await iam.send(new AttachRolePolicyCommand({ RoleName: agentRoleName, PolicyArn: policyArn }));
+      } catch (error) {
+        throw new Error(
+          `deployStack: cannot attach ${policyArn} (${error instanceof Error ? error.message : String(error)}). ` +
+            'moto has AWS managed policies only when started with MOTO_IAM_LOAD_MANAGED_POLICIES=true',
+        );
+      }
+    }
+    const profile = await iam.send(new CreateInstanceProfileCommand({ InstanceProfileName: settings.agentProfileName }));
+    await iam.send(
+      new AddRoleToInstanceProfileCommand({ InstanceProfileName: settings.agentProfileName, RoleName: agentRoleName }),
+    );
+
+    await ssm.send(
+      new CreateDocumentCommand({
+        Name: settings.agentDocumentName,
+        DocumentType: 'Command',
+        DocumentFormat: 'JSON',
+        Content: readFileSync(installDocumentFile, 'utf8'),
+      }),
+    );
+    const configs = renderedAgentConfigs(settings.metrics);
+    for (const os of ['linux', 'windows'] as const) {
+      await ssm.send(
+        new PutParameterCommand({
+          Name: settings.configParameter[os],
+          Type: 'String',
+          Tier: 'Standard',
+          Value: configs[os],
+          Description: `cw-agent-autopilot: CloudWatch agent config (${os})`,
+        }),
+      );
+    }
+
+    const schedulerRoleName = settings.schedulerRoleArn.slice(settings.schedulerRoleArn.lastIndexOf('/') + 1);
+    const schedulerRole = await iam.send(
+      new CreateRoleCommand({ RoleName: schedulerRoleName, AssumeRolePolicyDocument: trustPolicy('scheduler.amazonaws.com') }),
+    );
+    await iam.send(
+      new PutRolePolicyCommand({
+        RoleName: schedulerRoleName,
+        PolicyName: 'invoke-functions',
+        PolicyDocument: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [
+            {
+              Effect: 'Allow',
+              Action: 'lambda:InvokeFunction',
+              Resource: [settings.onboardFunctionArn, settings.checkFunctionArn],
+            },
+          ],
+        }),
+      }),
+    );
+
+    const topicName = settings.alertTopicArn.slice(settings.alertTopicArn.lastIndexOf(':') + 1);
+    const topic = await sns.send(new CreateTopicCommand({ Name: topicName }));
+
+    return {
+      env,
+      settings,
+      agentRole: { name: agentRoleName, arn: agentRole.Role?.Arn ?? '' },
+      agentProfile: { name: settings.agentProfileName, arn: profile.InstanceProfile?.Arn ?? '' },
+      schedulerRole: { name: schedulerRoleName, arn: schedulerRole.Role?.Arn ?? settings.schedulerRoleArn },
+      alertTopicArn: topic.TopicArn ?? settings.alertTopicArn,
+    };
+  } finally {
+    iam.destroy();
+    ssm.destroy();
+    dynamodb.destroy();
+    sns.destroy();
+  }
+}
