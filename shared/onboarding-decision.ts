@@ -20,6 +20,13 @@ export const abandonedClaimMs = 15 * 60 * 1000;
 /** Statuses in which the agent's install command has been sent for the recorded launch. */
 const agentSent: ReadonlySet<OnboardingStatus> = new Set(['installing', 'checking', 'healthy', 'alerted']);
 
+/**
+ * Finished statuses a remediation may start over (fresh: profile, SSM, reinstall, check): an
+ * audit found the instance unmonitored although onboarding had ended. In-progress statuses are
+ * left to the invocation that owns them.
+ */
+const remediable: ReadonlySet<OnboardingStatus> = new Set(['healthy', 'alerted', 'failed']);
+
 function tagMatches(tags: Record<string, string>, match: TagMatch): boolean {
   const value = tags[match.key];
   if (value === undefined) return false;
@@ -70,14 +77,20 @@ export function decideOnboarding(facts: {
 
   const sameLaunch = record.launchTime !== undefined && record.launchTime === instance.launchTime;
   if (!sameLaunch) {
-    if (record.commandId && (agentSent.has(record.status) || record.status === 'stopped')) {
+    // A remediation asks for a reinstall, not a check of an install the audit found not working.
+    if (trigger.kind !== 'remediate' && record.commandId && (agentSent.has(record.status) || record.status === 'stopped')) {
       return { action: 'recheck', reason: 'started again with the agent already installed' };
     }
     return { action: 'onboard', reason: 'a new launch of an instance that was not onboarded', fresh: true };
   }
 
+  if (trigger.kind === 'remediate' && remediable.has(record.status)) {
+    return { action: 'onboard', reason: `remediation requested${trigger.requestedBy ? ` by ${trigger.requestedBy}` : ''} (was ${record.status})`, fresh: true };
+  }
+
   if (trigger.kind === 'retry') {
-    if (record.status === 'waiting-for-ssm' && trigger.attempt === record.ssmAttempts + 1) {
+    // 'error': this retry failed part-way and Scheduler (or Lambda) delivers it again.
+    if ((record.status === 'waiting-for-ssm' || record.status === 'error') && trigger.attempt === record.ssmAttempts + 1) {
       return { action: 'onboard', reason: `scheduled retry ${trigger.attempt} while waiting for Systems Manager`, fresh: false };
     }
     return { action: 'ignore', reason: `retry ${trigger.attempt} is not current (status ${record.status}, ${record.ssmAttempts} attempts made)` };

@@ -3,6 +3,7 @@ import { dynamodb } from './aws-clients.js';
 import { awsErrorName } from './aws-errors.js';
 import type { OsFamily } from './agent-config.js';
 import type { ProfilePath } from './instance-profiles.js';
+import type { Diagnosis } from './check-diagnosis.js';
 
 /** Where an instance is in its onboarding; the record's `status`. */
 export type OnboardingStatus =
@@ -11,6 +12,7 @@ export type OnboardingStatus =
   | 'installing' // the install-and-configure command was sent
   | 'checking' // the checker is scheduled to confirm metrics arrive
   | 'healthy'
+  | 'alerting' // the checker decided to alert and recorded the diagnosis; the message is not confirmed sent
   | 'alerted'
   | 'skipped' // opt-out tag, or no opt-in tag
   | 'stopped' // no longer running when looked at
@@ -43,6 +45,20 @@ export interface OnboardingRecord {
   commandSentAt?: string;
   ssmAttempts: number;
   checkAttempts: number;
+  /** Install commands re-sent by the checker for this launch. */
+  reinstalls?: number;
+  /** The checker's latest finding while metrics are missing. */
+  diagnosis?: Diagnosis;
+  /** When an alert was sent, and for which launch and diagnosis: one alert per launch's failure. */
+  alertedAt?: string;
+  alertedLaunch?: string;
+  alertedDiagnosis?: string;
+  /** First datapoint of the expected series for this launch, and its delay after launch. */
+  firstDatapointAt?: string;
+  launchToFirstMetricSeconds?: number;
+  healthyAt?: string;
+  /** The CloudWatch alarms the checker created for this instance. */
+  alarmNames?: string[];
   /** Why it is in a terminal status (skipped, failed, gone, stopped). */
   reason?: string;
   lastError?: string;
@@ -109,5 +125,36 @@ export async function saveRecord(table: string, record: OnboardingRecord): Promi
       throw new StaleRecordError(`${record.instanceId}: the state record changed since it was read (version ${record.version})`);
     }
     throw error;
+  }
+}
+
+/**
+ * The successive saves of one record by one invocation. It always writes from the version it saved
+ * last, so a step that fails after earlier steps were saved can still be recorded.
+ *
+ * @example
+ * const trail = new RecordTrail(table, claimed);
+ * await trail.step({ status: 'installing', commandId }, 'install-command-sent', now);
+ */
+export class RecordTrail {
+  constructor(
+    private readonly table: string,
+    private last: OnboardingRecord,
+  ) {}
+
+  /** The record as last saved (or as read, before the first save). */
+  get record(): OnboardingRecord {
+    return this.last;
+  }
+
+  /** Applies one step and saves it; see {@link advance} and {@link saveRecord}. */
+  async step(
+    changes: Parameters<typeof advance>[1],
+    step: string,
+    now: Date,
+    detail?: string,
+  ): Promise<OnboardingRecord> {
+    this.last = await saveRecord(this.table, advance(this.last, changes, step, now, detail));
+    return this.last;
   }
 }

@@ -9,6 +9,7 @@ import {
   newRecord,
   readRecord,
   saveRecord,
+  RecordTrail,
   StaleRecordError,
   type OnboardingRecord,
   type OnboardingStatus,
@@ -32,7 +33,8 @@ export function checkTime(os: InstanceFacts['os'], settings: Settings, now: Date
   return new Date(now.getTime() + delay * 1000);
 }
 
-async function scheduleCheck(record: OnboardingRecord, settings: Settings, now: Date): Promise<OnboardingRecord> {
+async function scheduleCheck(trail: RecordTrail, settings: Settings, now: Date): Promise<OnboardingRecord> {
+  const record = trail.record;
   const attempt = record.checkAttempts + 1;
   const at = checkTime(record.os ?? 'linux', settings, now);
   const outcome = await scheduleOnce(
@@ -44,53 +46,42 @@ async function scheduleCheck(record: OnboardingRecord, settings: Settings, now: 
     },
     settings,
   );
-  return saveRecord(
-    settings.stateTable,
-    advance(record, { status: 'checking' }, 'check-scheduled', now, `${outcome} for ${at.toISOString()} (check ${attempt})`),
-  );
+  return trail.step({ status: 'checking' }, 'check-scheduled', now, `${outcome} for ${at.toISOString()} (check ${attempt})`);
 }
 
 /** Waits for Systems Manager: schedules the next attempt, or gives up after the configured count. */
-async function waitForSsm(record: OnboardingRecord, pingStatus: string, settings: Settings, now: Date): Promise<OnboardingRecord> {
-  const attempts = record.ssmAttempts + 1;
+async function waitForSsm(trail: RecordTrail, pingStatus: string, settings: Settings, now: Date): Promise<OnboardingRecord> {
+  const { instanceId } = trail.record;
+  const attempts = trail.record.ssmAttempts + 1;
   if (attempts >= settings.ssmMaxAttempts) {
-    return saveRecord(
-      settings.stateTable,
-      advance(
-        record,
-        { status: 'failed', reason: 'ssm-unreachable', ssmAttempts: attempts },
-        'ssm-unreachable',
-        now,
-        `not online in Systems Manager after ${attempts} attempts (last ping status ${pingStatus})`,
-      ),
+    return trail.step(
+      { status: 'failed', reason: 'ssm-unreachable', ssmAttempts: attempts },
+      'ssm-unreachable',
+      now,
+      `not online in Systems Manager after ${attempts} attempts (last ping status ${pingStatus})`,
     );
   }
   const at = new Date(now.getTime() + settings.ssmRetryDelaySeconds * 1000);
   const outcome = await scheduleOnce(
     {
-      name: scheduleName(settings, 'onboard', record.instanceId, attempts + 1),
+      name: scheduleName(settings, 'onboard', instanceId, attempts + 1),
       at,
       targetArn: settings.onboardFunctionArn,
-      input: { instanceId: record.instanceId, attempt: attempts + 1 },
+      input: { instanceId, attempt: attempts + 1 },
     },
     settings,
   );
-  return saveRecord(
-    settings.stateTable,
-    advance(
-      record,
-      { status: 'waiting-for-ssm', ssmAttempts: attempts },
-      'waiting-for-ssm',
-      now,
-      `ping status ${pingStatus}; attempt ${attempts + 1} ${outcome} for ${at.toISOString()}`,
-    ),
+  return trail.step(
+    { status: 'waiting-for-ssm', ssmAttempts: attempts },
+    'waiting-for-ssm',
+    now,
+    `ping status ${pingStatus}; attempt ${attempts + 1} ${outcome} for ${at.toISOString()}`,
   );
 }
 
 /** The onboarding steps proper: profile, Systems Manager readiness, install command, check. */
-async function onboard(claimed: OnboardingRecord, instance: InstanceFacts, settings: Settings, now: Date): Promise<OnboardingRecord> {
-  let record = claimed;
-  if (!record.profilePath) {
+async function onboard(trail: RecordTrail, instance: InstanceFacts, settings: Settings, now: Date): Promise<OnboardingRecord> {
+  if (!trail.record.profilePath) {
     const profile = await ensureAgentProfile(instance, settings);
     const detail = [
       profile.profileArn,
@@ -98,46 +89,62 @@ async function onboard(claimed: OnboardingRecord, instance: InstanceFacts, setti
       profile.missing.length ? `role lacks ${profile.missing.join(', ')}` : undefined,
       profile.note,
     ].filter(Boolean).join('; ');
-    record = await saveRecord(
-      settings.stateTable,
-      advance(
-        record,
-        {
-          profilePath: profile.path,
-          profileArn: profile.profileArn,
-          roleName: profile.roleName,
-          missingPolicies: profile.missing.length ? profile.missing : undefined,
-        },
-        `profile:${profile.path}`,
-        now,
-        detail || undefined,
-      ),
+    await trail.step(
+      {
+        profilePath: profile.path,
+        profileArn: profile.profileArn,
+        roleName: profile.roleName,
+        missingPolicies: profile.missing.length ? profile.missing : undefined,
+      },
+      `profile:${profile.path}`,
+      now,
+      detail || undefined,
     );
   }
 
-  if (!record.commandId) {
+  if (!trail.record.commandId) {
     const presence = await ssmPresence(instance.instanceId);
-    if (!isOnline(presence)) return waitForSsm(record, presence.pingStatus, settings, now);
+    if (!isOnline(presence)) return waitForSsm(trail, presence.pingStatus, settings, now);
     let commandId: string;
     try {
       commandId = await sendInstallCommand(instance.instanceId, instance.os, settings);
     } catch (error) {
-      if (error instanceof InstanceNotReachableError) return waitForSsm(record, 'InvalidInstanceId', settings, now);
+      if (error instanceof InstanceNotReachableError) return waitForSsm(trail, 'InvalidInstanceId', settings, now);
       throw error;
     }
     // Saved before anything else can fail, so a retried invocation never installs twice.
-    record = await saveRecord(
-      settings.stateTable,
-      advance(
-        record,
-        { status: 'installing', commandId, commandSentAt: now.toISOString() },
-        'install-command-sent',
-        now,
-        `${settings.agentDocumentName} with ${settings.configParameter[instance.os]} (command ${commandId})`,
-      ),
+    await trail.step(
+      { status: 'installing', commandId, commandSentAt: now.toISOString() },
+      'install-command-sent',
+      now,
+      `${settings.agentDocumentName} with ${settings.configParameter[instance.os]} (command ${commandId})`,
     );
   }
-  return scheduleCheck(record, settings, now);
+  return scheduleCheck(trail, settings, now);
+}
+
+/**
+ * Records why a step failed, from the last saved version, so the next invocation resumes from
+ * there. A terminated instance is recorded `gone` and is not an error. Returns true when the
+ * failure was the instance disappearing.
+ */
+async function recordFailure(trail: RecordTrail, error: unknown): Promise<boolean> {
+  // Another invocation wrote the record meanwhile: its record stands, nothing to add.
+  if (error instanceof StaleRecordError) return false;
+  const gone = error instanceof InstanceGoneError;
+  const description = describeError(error);
+  try {
+    await trail.step(
+      gone ? { status: 'gone', reason: description } : { status: 'error', lastError: description },
+      gone ? 'gone' : 'error',
+      new Date(),
+      description,
+    );
+  } catch (writeError) {
+    // A failed write here must not hide the original error.
+    logger.error('could not record the failure', { instanceId: trail.record.instanceId, error: describeError(writeError) });
+  }
+  return gone;
 }
 
 function launchFields(instance: InstanceFacts): Partial<OnboardingRecord> {
@@ -150,7 +157,16 @@ function launchFields(instance: InstanceFacts): Partial<OnboardingRecord> {
  */
 export async function runOnboarding(trigger: OnboardTrigger, settings: Settings, now = new Date()): Promise<OnboardingResult> {
   const { instanceId } = trigger;
-  const [instance, existing] = await Promise.all([describeInstance(instanceId), readRecord(settings.stateTable, instanceId)]);
+  const [described, read] = await Promise.allSettled([describeInstance(instanceId), readRecord(settings.stateTable, instanceId)]);
+  if (read.status === 'rejected') throw read.reason;
+  const existing = read.value;
+  if (described.status === 'rejected') {
+    // Leave a trace for an instance seen for the first time; an existing record is left as it is
+    // (a throttled duplicate event must not turn a healthy instance into an error).
+    if (!existing) await recordFailure(new RecordTrail(settings.stateTable, newRecord(instanceId, now)), described.reason);
+    throw described.reason;
+  }
+  const instance = described.value;
   const decision = decideOnboarding({ trigger, instance, record: existing, settings, now });
   logger.info('onboarding decision', { instanceId, trigger: trigger.kind, decision, status: existing?.status });
   const base = existing ?? newRecord(instanceId, now);
@@ -169,25 +185,22 @@ export async function runOnboarding(trigger: OnboardTrigger, settings: Settings,
       );
       return result(saved.status);
     }
-    case 'recheck': {
-      if (!instance) throw new Error('unreachable: recheck without an instance');
-      const restarted = await saveRecord(
-        settings.stateTable,
-        advance(base, { ...launchFields(instance), status: 'onboarding', checkAttempts: 0, reason: undefined, lastError: undefined }, 'restarted', now, decision.reason),
-      );
-      const saved = await scheduleCheck(restarted, settings, now);
-      return result(saved.status);
-    }
+    case 'recheck':
     case 'onboard': {
-      if (!instance) throw new Error('unreachable: onboard without an instance');
-      const reset: Partial<OnboardingRecord> = decision.fresh
-        ? { profilePath: undefined, profileArn: undefined, roleName: undefined, missingPolicies: undefined, commandId: undefined, commandSentAt: undefined, ssmAttempts: 0, checkAttempts: 0 }
-        : {};
-      let record: OnboardingRecord;
+      if (!instance) throw new Error(`unreachable: ${decision.action} without an instance`);
+      const reset: Partial<OnboardingRecord> =
+        decision.action === 'recheck'
+          ? { checkAttempts: 0, reinstalls: 0, diagnosis: undefined }
+          : decision.fresh
+            ? { profilePath: undefined, profileArn: undefined, roleName: undefined, missingPolicies: undefined, commandId: undefined, commandSentAt: undefined, ssmAttempts: 0, checkAttempts: 0, reinstalls: 0, diagnosis: undefined }
+            : {};
+      const trail = new RecordTrail(settings.stateTable, base);
       try {
-        record = await saveRecord(
-          settings.stateTable,
-          advance(base, { ...reset, ...launchFields(instance), status: 'onboarding', reason: undefined, lastError: undefined }, 'claimed', now, decision.reason),
+        await trail.step(
+          { ...reset, ...launchFields(instance), status: 'onboarding', reason: undefined, lastError: undefined },
+          decision.action === 'recheck' ? 'restarted' : 'claimed',
+          now,
+          decision.reason,
         );
       } catch (error) {
         // A duplicate event racing this one claimed the instance first: it does the work.
@@ -195,23 +208,10 @@ export async function runOnboarding(trigger: OnboardTrigger, settings: Settings,
         return { instanceId, action: 'ignore', status: existing?.status, reason: 'another invocation claimed this instance first' };
       }
       try {
-        record = await onboard(record, instance, settings, now);
+        const record = decision.action === 'recheck' ? await scheduleCheck(trail, settings, now) : await onboard(trail, instance, settings, now);
         return result(record.status);
       } catch (error) {
-        const gone = error instanceof InstanceGoneError;
-        const failed = advance(
-          record,
-          gone ? { status: 'gone', reason: describeError(error) } : { status: 'error', lastError: describeError(error) },
-          gone ? 'gone' : 'error',
-          new Date(),
-          describeError(error),
-        );
-        // Keep the record of what was done even when the step failed; a failed write here must
-        // not hide the original error.
-        await saveRecord(settings.stateTable, failed).catch((writeError: unknown) =>
-          logger.error('could not record the failure', { instanceId, error: describeError(writeError) }),
-        );
-        if (gone) return result('gone');
+        if (await recordFailure(trail, error)) return result('gone');
         throw error;
       }
     }
