@@ -6,23 +6,25 @@ export interface TagMatch {
   value?: string;
 }
 
-const tagMatch = z
-  .string()
-  .trim()
-  .min(1)
-  .transform((text): TagMatch => {
-    const at = text.indexOf('=');
-    if (at < 0) return { key: text };
-    return { key: text.slice(0, at), value: text.slice(at + 1) };
-  })
-  .refine((tag) => tag.key.length > 0, 'the tag key before "=" is empty');
-
-const optionalTagMatch = z
-  .string()
-  .trim()
-  .optional()
-  .transform((text) => (text ? text : undefined))
-  .pipe(tagMatch.optional());
+/**
+ * A tag setting: `key=value` or `key` alone; empty means "no such tag". An unset variable takes
+ * the fallback (so OPT_OUT_TAG='' turns the opt-out tag off, while leaving it unset keeps the default).
+ */
+const tagSetting = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((raw, context): TagMatch | undefined => {
+      const text = raw.trim();
+      if (!text) return undefined;
+      const at = text.indexOf('=');
+      const tag: TagMatch = at < 0 ? { key: text } : { key: text.slice(0, at), value: text.slice(at + 1) };
+      if (!tag.key) {
+        context.addIssue({ code: 'custom', message: 'the tag key before "=" is empty' });
+        return z.NEVER;
+      }
+      return tag;
+    });
 
 const boolean = z
   .enum(['true', 'false', 'yes', 'no', '1', '0'], {
@@ -67,8 +69,8 @@ const schema = z
         (name) => !/_USED$/i.test(name),
         'Windows reports free space: a metric carrying it must not be named *_USED',
       ),
-    OPT_OUT_TAG: optionalTagMatch.default({ key: 'cw-autopilot:skip', value: 'true' }),
-    OPT_IN_TAG: optionalTagMatch,
+    OPT_OUT_TAG: tagSetting('cw-autopilot:skip=true'),
+    OPT_IN_TAG: tagSetting(''),
     MODIFY_EXISTING_ROLES: boolean.default(true),
     SSM_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(6),
     SSM_RETRY_DELAY_SECONDS: seconds(300, 60),

@@ -75,3 +75,15 @@ describe('settings', () => {
     expect(errorOf({ ...required, SSM_RETRY_DELAY_SECONDS: '5' }).message).toContain('SSM_RETRY_DELAY_SECONDS');
   });
 });
+
+describe('tag settings', () => {
+  it('an empty opt-out tag turns the opt-out off; unset keeps the default', () => {
+    expect(parseSettings({ ...required, OPT_OUT_TAG: '' }).optOutTag).toBeUndefined();
+    expect(parseSettings({ ...required, OPT_OUT_TAG: '  ' }).optOutTag).toBeUndefined();
+    expect(parseSettings(required).optOutTag).toEqual({ key: 'cw-autopilot:skip', value: 'true' });
+  });
+
+  it('a tag with an empty key is rejected, naming the setting', () => {
+    expect(errorOf({ ...required, OPT_IN_TAG: '=yes' }).message).toMatch(/OPT_IN_TAG: the tag key before "=" is empty \(got "=yes"\)/);
+  });
+});
