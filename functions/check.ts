@@ -1,19 +1,20 @@
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { runCheck, parseCheckInput, type CheckResult } from '../shared/checking.js';
 import { logger } from '../shared/logger.js';
-import { advance, readRecord, saveRecord } from '../shared/onboarding-state.js';
+import { productMetrics } from '../shared/product-metrics.js';
 import { parseSettings } from '../shared/settings.js';
-import { parseCheckRequest } from '../shared/triggers.js';
 
+// Parsed at cold start: a wrong setting stops the function here, naming the setting.
 const settings = parseSettings();
 
-/** Placeholder checker: records that the scheduled check ran (the metric check comes with issue 3). */
-export const handler = middy<unknown, { instanceId: string; recorded: boolean }>()
+/**
+ * Confirms that an instance's CloudWatch agent metrics arrive; when they do not, diagnoses why,
+ * retries what a retry can fix and alerts once. Invoked by the schedule onboarding creates
+ * (`{ instanceId, attempt }`) or by hand (`{ instanceId }`).
+ */
+export const handler = middy<unknown, CheckResult>()
   .use(injectLambdaContext(logger))
-  .handler(async (event) => {
-    const request = parseCheckRequest(event);
-    const record = await readRecord(settings.stateTable, request.instanceId);
-    if (!record) return { instanceId: request.instanceId, recorded: false };
-    await saveRecord(settings.stateTable, advance(record, {}, 'check-ran', new Date(), `check ${request.attempt}`));
-    return { instanceId: request.instanceId, recorded: true };
-  });
+  .use(logMetrics(productMetrics))
+  .handler(async (event) => runCheck(parseCheckInput(event), settings));

@@ -190,3 +190,22 @@ export async function ensureAgentProfile(instance: InstanceFacts, settings: Sett
   }
   return reconcileExistingProfile(profileArn, settings);
 }
+
+/** What a profile's role lacks for the agent, read without changing anything. */
+export interface RolePolicyFacts {
+  roleName: string | undefined;
+  missing: string[];
+}
+
+/**
+ * Reads which of the {@link requiredPolicyNames} the role of an instance profile lacks. Read-only:
+ * the checker uses it to explain missing metrics, onboarding's {@link ensureAgentProfile} fixes.
+ */
+export async function missingRolePolicies(profileArn: string): Promise<RolePolicyFacts> {
+  const profile = await iam.send(new GetInstanceProfileCommand({ InstanceProfileName: profileNameOf(profileArn) }));
+  const roleName = profile.InstanceProfile?.Roles?.[0]?.RoleName;
+  if (!roleName) return { roleName: undefined, missing: [...requiredPolicyNames] };
+  const present = await attachedPolicyArns(roleName);
+  const partition = partitionOf(profileArn);
+  return { roleName, missing: requiredPolicyNames.filter((name) => !present.has(policyArn(partition, name))) };
+}

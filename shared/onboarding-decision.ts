@@ -18,7 +18,7 @@ export type OnboardingDecision =
 export const abandonedClaimMs = 15 * 60 * 1000;
 
 /** Statuses in which the agent's install command has been sent for the recorded launch. */
-const agentSent: ReadonlySet<OnboardingStatus> = new Set(['installing', 'checking', 'healthy', 'alerted']);
+const agentSent: ReadonlySet<OnboardingStatus> = new Set(['installing', 'checking', 'healthy', 'alerting', 'alerted']);
 
 /**
  * Finished statuses a remediation may start over (fresh: profile, SSM, reinstall, check): an

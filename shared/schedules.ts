@@ -1,4 +1,4 @@
-import { CreateScheduleCommand } from '@aws-sdk/client-scheduler';
+import { CreateScheduleCommand, DeleteScheduleCommand } from '@aws-sdk/client-scheduler';
 import { scheduler } from './aws-clients.js';
 import { awsErrorName } from './aws-errors.js';
 import type { Settings } from './settings.js';
@@ -54,4 +54,21 @@ export async function scheduleOnce(
     if (awsErrorName(error) === 'ConflictException') return 'already-scheduled';
     throw error;
   }
+}
+
+/**
+ * Deletes one-time schedules by name, in the stack's group; a name that does not exist (already
+ * fired and self-deleted, or never created) is not an error. Returns the names actually deleted.
+ */
+export async function deleteSchedules(names: string[], settings: Settings): Promise<string[]> {
+  const deleted: string[] = [];
+  for (const name of names) {
+    try {
+      await scheduler.send(new DeleteScheduleCommand({ Name: name, GroupName: settings.scheduleGroup }));
+      deleted.push(name);
+    } catch (error) {
+      if (awsErrorName(error) !== 'ResourceNotFoundException') throw error;
+    }
+  }
+  return deleted;
 }

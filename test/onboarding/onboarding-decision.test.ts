@@ -208,7 +208,7 @@ describe('a scheduled retry while waiting for Systems Manager', () => {
 describe('a new launch of an instance with a record (stopped and started again)', () => {
   const previous = (changes: Partial<OnboardingRecord>) => record({ launchTime: earlierLaunch, ...changes });
 
-  it.each<OnboardingStatus>(['installing', 'checking', 'healthy', 'alerted', 'stopped'])(
+  it.each<OnboardingStatus>(['installing', 'checking', 'healthy', 'alerting', 'alerted', 'stopped'])(
     'was %s with the install command sent: a metric check, no reinstall',
     (status) => {
       expect(decide({ record: previous({ status, commandId: 'cmd-0001' }) })).toEqual({

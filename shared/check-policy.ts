@@ -1,0 +1,95 @@
+import type { OsFamily } from './agent-config.js';
+import type { Diagnosis, DiagnosisCode } from './check-diagnosis.js';
+import type { OnboardingRecord, OnboardingStatus } from './onboarding-state.js';
+import type { Settings } from './settings.js';
+
+type PolicySettings = Pick<Settings, 'checkMaxAttempts' | 'checkRetryDelaySeconds' | 'windowsGraceSeconds'>;
+
+/** Whether a check invocation should run, and as which attempt. */
+export type CheckCurrency = { run: true; attempt: number } | { run: false; reason: string };
+
+/** Statuses in which a scheduled check is expected. */
+const awaitingCheck: ReadonlySet<OnboardingStatus> = new Set(['checking', 'alerting']);
+/** Statuses in which onboarding itself is still working: a check by hand would race it. */
+const onboardingBusy: ReadonlySet<OnboardingStatus> = new Set(['onboarding', 'waiting-for-ssm', 'installing']);
+
+/**
+ * Decides whether a check runs. A scheduled check (`attempt` given) runs only when it is the one
+ * the record waits for (`checkAttempts + 1`), so duplicates and checks left over from an earlier
+ * launch do nothing, like onboarding's retries. A check by hand (no attempt) runs as the next
+ * attempt unless onboarding is busy with the instance.
+ */
+export function checkCurrency(attempt: number | undefined, record: OnboardingRecord | undefined): CheckCurrency {
+  if (!record) return { run: false, reason: 'no onboarding record for this instance: it was never onboarded' };
+  const next = record.checkAttempts + 1;
+  if (attempt === undefined) {
+    if (onboardingBusy.has(record.status)) return { run: false, reason: `onboarding is in progress (status ${record.status})` };
+    return { run: true, attempt: next };
+  }
+  if (awaitingCheck.has(record.status) && attempt === next) return { run: true, attempt };
+  return { run: false, reason: `check ${attempt} is not current (status ${record.status}, ${record.checkAttempts} checks made)` };
+}
+
+/** Diagnoses that re-sending the install command can fix. */
+const fixedByReinstall: ReadonlySet<DiagnosisCode> = new Set(['command-not-sent', 'command-failed', 'command-timed-out']);
+
+/** What to do about a diagnosis. */
+export type CheckDecision =
+  | { action: 'retry'; nextAttempt: number; at: Date; reinstall: boolean; reason: string }
+  | { action: 'alert'; reason: string }
+  /** This launch's failure was already alerted: record the diagnosis, send nothing. */
+  | { action: 'already-alerted'; reason: string };
+
+/**
+ * The delay before check `attempt + 1`: the retry delay doubled per attempt made, plus the Windows
+ * grace period (Windows starts publishing later than Linux, as onboarding's first check allows).
+ */
+export function retryDelaySeconds(attempt: number, os: OsFamily, settings: PolicySettings): number {
+  return settings.checkRetryDelaySeconds * 2 ** (attempt - 1) + (os === 'windows' ? settings.windowsGraceSeconds : 0);
+}
+
+/**
+ * Decides, after check `attempt` found metrics missing, whether to retry (re-check later, re-sending
+ * the install command when that can help) or to alert. A diagnosis no retry can fix alerts at once;
+ * a retryable one alerts when `checkMaxAttempts` checks have been made. Pure.
+ *
+ * @example
+ * decideAfterDiagnosis({ diagnosis, record, attempt: 1, os: 'linux', settings, now });
+ * // { action: 'retry', nextAttempt: 2, at: now + 300 s, reinstall: true, ... } for a failed install
+ */
+export function decideAfterDiagnosis(facts: {
+  diagnosis: Diagnosis;
+  record: Pick<OnboardingRecord, 'status' | 'launchTime' | 'alertedAt' | 'alertedLaunch' | 'reinstalls'>;
+  attempt: number;
+  os: OsFamily;
+  settings: PolicySettings;
+  now: Date;
+}): CheckDecision {
+  const { diagnosis, record, attempt, os, settings, now } = facts;
+  if (record.alertedAt && record.alertedLaunch === record.launchTime) {
+    return { action: 'already-alerted', reason: `this launch was alerted at ${record.alertedAt}` };
+  }
+  if (record.status === 'alerting') return { action: 'alert', reason: 'the previous alert was not confirmed sent' };
+  if (!diagnosis.retryable) return { action: 'alert', reason: `${diagnosis.code} cannot be fixed by a retry` };
+  if (attempt >= settings.checkMaxAttempts) {
+    return { action: 'alert', reason: `metrics still missing after ${attempt} of ${settings.checkMaxAttempts} checks` };
+  }
+  const reinstall = fixedByReinstall.has(diagnosis.code) && (record.reinstalls ?? 0) < settings.checkMaxAttempts;
+  const delay = retryDelaySeconds(attempt, os, settings);
+  return {
+    action: 'retry',
+    nextAttempt: attempt + 1,
+    at: new Date(now.getTime() + delay * 1000),
+    reinstall,
+    reason: `${diagnosis.code}: check ${attempt + 1} of ${settings.checkMaxAttempts} in ${delay} s${reinstall ? ', install command re-sent' : ''}`,
+  };
+}
+
+/**
+ * When to try again to deliver an alert whose publish failed, or undefined to stop (the record
+ * keeps status `alerting`, and a check by hand sends it). Bounded: as many tries as checks.
+ */
+export function alertRetryAt(attempt: number, settings: PolicySettings, now: Date): Date | undefined {
+  if (attempt >= settings.checkMaxAttempts * 2) return undefined;
+  return new Date(now.getTime() + settings.checkRetryDelaySeconds * 1000);
+}

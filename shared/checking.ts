@@ -1,0 +1,427 @@
+import { InstanceNotReachableError, sendInstallCommand } from './agent-commands.js';
+import { publish, renderAlert, renderRecovery } from './alerts.js';
+import { describeError } from './aws-errors.js';
+import { diagnose, metricFindings, type Diagnosis, type DiagnosisCode, type MetricFindings } from './check-diagnosis.js';
+import { alertRetryAt, checkCurrency, decideAfterDiagnosis } from './check-policy.js';
+import { commandStatus } from './command-status.js';
+import { deleteInstanceAlarms, putInstanceAlarms } from './instance-alarms.js';
+import { missingRolePolicies } from './instance-profiles.js';
+import { describeInstance, type InstanceFacts } from './instances.js';
+import { logger } from './logger.js';
+import { expectedMetrics, seriesPresence } from './metric-queries.js';
+import { advance, readRecord, saveRecord, StaleRecordError, type OnboardingRecord, type OnboardingStatus } from './onboarding-state.js';
+import { countAlerted, countHealthy } from './product-metrics.js';
+import { deleteSchedules, scheduleName, scheduleOnce } from './schedules.js';
+import type { Settings } from './settings.js';
+import { ssmPresence } from './ssm-presence.js';
+import { InvalidInputError, parseCheckRequest, parseOnboardTrigger } from './triggers.js';
+
+/** A check's input: scheduled checks carry their attempt; a check by hand does not. */
+export interface CheckInput {
+  instanceId: string;
+  attempt: number | undefined;
+}
+
+/** What one check invocation did, returned by the handler and logged. */
+export interface CheckResult {
+  instanceId: string;
+  action: 'ignore' | 'gone' | 'stopped' | 'healthy' | 'retry' | 'alerted' | 'already-alerted';
+  status: OnboardingStatus | undefined;
+  reason: string;
+  diagnosis?: DiagnosisCode;
+}
+
+/** The alert was decided and recorded, but SNS did not take it; the record stays `alerting`. */
+export class AlertNotSentError extends Error {
+  override name = 'AlertNotSentError';
+}
+
+/** Reads a checker invocation's input: `{ instanceId, attempt }` from a schedule, `{ instanceId }` by hand. */
+export function parseCheckInput(event: unknown): CheckInput {
+  const request = parseCheckRequest(event);
+  const scheduled = typeof event === 'object' && event !== null && 'attempt' in event;
+  return { instanceId: request.instanceId, attempt: scheduled ? request.attempt : undefined };
+}
+
+const maxWindowMs = 24 * 3600 * 1000;
+
+/**
+ * The GetMetricData window: from the launch (so datapoints of an earlier launch never count, and
+ * the first datapoint of this one is found), at most 24 hours back, and at least one minute.
+ * Whether a series is still arriving is decided on the last METRIC_LOOKBACK_SECONDS of it.
+ */
+export function metricWindow(launchTime: string | undefined, now: Date, settings: Pick<Settings, 'metricLookbackSeconds'>): { start: Date; end: Date } {
+  const end = now.getTime();
+  const launch = launchTime ? Date.parse(launchTime) : Number.NaN;
+  const from = Number.isNaN(launch) ? end - settings.metricLookbackSeconds * 1000 : Math.max(launch, end - maxWindowMs);
+  return { start: new Date(Math.min(from, end - 60_000)), end: now };
+}
+
+/**
+ * The product's pending one-time schedules an instance may still have: names are deterministic, so
+ * they are known from the record's attempt counters (check 1..n+1, onboarding retries 2..n+1).
+ */
+export function pendingScheduleNames(record: OnboardingRecord | undefined, instanceId: string, settings: Settings): string[] {
+  const names: string[] = [];
+  for (let attempt = 1; attempt <= (record?.checkAttempts ?? 0) + 1; attempt++) names.push(scheduleName(settings, 'check', instanceId, attempt));
+  for (let attempt = 2; attempt <= (record?.ssmAttempts ?? 0) + 1; attempt++) names.push(scheduleName(settings, 'onboard', instanceId, attempt));
+  return names;
+}
+
+/** Deletes what the product created for an instance: its alarms and its pending schedules. */
+export async function cleanUpInstance(
+  instanceId: string,
+  record: OnboardingRecord | undefined,
+  settings: Settings,
+): Promise<{ alarms: string[]; schedules: string[] }> {
+  const alarms = await deleteInstanceAlarms(instanceId, settings);
+  const schedules = await deleteSchedules(pendingScheduleNames(record, instanceId, settings), settings);
+  return { alarms, schedules };
+}
+
+function cleanupDetail(cleaned: { alarms: string[]; schedules: string[] }): string {
+  return `deleted ${cleaned.alarms.length} alarm(s)${cleaned.alarms.length ? ` (${cleaned.alarms.join(', ')})` : ''} and ${cleaned.schedules.length} pending schedule(s)`;
+}
+
+async function recordOffline(
+  record: OnboardingRecord,
+  status: 'gone' | 'stopped',
+  reason: string,
+  settings: Settings,
+  now: Date,
+): Promise<OnboardingRecord> {
+  const cleaned = await cleanUpInstance(record.instanceId, record, settings);
+  return saveRecord(
+    settings.stateTable,
+    advance(record, { status, reason, alarmNames: undefined }, status, now, `${reason}; ${cleanupDetail(cleaned)}`),
+  );
+}
+
+async function becomeHealthy(
+  record: OnboardingRecord,
+  instance: InstanceFacts,
+  findings: MetricFindings,
+  attempt: number,
+  settings: Settings,
+  now: Date,
+): Promise<OnboardingRecord> {
+  const alarmNames = await putInstanceAlarms(instance.instanceId, instance.os, settings);
+  const firstForLaunch = record.status !== 'healthy';
+  const firstDatapointAt = firstForLaunch ? findings.firstDatapointAt : record.firstDatapointAt;
+  const launchTime = instance.launchTime ?? record.launchTime;
+  const launch = launchTime ? Date.parse(launchTime) : Number.NaN;
+  const launchToFirstMetricSeconds =
+    firstForLaunch && firstDatapointAt && !Number.isNaN(launch)
+      ? Math.max(0, Math.round((Date.parse(firstDatapointAt) - launch) / 1000))
+      : record.launchToFirstMetricSeconds;
+  let saved = await saveRecord(
+    settings.stateTable,
+    advance(
+      record,
+      {
+        status: 'healthy',
+        checkAttempts: attempt,
+        healthyAt: now.toISOString(),
+        firstDatapointAt,
+        launchToFirstMetricSeconds,
+        alarmNames,
+        diagnosis: undefined,
+        lastError: undefined,
+      },
+      'healthy',
+      now,
+      `${findings.present.join(', ')} arrive; first datapoint ${firstDatapointAt ?? '?'}${
+        launchToFirstMetricSeconds !== undefined ? ` (${launchToFirstMetricSeconds} s after launch)` : ''
+      }; ${alarmNames.length} alarm(s) in place`,
+    ),
+  );
+  countHealthy(firstForLaunch, firstForLaunch ? launchToFirstMetricSeconds : undefined);
+
+  if (saved.alertedAt) {
+    // Saved healthy first: a duplicate invocation loses the write above and sends nothing. If the
+    // publish fails, alertedAt stays set and the next check sends the recovery.
+    try {
+      const messageId = await publish(renderRecovery({ record: saved, firstDatapointAt, alarmNames }), settings);
+      saved = await saveRecord(
+        settings.stateTable,
+        advance(saved, { alertedAt: undefined, alertedLaunch: undefined, alertedDiagnosis: undefined }, 'recovery-sent', now, `SNS message ${messageId}`),
+      );
+    } catch (error) {
+      logger.error('recovery message not sent', { instanceId: record.instanceId, error: describeError(error) });
+      saved = await saveRecord(
+        settings.stateTable,
+        advance(saved, { lastError: `recovery message not sent: ${describeError(error)}` }, 'recovery-failed', now, describeError(error)),
+      ).catch(() => saved);
+    }
+  }
+  return saved;
+}
+
+async function gatherDiagnosis(record: OnboardingRecord, instance: InstanceFacts, findings: MetricFindings, settings: Settings): Promise<Diagnosis> {
+  const { instanceId } = instance;
+  const [role, ssm, command] = await Promise.all([
+    instance.profileArn ? missingRolePolicies(instance.profileArn) : Promise.resolve(undefined),
+    ssmPresence(instanceId),
+    record.commandId ? commandStatus(record.commandId, instanceId) : Promise.resolve(undefined),
+  ]);
+  return diagnose({
+    instanceId,
+    os: instance.os,
+    profileArn: instance.profileArn,
+    role,
+    ssm,
+    command,
+    metrics: findings,
+    region: settings.region,
+    agentProfileName: settings.agentProfileName,
+    agentDocumentName: settings.agentDocumentName,
+    configParameter: settings.configParameter[instance.os],
+    checkFunctionName: settings.checkFunctionArn.slice(settings.checkFunctionArn.lastIndexOf(':') + 1),
+  });
+}
+
+/**
+ * Records the diagnosis and publishes the alert. The record is claimed first (status `alerting`,
+ * with the diagnosis, a conditional write): a concurrent duplicate check loses that write and sends
+ * nothing. Then SNS, then `alerted`. If SNS fails, the record keeps `alerting`, the diagnosis and
+ * lastError, and a retry is scheduled: the alert is late, never lost. If the final write fails
+ * after SNS took the message, the alert is out and the record stays `alerting` with no check
+ * pending, so nothing sends it twice; that is logged.
+ */
+async function sendAlert(
+  record: OnboardingRecord,
+  diagnosis: Diagnosis,
+  attempt: number,
+  reason: string,
+  settings: Settings,
+  now: Date,
+): Promise<OnboardingRecord> {
+  const claimed = await saveRecord(
+    settings.stateTable,
+    advance(record, { status: 'alerting', diagnosis, checkAttempts: attempt }, 'alert-decided', now, `${diagnosis.code}: ${reason}`),
+  );
+  const message = renderAlert({ record: claimed, diagnosis, checks: attempt, settings });
+  let messageId: string;
+  try {
+    messageId = await publish(message, settings);
+  } catch (error) {
+    const retryAt = alertRetryAt(attempt, settings, now);
+    let detail = describeError(error);
+    if (retryAt) {
+      try {
+        await scheduleOnce(
+          {
+            name: scheduleName(settings, 'check', record.instanceId, attempt + 1),
+            at: retryAt,
+            targetArn: settings.checkFunctionArn,
+            input: { instanceId: record.instanceId, attempt: attempt + 1 },
+          },
+          settings,
+        );
+        detail += `; alert retried by check ${attempt + 1} at ${retryAt.toISOString()}`;
+      } catch (scheduleError) {
+        detail += `; no retry scheduled: ${describeError(scheduleError)}`;
+      }
+    } else {
+      detail += '; no more retries: invoke the checker by hand to send it';
+    }
+    await saveRecord(
+      settings.stateTable,
+      advance(claimed, { lastError: `alert not sent: ${describeError(error)}` }, 'alert-failed', now, detail),
+    ).catch((writeError: unknown) => logger.error('could not record the failed alert', { instanceId: record.instanceId, error: describeError(writeError) }));
+    throw new AlertNotSentError(`${record.instanceId}: alert ${diagnosis.code} not sent: ${detail}`, { cause: error });
+  }
+  countAlerted();
+  try {
+    return await saveRecord(
+      settings.stateTable,
+      advance(
+        claimed,
+        { status: 'alerted', alertedAt: now.toISOString(), alertedLaunch: claimed.launchTime, alertedDiagnosis: diagnosis.code, lastError: undefined },
+        'alerted',
+        now,
+        `SNS message ${messageId}: ${message.subject}`,
+      ),
+    );
+  } catch (error) {
+    logger.error('alert sent, but the record could not be marked alerted', {
+      instanceId: record.instanceId,
+      messageId,
+      stale: error instanceof StaleRecordError,
+      error: describeError(error),
+    });
+    return claimed;
+  }
+}
+
+async function checkRunning(
+  record: OnboardingRecord,
+  instance: InstanceFacts,
+  attempt: number,
+  settings: Settings,
+  now: Date,
+): Promise<CheckResult> {
+  const { instanceId } = instance;
+  // The live launch time: a restart that onboarding has not recorded yet must not count old datapoints.
+  const window = metricWindow(instance.launchTime ?? record.launchTime, now, settings);
+  const presence = await seriesPresence([{ instanceId, os: instance.os }], settings.metrics, window);
+  const findings = metricFindings(expectedMetrics(instance.os, settings.metrics), presence, window, settings.metricLookbackSeconds);
+  if (findings.missing.length === 0) {
+    const saved = await becomeHealthy(record, instance, findings, attempt, settings, now);
+    return { instanceId, action: 'healthy', status: saved.status, reason: `${findings.present.join(', ')} arrive` };
+  }
+
+  const diagnosis = await gatherDiagnosis(record, instance, findings, settings);
+  const decision = decideAfterDiagnosis({ diagnosis, record, attempt, os: instance.os, settings, now });
+  logger.info('check decision', { instanceId, attempt, diagnosis: diagnosis.code, decision });
+  const result = (action: CheckResult['action'], saved: OnboardingRecord): CheckResult => ({
+    instanceId,
+    action,
+    status: saved.status,
+    reason: decision.reason,
+    diagnosis: diagnosis.code,
+  });
+
+  switch (decision.action) {
+    case 'already-alerted': {
+      const saved = await saveRecord(
+        settings.stateTable,
+        advance(record, { status: 'alerted', diagnosis, checkAttempts: attempt }, 'check', now, `${diagnosis.code}; ${decision.reason}, not alerted again`),
+      );
+      return result('already-alerted', saved);
+    }
+    case 'alert':
+      return result('alerted', await sendAlert(record, diagnosis, attempt, decision.reason, settings, now));
+    case 'retry': {
+      let current = record;
+      let resent = '';
+      if (decision.reinstall) {
+        try {
+          const commandId = await sendInstallCommand(instanceId, instance.os, settings);
+          // Saved at once, so a retried invocation never sends it twice.
+          current = await saveRecord(
+            settings.stateTable,
+            advance(
+              current,
+              { commandId, commandSentAt: now.toISOString(), reinstalls: (current.reinstalls ?? 0) + 1 },
+              'install-command-resent',
+              now,
+              `${diagnosis.code}: ${settings.agentDocumentName} re-sent (command ${commandId})`,
+            ),
+          );
+          resent = `; install command re-sent (${commandId})`;
+        } catch (error) {
+          if (!(error instanceof InstanceNotReachableError)) throw error;
+          resent = `; install command not re-sent: ${error.message}`;
+        }
+      }
+      const outcome = await scheduleOnce(
+        {
+          name: scheduleName(settings, 'check', instanceId, decision.nextAttempt),
+          at: decision.at,
+          targetArn: settings.checkFunctionArn,
+          input: { instanceId, attempt: decision.nextAttempt },
+        },
+        settings,
+      );
+      const saved = await saveRecord(
+        settings.stateTable,
+        advance(
+          current,
+          { status: 'checking', checkAttempts: attempt, diagnosis, lastError: undefined },
+          'check-retry',
+          now,
+          `${decision.reason}${resent}; check ${decision.nextAttempt} ${outcome} for ${decision.at.toISOString()}`,
+        ),
+      );
+      return result('retry', saved);
+    }
+  }
+}
+
+/**
+ * Runs one check for an instance: ignores checks that are not current; records a terminated or
+ * stopped instance and cleans up after it; otherwise queries its expected metrics, and records it
+ * healthy (with alarms) or diagnoses why not, then retries or alerts.
+ *
+ * @example
+ * await runCheck({ instanceId: 'i-0123456789abcdef0', attempt: 1 }, settings);
+ */
+export async function runCheck(input: CheckInput, settings: Settings, now = new Date()): Promise<CheckResult> {
+  const { instanceId } = input;
+  const [instance, record] = await Promise.all([describeInstance(instanceId), readRecord(settings.stateTable, instanceId)]);
+  const currency = checkCurrency(input.attempt, record);
+  if (!currency.run || !record) {
+    const reason = currency.run ? 'no record' : currency.reason;
+    logger.info('check ignored', { instanceId, attempt: input.attempt, reason });
+    return { instanceId, action: 'ignore', status: record?.status, reason };
+  }
+
+  if (!instance || instance.state === 'terminated' || instance.state === 'shutting-down') {
+    const reason = instance ? `instance is ${instance.state}` : 'EC2 does not know this instance (terminated)';
+    const saved = await recordOffline(record, 'gone', reason, settings, now);
+    return { instanceId, action: 'gone', status: saved.status, reason };
+  }
+  if (instance.state === 'stopped' || instance.state === 'stopping') {
+    const reason = `instance is ${instance.state}`;
+    const saved = await recordOffline(record, 'stopped', reason, settings, now);
+    return { instanceId, action: 'stopped', status: saved.status, reason };
+  }
+
+  try {
+    return await checkRunning(record, instance, currency.attempt, settings, now);
+  } catch (error) {
+    if (error instanceof StaleRecordError) {
+      // Another invocation (a duplicate delivery, or onboarding after a restart) wrote first and
+      // carries on from there; this one stops before doing anything twice.
+      logger.info('check superseded', { instanceId, attempt: currency.attempt, reason: error.message });
+      return { instanceId, action: 'ignore', status: record.status, reason: `superseded: ${error.message}` };
+    }
+    if (error instanceof AlertNotSentError) throw error;
+    // Keep what is known; the status is unchanged, so the same check retried (Lambda's async
+    // retry) is still current and runs again.
+    await saveRecord(settings.stateTable, advance(record, { lastError: describeError(error) }, 'check-error', new Date(), describeError(error))).catch(
+      (writeError: unknown) => logger.error('could not record the check error', { instanceId, error: describeError(writeError) }),
+    );
+    throw error;
+  }
+}
+
+/**
+ * Cleans up after a terminated instance (the EventBridge `terminated` rule, or by hand): deletes its
+ * alarms and pending schedules and records it gone. Works without a record too.
+ */
+export async function runOffboarding(instanceId: string, settings: Settings, now = new Date()): Promise<{ instanceId: string; alarms: string[]; schedules: string[]; status: OnboardingStatus | undefined }> {
+  for (let tries = 1; ; tries++) {
+    const record = await readRecord(settings.stateTable, instanceId);
+    const cleaned = await cleanUpInstance(instanceId, record, settings);
+    if (!record) return { instanceId, ...cleaned, status: undefined };
+    try {
+      const saved = await saveRecord(
+        settings.stateTable,
+        advance(record, { status: 'gone', reason: 'instance terminated', alarmNames: undefined }, 'gone', now, `terminated; ${cleanupDetail(cleaned)}`),
+      );
+      return { instanceId, ...cleaned, status: saved.status };
+    } catch (error) {
+      // A check or onboarding wrote meanwhile (and may have created an alarm): clean up again.
+      if (!(error instanceof StaleRecordError) || tries >= 3) throw error;
+    }
+  }
+}
+
+/**
+ * Reads an offboarding input: an EC2 state-change event for a terminated (or terminating) instance,
+ * or `{ instanceId }` by hand. A state-change event for any other state names no instance to clean.
+ */
+export function parseOffboardInput(event: unknown): { instanceId: string; ignore?: string } {
+  try {
+    return { instanceId: parseCheckRequest(event).instanceId };
+  } catch (error) {
+    if (!(error instanceof InvalidInputError)) throw error;
+  }
+  const trigger = parseOnboardTrigger(event);
+  if (trigger.kind === 'state-change' && trigger.state !== 'terminated' && trigger.state !== 'shutting-down') {
+    return { instanceId: trigger.instanceId, ignore: `state ${trigger.state} is not a termination` };
+  }
+  return { instanceId: trigger.instanceId };
+}

@@ -1,0 +1,226 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { DeleteAlarmsCommand, DescribeAlarmsCommand, GetMetricDataCommand, PutMetricAlarmCommand } from '@aws-sdk/client-cloudwatch';
+import { CreateScheduleCommand, DeleteScheduleCommand } from '@aws-sdk/client-scheduler';
+import { PublishCommand } from '@aws-sdk/client-sns';
+import { GetCommandInvocationCommand, SendCommandCommand } from '@aws-sdk/client-ssm';
+import { AlertNotSentError, parseCheckInput, runCheck } from '../../shared/checking.js';
+import { productMetrics } from '../../shared/product-metrics.js';
+import { awsError, cloudwatch, dynamodb, ec2Instance, givenDatapoints, givenInstance, resetAws, scheduler, sns, ssm, steps, table } from './check-harness.js';
+import { instanceId, launchTime, settings } from './fixtures.js';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
+
+const now = new Date('2026-01-10T10:10:00.000Z');
+const check = (attempt: number | undefined, at = now) => runCheck({ instanceId, attempt }, settings, at);
+
+beforeEach(() => resetAws());
+afterEach(() => vi.restoreAllMocks());
+
+describe('the checker finds the metrics', () => {
+  it('a Linux instance whose agent publishes is recorded healthy with its first datapoint, alarms and product metrics', async () => {
+    givenDatapoints(new Date('2026-01-10T10:03:00.000Z'), new Date('2026-01-10T10:08:00.000Z'));
+    const addMetric = vi.spyOn(productMetrics, 'addMetric');
+
+    const result = await check(1);
+
+    expect(result).toMatchObject({ action: 'healthy', status: 'healthy' });
+    expect(cloudwatch).toHaveReceivedCommandWith(GetMetricDataCommand, { StartTime: new Date(launchTime), EndTime: now });
+    expect(cloudwatch).toHaveReceivedCommandTimes(PutMetricAlarmCommand, 4);
+    expect(table.record).toMatchObject({
+      status: 'healthy',
+      checkAttempts: 1,
+      firstDatapointAt: '2026-01-10T10:03:00.000Z',
+      launchToFirstMetricSeconds: 180,
+      alarmNames: [
+        `cwap-dev-${instanceId}-MEMORY_USED-missing`,
+        `cwap-dev-${instanceId}-MEMORY_USED-high`,
+        `cwap-dev-${instanceId}-DISK_USED-missing`,
+        `cwap-dev-${instanceId}-DISK_USED-high`,
+      ],
+    });
+    expect(sns).not.toHaveReceivedCommand(PublishCommand);
+    expect(addMetric.mock.calls.map((call) => [call[0], call[2]])).toEqual([
+      ['InstancesHealthy', 1],
+      ['InstancesOnboarded', 1],
+      ['LaunchToFirstMetricSeconds', 180],
+    ]);
+  });
+
+  it('datapoints older than the lookback window do not count: the agent stopped publishing', async () => {
+    givenDatapoints(new Date('2026-01-10T09:00:00.000Z'), new Date('2026-01-10T09:50:00.000Z'));
+    const result = await check(1, new Date('2026-01-10T10:10:00.000Z'));
+    expect(result.action).toBe('retry');
+  });
+
+  it('an instance that alerted and now publishes gets one recovery message', async () => {
+    resetAws({ status: 'alerted', checkAttempts: 3, alertedAt: '2026-01-10T10:05:00.000Z', alertedLaunch: launchTime, alertedDiagnosis: 'no-datapoints' });
+    givenDatapoints(new Date('2026-01-10T10:06:00.000Z'), new Date('2026-01-10T10:09:00.000Z'));
+
+    expect(await check(undefined)).toMatchObject({ action: 'healthy' });
+    expect(sns).toHaveReceivedCommandOnce(PublishCommand);
+    expect(sns).toHaveReceivedCommandWith(PublishCommand, {
+      Subject: `[cw-agent-autopilot] web-1 (${instanceId}): recovered, metrics arrive`,
+      MessageAttributes: expect.objectContaining({ event: { DataType: 'String', StringValue: 'recovery' } }),
+    });
+    expect(table.record?.alertedAt).toBeUndefined();
+
+    await check(undefined);
+    expect(sns).toHaveReceivedCommandOnce(PublishCommand);
+  });
+});
+
+describe('the checker retries what a retry can fix', () => {
+  it('right after SendCommand, InvocationDoesNotExist means "not yet known": re-check later, no alert', async () => {
+    ssm.on(GetCommandInvocationCommand).rejects(awsError('InvocationDoesNotExist'));
+
+    const result = await check(1);
+
+    expect(result).toMatchObject({ action: 'retry', status: 'checking', diagnosis: 'command-running' });
+    expect(scheduler).toHaveReceivedCommandWith(CreateScheduleCommand, {
+      Name: `cwap-dev-check-${instanceId}-2`,
+      ScheduleExpression: 'at(2026-01-10T10:15:00)',
+      Target: expect.objectContaining({ Input: JSON.stringify({ instanceId, attempt: 2 }) }),
+    });
+    expect(table.record).toMatchObject({ checkAttempts: 1, diagnosis: { code: 'command-running' } });
+    expect(sns).not.toHaveReceivedCommand(PublishCommand);
+    expect(ssm).not.toHaveReceivedCommand(SendCommandCommand);
+  });
+
+  it('a failed install step re-sends the install command and counts it', async () => {
+    ssm.on(GetCommandInvocationCommand, { PluginName: 'installAgent' }).resolves({ Status: 'Failed', StatusDetails: 'Failed', StandardErrorContent: 'Failed to download\nmore', ResponseCode: 1 });
+
+    expect(await check(1)).toMatchObject({ action: 'retry', diagnosis: 'command-failed' });
+    expect(ssm).toHaveReceivedCommandWith(SendCommandCommand, { DocumentName: 'cwap-dev-install-agent', InstanceIds: [instanceId] });
+    expect(table.record).toMatchObject({ commandId: 'cmd-2', reinstalls: 1, status: 'checking' });
+    expect(steps()).toEqual(['install-command-resent', 'check-retry']);
+  });
+
+  it('a scheduled check that is not current (a duplicate delivery) does nothing', async () => {
+    resetAws({ checkAttempts: 2 });
+    expect(await check(2)).toMatchObject({ action: 'ignore' });
+    expect(dynamodb).not.toHaveReceivedCommand(PutCommand);
+    expect(cloudwatch).not.toHaveReceivedCommand(GetMetricDataCommand);
+  });
+
+  it('throttling that outlasts the SDK retries fails the check but keeps the record current, so the retried check runs', async () => {
+    cloudwatch.on(GetMetricDataCommand).rejectsOnce(awsError('ThrottlingException', 'Rate exceeded')).resolves({ MetricDataResults: [] });
+
+    await expect(check(1)).rejects.toThrow('Rate exceeded');
+    expect(table.record).toMatchObject({ status: 'checking', checkAttempts: 0, lastError: 'ThrottlingException: Rate exceeded' });
+
+    expect(await check(1)).toMatchObject({ action: 'retry' });
+  });
+});
+
+describe('the checker alerts once, in words a person can act on', () => {
+  it('the last check alerts with the diagnosis, what was tried and filterable attributes', async () => {
+    resetAws({ checkAttempts: 2, reinstalls: 0 });
+    const addMetric = vi.spyOn(productMetrics, 'addMetric');
+    const result = await check(3);
+
+    expect(result).toMatchObject({ action: 'alerted', status: 'alerted', diagnosis: 'no-datapoints' });
+    expect(sns).toHaveReceivedCommandExactlyOnceWith(PublishCommand, {
+      TopicArn: settings.alertTopicArn,
+      Subject: `[cw-agent-autopilot] web-1 (${instanceId}): metrics missing - no-datapoints`,
+      Message: expect.stringContaining('- checked the metrics 3 time(s)'),
+      MessageAttributes: {
+        severity: { DataType: 'String', StringValue: 'critical' },
+        event: { DataType: 'String', StringValue: 'alert' },
+        diagnosis: { DataType: 'String', StringValue: 'no-datapoints' },
+        instanceId: { DataType: 'String', StringValue: instanceId },
+        os: { DataType: 'String', StringValue: 'linux' },
+      },
+    });
+    expect(table.record).toMatchObject({ status: 'alerted', alertedLaunch: launchTime, alertedDiagnosis: 'no-datapoints' });
+    expect(steps()).toEqual(['alert-decided', 'alerted']);
+    expect(addMetric.mock.calls.map((call) => call[0])).toEqual(['InstancesAlerted']);
+  });
+
+  it('an instance without an instance profile alerts on the first check, no retry', async () => {
+    givenInstance(ec2Instance({ IamInstanceProfile: undefined }));
+    expect(await check(1)).toMatchObject({ action: 'alerted', diagnosis: 'no-instance-profile' });
+    expect(scheduler).not.toHaveReceivedCommand(CreateScheduleCommand);
+  });
+
+  it('a check by hand after the alert does not alert again', async () => {
+    resetAws({ checkAttempts: 2 });
+    await check(3);
+    await check(undefined);
+    await check(undefined);
+    expect(sns).toHaveReceivedCommandOnce(PublishCommand);
+    expect(table.record?.status).toBe('alerted');
+  });
+
+  it('an SNS publish failure keeps the diagnosis and the error, and the next check sends the alert', async () => {
+    resetAws({ checkAttempts: 2 });
+    sns.on(PublishCommand).rejectsOnce(awsError('InternalError', 'SNS is down')).resolves({ MessageId: 'msg-2' });
+
+    await expect(check(3)).rejects.toBeInstanceOf(AlertNotSentError);
+    expect(table.record).toMatchObject({
+      status: 'alerting',
+      checkAttempts: 3,
+      diagnosis: { code: 'no-datapoints' },
+      lastError: 'alert not sent: InternalError: SNS is down',
+    });
+    expect(scheduler).toHaveReceivedCommandWith(CreateScheduleCommand, { Name: `cwap-dev-check-${instanceId}-4` });
+
+    // Lambda's own retry of check 3 is no longer current: nothing twice.
+    expect(await check(3)).toMatchObject({ action: 'ignore' });
+    expect(await check(4)).toMatchObject({ action: 'alerted', status: 'alerted' });
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 2);
+    expect(table.record?.lastError).toBeUndefined();
+  });
+
+  it('when another invocation changed the record after the alert went out, the alert is not repeated and nothing throws', async () => {
+    resetAws({ checkAttempts: 2 });
+    sns.on(PublishCommand).callsFake(() => {
+      if (table.record) table.record = { ...table.record, version: table.record.version + 1 };
+      return { MessageId: 'msg-9' };
+    });
+    expect(await check(3)).toMatchObject({ action: 'alerted', status: 'alerting' });
+    expect(sns).toHaveReceivedCommandOnce(PublishCommand);
+  });
+
+  it('a duplicate check that loses the claim sends nothing', async () => {
+    resetAws({ checkAttempts: 2 });
+    dynamodb.on(PutCommand).rejects(awsError('ConditionalCheckFailedException'));
+    expect(await check(3)).toMatchObject({ action: 'ignore', reason: expect.stringContaining('superseded') });
+    expect(sns).not.toHaveReceivedCommand(PublishCommand);
+  });
+});
+
+describe('a terminated or stopped instance', () => {
+  it('a terminated instance is recorded gone, its alarms and pending schedules deleted, no alert', async () => {
+    resetAws({ checkAttempts: 1, ssmAttempts: 1, alarmNames: ['x'] });
+    givenInstance(ec2Instance({ State: { Name: 'terminated' } }));
+    const names = [`cwap-dev-${instanceId}-MEMORY_USED-missing`, `cwap-dev-${instanceId}-DISK_USED-missing`];
+    cloudwatch.on(DescribeAlarmsCommand).resolves({ MetricAlarms: names.map((AlarmName) => ({ AlarmName })) });
+    scheduler.on(DeleteScheduleCommand, { Name: `cwap-dev-check-${instanceId}-2` }).resolves({});
+
+    expect(await check(2)).toMatchObject({ action: 'gone', status: 'gone' });
+    expect(cloudwatch).toHaveReceivedCommandWith(DescribeAlarmsCommand, { AlarmNamePrefix: `cwap-dev-${instanceId}-` });
+    expect(cloudwatch).toHaveReceivedCommandWith(DeleteAlarmsCommand, { AlarmNames: names });
+    expect(scheduler.commandCalls(DeleteScheduleCommand).map((call) => call.args[0].input.Name)).toEqual([
+      `cwap-dev-check-${instanceId}-1`,
+      `cwap-dev-check-${instanceId}-2`,
+      `cwap-dev-onboard-${instanceId}-2`,
+    ]);
+    expect(table.record?.history.at(-1)?.detail).toContain('deleted 2 alarm(s)');
+    expect(table.record?.history.at(-1)?.detail).toContain('and 1 pending schedule(s)');
+    expect(sns).not.toHaveReceivedCommand(PublishCommand);
+  });
+
+  it('a stopped instance is recorded stopped and its alarms removed (they would fire on missing data)', async () => {
+    givenInstance(ec2Instance({ State: { Name: 'stopped' } }));
+    expect(await check(1)).toMatchObject({ action: 'stopped', status: 'stopped' });
+    expect(cloudwatch).toHaveReceivedCommand(DescribeAlarmsCommand);
+    expect(sns).not.toHaveReceivedCommand(PublishCommand);
+  });
+});
+
+describe('the checker input', () => {
+  it('a schedule passes the attempt; by hand it is left out', () => {
+    expect(parseCheckInput({ instanceId, attempt: 2 })).toEqual({ instanceId, attempt: 2 });
+    expect(parseCheckInput({ instanceId })).toEqual({ instanceId, attempt: undefined });
+    expect(() => parseCheckInput({ instanceId: 'web-1' })).toThrow('not an EC2 instance id');
+  });
+});
