@@ -6,6 +6,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { SNSClient } from '@aws-sdk/client-sns';
+import { LambdaClient } from '@aws-sdk/client-lambda';
 
 // One client per service per cold start, reused by every invocation. Adaptive retry backs off on
 // throttling across the calls of one container. Endpoints come from the SDK's own
@@ -19,6 +20,7 @@ export const ssm = /* @__PURE__ */ new SSMClient(config);
 export const scheduler = /* @__PURE__ */ new SchedulerClient(config);
 export const cloudwatch = /* @__PURE__ */ new CloudWatchClient(config);
 export const sns = /* @__PURE__ */ new SNSClient(config);
+export const lambda = /* @__PURE__ */ new LambdaClient(config);
 export const dynamodb = /* @__PURE__ */ DynamoDBDocumentClient.from(/* @__PURE__ */ new DynamoDBClient(config), {
   marshallOptions: { removeUndefinedValues: true },
 });

@@ -183,7 +183,7 @@ let overridden: Template;
 beforeAll(async () => {
   // One after the other: both packagings share serverless-esbuild's work folder (.esbuild/).
   template = await packageStack();
-  overridden = await packageStack('--param', 'namespace=Team/Custom', '--param', 'memoryMetric=MEM_PCT');
+  overridden = await packageStack('--param', 'namespace=Team/Custom', '--param', 'memoryMetric=MEM_PCT', '--param', 'auditSchedule=rate(1 day)', '--param', 'alertEmail=ops@example.com', '--param', 'checkMaxAttempts=5');
 }, 180_000);
 
 afterAll(() => {
@@ -195,9 +195,13 @@ describe('the packaged stack', () => {
   const checkName = 'cw-agent-autopilot-test-check';
 
   it('routes exactly the EC2 "running" state changes to the onboard function', () => {
-    const rules = resourcesOfType(template, 'AWS::Events::Rule');
-    expect(rules).toHaveLength(1);
-    const [ruleName, rule] = rules[0]!;
+    // Event rules only: the audit's optional schedule rule has no pattern.
+    const rules = resourcesOfType(template, 'AWS::Events::Rule').filter(([, rule]) => rule.Properties.EventPattern);
+    // Two state-change rules: running -> onboard, terminated -> offboard (tested below).
+    expect(rules).toHaveLength(2);
+    const running = rules.filter(([, candidate]) => candidate.Properties.EventPattern.detail?.state?.includes('running'));
+    expect(running).toHaveLength(1);
+    const [ruleName, rule] = running[0]!;
     expect(rule.Properties.EventPattern).toEqual({
       source: ['aws.ec2'],
       'detail-type': ['EC2 Instance State-change Notification'],
@@ -391,7 +395,11 @@ describe('the packaged stack', () => {
       ]),
     );
     expect(passes).toHaveLength(2);
-    expect(allowing(template, 'CheckRole', 'iam:PassRole')).toEqual([]);
+    // The checker schedules its own re-checks: it passes the scheduler role, to Scheduler only.
+    expect(allowing(template, 'CheckRole', 'iam:PassRole').map((s) => [s.Resource, s.Condition?.StringEquals?.['iam:PassedToService']])).toEqual([
+      [`arn:aws:iam::${account}:role/cwap-test-us-east-1-scheduler`, 'scheduler.amazonaws.com'],
+    ]);
+    expect(allowing(template, 'OffboardRole', 'iam:PassRole')).toEqual([]);
   });
 
   it('lets onboard run only the stack document, schedule only its own steps and write only its table', () => {
@@ -423,6 +431,162 @@ describe('the packaged stack', () => {
     expect(outputs.LinuxAgentConfigParameterName?.Value).toBe('AmazonCloudWatch-cwap-test-linux');
     expect(outputs.WindowsAgentConfigParameterName?.Value).toBe('AmazonCloudWatch-cwap-test-windows');
     expect(outputs.AlertTopicArn?.Value).toBe(`arn:aws:sns:${region}:${account}:cwap-test-alerts`);
+  });
+});
+
+describe('the audit function', () => {
+  const auditName = 'cw-agent-autopilot-test-audit';
+  const onboardArn = `arn:aws:lambda:${region}:${account}:function:cw-agent-autopilot-test-onboard`;
+  const conditionOf = (t: Template, name: string) => (t.Resources[name] as Resource & { Condition?: string } | undefined)?.Condition;
+  const conditionHolds = (t: Template, name: string) => {
+    const [left, right] = (t as Template & { Conditions: Record<string, { 'Fn::Not': [{ 'Fn::Equals': [string, string] }] }> }).Conditions[name]!['Fn::Not'][0]['Fn::Equals'];
+    return left !== right;
+  };
+
+  it('runs the audit handler for up to 15 minutes, with settings the product accepts', () => {
+    const fn = functionNamed(template, auditName);
+    expect(fn.Properties.Handler).toBe('functions/audit.handler');
+    expect(fn.Properties.Timeout).toBe(900);
+    const settings = parseSettings(environmentOf(template, fn));
+    expect(settings.stateTable).toBe('cwap-test-state');
+    expect(settings.onboardFunctionArn).toBe(onboardArn);
+    expect(settings.alertTopicArn).toBe(`arn:aws:sns:${region}:${account}:cwap-test-alerts`);
+  });
+
+  it('may read the fleet in bulk, publish to the alert topic and invoke onboard, and nothing else', () => {
+    const granted = iamStatements(template)
+      .filter(({ where }) => where.startsWith('AuditRole/'))
+      .flatMap(({ statement }) => asList(statement.Action).map((action) => [action, statement.Resource]));
+    expect(Object.fromEntries(granted)).toEqual({
+      'logs:CreateLogStream': `arn:aws:logs:${region}:${account}:log-group:/aws/lambda/${auditName}:*`,
+      'logs:PutLogEvents': `arn:aws:logs:${region}:${account}:log-group:/aws/lambda/${auditName}:*`,
+      'dynamodb:BatchGetItem': `arn:aws:dynamodb:${region}:${account}:table/cwap-test-state`,
+      'ec2:DescribeInstances': '*',
+      'ec2:DescribeIamInstanceProfileAssociations': '*',
+      'iam:GetInstanceProfile': `arn:aws:iam::${account}:instance-profile/*`,
+      'iam:ListAttachedRolePolicies': `arn:aws:iam::${account}:role/*`,
+      'ssm:DescribeInstanceInformation': '*',
+      'cloudwatch:GetMetricData': '*',
+      'sns:Publish': `arn:aws:sns:${region}:${account}:cwap-test-alerts`,
+      'lambda:InvokeFunction': onboardArn,
+    });
+    expect(granted).toHaveLength(11);
+  });
+
+  it('has no schedule unless the auditSchedule param is set, then publishes its summary on it', () => {
+    expect(conditionOf(template, 'AuditScheduleRule')).toBe('AuditScheduled');
+    expect(conditionOf(template, 'AuditSchedulePermission')).toBe('AuditScheduled');
+    expect(conditionHolds(template, 'AuditScheduled')).toBe(false);
+
+    expect(conditionHolds(overridden, 'AuditScheduled')).toBe(true);
+    const rule = overridden.Resources.AuditScheduleRule!;
+    expect(rule.Properties).toMatchObject({ ScheduleExpression: 'rate(1 day)', State: 'ENABLED' });
+    expect(evaluate(overridden, rule.Properties.Targets)).toEqual([
+      { Id: 'audit', Arn: `arn:aws:lambda:${region}:${account}:function:${auditName}`, Input: '{"publish":true}' },
+    ]);
+    expect(evaluate(overridden, overridden.Resources.AuditSchedulePermission!.Properties)).toMatchObject({
+      Action: 'lambda:InvokeFunction',
+      Principal: 'events.amazonaws.com',
+      SourceArn: `arn:aws:events:${region}:${account}:rule/cwap-test-audit`,
+    });
+  });
+});
+
+describe('the checker and the offboard function', () => {
+  const checkName = 'cw-agent-autopilot-test-check';
+  const offboardName = 'cw-agent-autopilot-test-offboard';
+  const topicArn = `arn:aws:sns:${region}:${account}:cwap-test-alerts`;
+  const alarms = `arn:aws:cloudwatch:${region}:${account}:alarm:cwap-test-*`;
+  const schedules = `arn:aws:scheduler:${region}:${account}:schedule/default/cwap-test-*`;
+  type WithConditions = Template & { Conditions: Record<string, { 'Fn::Not': [{ 'Fn::Equals': [string, string] }] }> };
+  const conditionHolds = (t: Template, name: string) => {
+    const [left, right] = (t as WithConditions).Conditions[name]!['Fn::Not'][0]['Fn::Equals'];
+    return left !== right;
+  };
+  const granted = (roleName: string) =>
+    iamStatements(template)
+      .filter(({ where }) => where.startsWith(`${roleName}/`))
+      .flatMap(({ statement }) => asList(statement.Action).map((action) => [action, statement.Resource] as const));
+
+  it('routes exactly the EC2 "terminated" state changes to the offboard function', () => {
+    const rules = resourcesOfType(template, 'AWS::Events::Rule').filter(([, rule]) => rule.Properties.EventPattern?.detail?.state?.includes('terminated'));
+    expect(rules).toHaveLength(1);
+    const [, rule] = rules[0]!;
+    expect(rule.Properties.EventPattern).toEqual({
+      source: ['aws.ec2'],
+      'detail-type': ['EC2 Instance State-change Notification'],
+      detail: { state: ['terminated'] },
+    });
+    expect(evaluate(template, rule.Properties.Targets)).toEqual([
+      expect.objectContaining({ Arn: `arn:aws:lambda:${region}:${account}:function:${offboardName}` }),
+    ]);
+    const permissions = resourcesOfType(template, 'AWS::Lambda::Permission').map(([, p]) => evaluate(template, p.Properties));
+    expect(permissions).toContainEqual({
+      Action: 'lambda:InvokeFunction',
+      FunctionName: `arn:aws:lambda:${region}:${account}:function:${offboardName}`,
+      Principal: 'events.amazonaws.com',
+      SourceArn: `arn:aws:events:${region}:${account}:rule/${rule.Properties.Name}`,
+    });
+    expect(functionNamed(template, offboardName).Properties.Handler).toBe('functions/offboard.handler');
+  });
+
+  it('gives check and offboard the alert topic and the check and alarm settings, with their defaults and --param overrides', () => {
+    for (const name of [checkName, offboardName]) {
+      const settings = parseSettings(environmentOf(template, functionNamed(template, name)));
+      expect(settings.alertTopicArn).toBe(topicArn);
+      expect(settings.checkMaxAttempts).toBe(3);
+      expect(settings.checkRetryDelaySeconds).toBe(300);
+      expect(settings.metricLookbackSeconds).toBe(900);
+      expect(settings.alarms).toEqual({ prefix: 'cwap-test', memoryThreshold: 90, diskThreshold: 90, periodSeconds: 300, evaluationPeriods: 3, missingDataMinutes: 15 });
+    }
+    expect(environmentOf(template, functionNamed(template, checkName)).POWERTOOLS_METRICS_NAMESPACE).toBe('CWAgentAutopilot');
+    expect(parseSettings(environmentOf(overridden, functionNamed(overridden, checkName))).checkMaxAttempts).toBe(5);
+  });
+
+  it('subscribes an e-mail address to the alert topic only when alertEmail is set', () => {
+    const subscription = template.Resources.AlertEmailSubscription as Resource & { Condition?: string };
+    expect(subscription.Type).toBe('AWS::SNS::Subscription');
+    expect(subscription.Condition).toBe('HasAlertEmail');
+    expect(conditionHolds(template, 'HasAlertEmail')).toBe(false);
+    expect(conditionHolds(overridden, 'HasAlertEmail')).toBe(true);
+    expect(evaluate(overridden, overridden.Resources.AlertEmailSubscription!.Properties)).toEqual({
+      TopicArn: topicArn,
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+    });
+  });
+
+  it('lets the checker read metrics, manage only the product\'s alarms, publish only to its topic and schedule only its own checks', () => {
+    const check = granted('CheckRole');
+    const resourcesOf = (action: string) => check.filter(([a]) => a === action).map(([, resource]) => resource);
+    expect(resourcesOf('cloudwatch:GetMetricData')).toEqual(['*']);
+    expect(resourcesOf('cloudwatch:DescribeAlarms')).toEqual(['*']);
+    for (const action of ['cloudwatch:PutMetricAlarm', 'cloudwatch:DeleteAlarms', 'cloudwatch:TagResource']) expect(resourcesOf(action), action).toEqual([alarms]);
+    expect(resourcesOf('sns:Publish')).toEqual([topicArn]);
+    expect(resourcesOf('ssm:SendCommand')).toEqual([
+      [`arn:aws:ssm:${region}:${account}:document/cwap-test-install-and-configure`, `arn:aws:ec2:${region}:${account}:instance/*`],
+    ]);
+    expect(resourcesOf('ssm:GetCommandInvocation')).toEqual(['*']);
+    expect(resourcesOf('ssm:DescribeInstanceInformation')).toEqual(['*']);
+    expect(resourcesOf('iam:GetInstanceProfile')).toEqual([`arn:aws:iam::${account}:instance-profile/*`]);
+    expect(resourcesOf('iam:ListAttachedRolePolicies')).toEqual([`arn:aws:iam::${account}:role/*`]);
+    expect(resourcesOf('scheduler:CreateSchedule')).toEqual([schedules]);
+    expect(resourcesOf('scheduler:DeleteSchedule')).toEqual([schedules]);
+    expect(resourcesOf('iam:AttachRolePolicy')).toEqual([]);
+    expect(resourcesOf('ec2:AssociateIamInstanceProfile')).toEqual([]);
+  });
+
+  it('lets offboard only find and delete the product\'s alarms and schedules, and record the instance', () => {
+    expect(Object.fromEntries(granted('OffboardRole'))).toEqual({
+      'logs:CreateLogStream': `arn:aws:logs:${region}:${account}:log-group:/aws/lambda/${offboardName}:*`,
+      'logs:PutLogEvents': `arn:aws:logs:${region}:${account}:log-group:/aws/lambda/${offboardName}:*`,
+      'dynamodb:GetItem': `arn:aws:dynamodb:${region}:${account}:table/cwap-test-state`,
+      'dynamodb:PutItem': `arn:aws:dynamodb:${region}:${account}:table/cwap-test-state`,
+      'cloudwatch:DescribeAlarms': '*',
+      'cloudwatch:DeleteAlarms': alarms,
+      'scheduler:DeleteSchedule': schedules,
+    });
+    expect(granted('OffboardRole')).toHaveLength(7);
   });
 });
 

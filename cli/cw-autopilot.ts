@@ -1,0 +1,180 @@
+import { spawn } from 'node:child_process';
+import { auditUsage, parseAuditArguments, stackEnvironment, UsageError, type AuditArguments } from './audit-arguments.js';
+import type { AuditReport } from '../shared/audit/audit-summary.js';
+import type { InventoryProgress } from '../shared/audit/fleet-inventory.js';
+
+/** Where the CLI writes, and the environment it runs in (tests pass their own). */
+export interface CliIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  env: NodeJS.ProcessEnv;
+}
+
+const usage = `Usage: cw-autopilot <command> [options]
+
+Commands
+  audit    report every running instance's monitoring state (and fix it with --remediate)
+
+Run "cw-autopilot audit --help" for the audit's options.
+`;
+
+/** Set on the child processes of a multi-region audit: audit this region only, print JSON. */
+const childRegionVariable = 'CW_AUTOPILOT_AUDIT_REGION';
+
+function progressPrinter(io: CliIo, region: string): (progress: InventoryProgress) => void {
+  let lastLine = '';
+  let lastAt = 0;
+  return (progress) => {
+    const line = `${region} ${progress.step}: ${progress.done}${progress.total === undefined ? '' : `/${progress.total}`}`;
+    const finished = progress.total !== undefined && progress.done >= progress.total;
+    if (io.stderr.isTTY) {
+      if (Date.now() - lastAt < 100 && !finished) return;
+      lastAt = Date.now();
+      io.stderr.write(`\r\x1b[K${line}`);
+      if (finished) io.stderr.write('\n');
+    } else if (finished || progress.step === 'instances') {
+      if (line !== lastLine) io.stderr.write(`${line}\n`);
+    }
+    lastLine = line;
+  };
+}
+
+/** Audits one region in this process (the region's clients are this process's clients). */
+async function auditRegion(args: AuditArguments, region: string, io: CliIo, progress: boolean): Promise<AuditReport> {
+  // Imported here, after AWS_REGION / AWS_PROFILE are set: the shared clients read them once.
+  const [{ runAudit }, { onboardInProcess }, { parseSettings }] = await Promise.all([
+    import('../shared/audit/audit-run.js'),
+    import('../shared/audit/remediation.js'),
+    import('../shared/settings.js'),
+  ]);
+  const settings = parseSettings(stackEnvironment(args, region));
+  const command = [
+    'npx cw-autopilot audit',
+    args.stage === 'dev' ? '' : `--stage ${args.stage}`,
+    `--region ${region}`,
+    args.profile ? `--profile ${args.profile}` : '',
+  ].filter(Boolean).join(' ');
+  return runAudit({
+    region,
+    scope: { tags: args.tags, instanceIds: args.instanceIds },
+    settings,
+    remediation: !args.remediate
+      ? { mode: 'off' }
+      : args.dryRun
+        ? { mode: 'dry-run' }
+        : { mode: 'apply', remediatorFor: (accountId) => onboardInProcess(parseSettings(stackEnvironment(args, region, accountId)), 'cw-autopilot audit (CLI)') },
+    recentSeconds: args.recentMinutes * 60,
+    concurrency: args.concurrency,
+    auditCommand: command,
+    onProgress: progress ? progressPrinter(io, region) : undefined,
+  });
+}
+
+/** Audits one region in a child process, which gets its own AWS clients for that region. */
+function auditRegionInChild(region: string, io: CliIo): Promise<AuditReport> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+      env: { ...io.env, [childRegionVariable]: region, AWS_REGION: region },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => {
+      err += chunk.toString();
+      io.stderr.write(chunk);
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`the audit of ${region} failed (exit ${code}): ${err.trim().split('\n').at(-1) ?? ''}`));
+      try {
+        resolve(JSON.parse(out) as AuditReport);
+      } catch (error) {
+        reject(new Error(`the audit of ${region} printed no report: ${String(error)}`));
+      }
+    });
+  });
+}
+
+async function resolveRegions(args: AuditArguments): Promise<string[]> {
+  if (args.regions.length) return args.regions;
+  const { ec2 } = await import('../shared/aws-clients.js');
+  try {
+    return [await ec2.config.region()];
+  } catch {
+    throw new UsageError('no region: pass --region, or set AWS_REGION or a region in your AWS profile');
+  }
+}
+
+async function audit(argv: string[], io: CliIo): Promise<number> {
+  const args = parseAuditArguments(argv);
+  if (args.help) {
+    io.stdout.write(auditUsage);
+    return 0;
+  }
+  if (args.profile) io.env.AWS_PROFILE = args.profile;
+  // Remediation runs onboarding in this process; its structured logs would land in the report on
+  // stdout. The report says what remediation did; POWERTOOLS_LOG_LEVEL=INFO shows the logs anyway.
+  io.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
+
+  const childRegion = io.env[childRegionVariable];
+  if (childRegion) {
+    io.env.AWS_REGION = childRegion;
+    const report = await auditRegion(args, childRegion, io, !args.quiet);
+    io.stdout.write(JSON.stringify(report));
+    return 0;
+  }
+
+  if (args.regions.length === 1) io.env.AWS_REGION = args.regions[0];
+  const regions = await resolveRegions(args);
+  const { mergeReports } = await import('../shared/audit/audit-summary.js');
+  const { renderReport } = await import('../shared/audit/audit-render.js');
+  const report =
+    regions.length === 1
+      ? await auditRegion(args, regions[0] as string, io, !args.quiet)
+      : mergeReports(await Promise.all(regions.map((region) => auditRegionInChild(region, io))), new Date());
+  io.stdout.write(renderReport(report, args.format));
+
+  if (args.minCoverage !== undefined) {
+    const percent = report.summary.coverage * 100;
+    if (percent < args.minCoverage) {
+      io.stderr.write(`coverage ${percent.toFixed(2)}% is below --min-coverage ${args.minCoverage}%\n`);
+      return 1;
+    }
+    if (report.summary.partial) {
+      io.stderr.write(`the report is partial (${report.summary.failures.map((failure) => failure.api).join(', ')} failed): coverage is not proven\n`);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/**
+ * Runs the `cw-autopilot` command line; returns the exit code (0 done, 1 coverage below the
+ * threshold, a partial report under a threshold, or an AWS error; 2 usage error).
+ *
+ * @example
+ * process.exitCode = await main(['audit', '--region', 'eu-west-1', '--min-coverage', '95']);
+ */
+export async function main(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === '--help' || command === '-h' || command === 'help') {
+    io.stdout.write(usage);
+    return 0;
+  }
+  if (command !== 'audit') {
+    io.stderr.write(`cw-autopilot: ${command === undefined ? 'no command given' : `unknown command "${command}"`}\n\n${usage}`);
+    return 2;
+  }
+  try {
+    return await audit(rest, io);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.stderr.write(`cw-autopilot audit: ${error.message}\n\n${auditUsage}`);
+      return 2;
+    }
+    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    io.stderr.write(`cw-autopilot audit failed: ${message}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,43 @@
+import middy from '@middy/core';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { publishAuditSummary } from '../shared/audit/audit-publication.js';
+import { parseAuditRequest } from '../shared/audit/audit-request.js';
+import { runAudit } from '../shared/audit/audit-run.js';
+import type { AuditReport } from '../shared/audit/audit-summary.js';
+import { onboardByInvoking } from '../shared/audit/remediation.js';
+import { logger } from '../shared/logger.js';
+import { parseSettings } from '../shared/settings.js';
+
+// Parsed at cold start: a wrong setting stops the function here, naming the setting.
+const settings = parseSettings();
+const stage = settings.resourcePrefix.replace(/^cwap-/, '');
+
+/** The audit's JSON, plus where the summary was published. */
+export type AuditResponse = AuditReport & { publishedMessageId: string | null };
+
+/**
+ * Audits the running instances of this function's region (invoked by hand, or by the optional
+ * daily schedule). Input: `{ tags?, instanceIds?, remediate?, dryRun?, publish?, rows? }`.
+ * Remediation asks the onboard function, which runs the same code path as the EC2 event.
+ */
+export const handler = middy<unknown, AuditResponse>()
+  .use(injectLambdaContext(logger))
+  .handler(async (event) => {
+    const request = parseAuditRequest(event);
+    const report = await runAudit({
+      region: settings.region,
+      scope: { tags: request.tags, instanceIds: request.instanceIds },
+      settings,
+      remediation: !request.remediate
+        ? { mode: 'off' }
+        : request.dryRun
+          ? { mode: 'dry-run' }
+          : { mode: 'apply', remediatorFor: () => onboardByInvoking(settings.onboardFunctionArn, 'audit function') },
+      recentSeconds: settings.metricLookbackSeconds,
+      auditCommand: `npx cw-autopilot audit${stage === 'dev' ? '' : ` --stage ${stage}`} --region ${settings.region}`,
+    });
+    logger.info('audit finished', { summary: { ...report.summary, needsPerson: report.summary.needsPerson.length } });
+    const publishedMessageId = request.publish ? ((await publishAuditSummary(settings.alertTopicArn, report)) ?? null) : null;
+    const instances = request.rows === 'all' ? report.instances : report.instances.filter((row) => row.status !== 'healthy');
+    return { ...report, instances, publishedMessageId };
+  });

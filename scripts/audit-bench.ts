@@ -1,0 +1,102 @@
+// `npm run bench`: audits simulated fleets of 1,000 and 10,000 instances and prints, for each, the
+// AWS calls made per API, the fewest the APIs' page sizes allow, and the wall time. The last line
+// is one JSON object with those figures.
+//
+// Backend: an in-process fake at the SDK level (scripts/simulated-fleet.ts, aws-sdk-client-mock),
+// not moto: moto needs minutes to launch and describe thousands of instances, and does not
+// implement DescribeInstanceInformation at all. The fake enforces the page sizes AWS does, so the
+// call counts are the ones a real account would see; the wall time excludes network latency.
+import { performance } from 'node:perf_hooks';
+import { runAudit } from '../shared/audit/audit-run.js';
+import { parseSettings } from '../shared/settings.js';
+import { generateFleet, installFakeAws, minimumCalls } from './simulated-fleet.js';
+
+// Each fake call waits this long, like a round trip to AWS (BENCH_LATENCY_MS, default 50).
+const latencyMs = Number(process.env.BENCH_LATENCY_MS ?? 50);
+// The SDK's "Node 20 support ends in 2027" notice would land among the figures.
+process.removeAllListeners('warning');
+process.on('warning', (warning) => {
+  if (!warning.message.startsWith('NodeVersionSupportWarning')) console.error(`${warning.name}: ${warning.message}`);
+});
+process.env.AWS_REGION ??= 'us-east-1';
+// Never reach a real endpoint, even if the fake missed a call.
+process.env.AWS_ENDPOINT_URL = 'http://127.0.0.1:9';
+process.env.AWS_ACCESS_KEY_ID ??= 'bench';
+process.env.AWS_SECRET_ACCESS_KEY ??= 'bench';
+
+const settings = parseSettings({
+  RESOURCE_PREFIX: 'cwap-bench',
+  STATE_TABLE: 'cwap-bench-state',
+  AGENT_PROFILE_NAME: 'cwap-bench-agent',
+  AGENT_DOCUMENT_NAME: 'cwap-bench-install-and-configure',
+  LINUX_CONFIG_PARAMETER: 'AmazonCloudWatch-cwap-bench-linux',
+  WINDOWS_CONFIG_PARAMETER: 'AmazonCloudWatch-cwap-bench-windows',
+  ONBOARD_FUNCTION_ARN: 'arn:aws:lambda:us-east-1:123456789012:function:cw-agent-autopilot-bench-onboard',
+  CHECK_FUNCTION_ARN: 'arn:aws:lambda:us-east-1:123456789012:function:cw-agent-autopilot-bench-check',
+  SCHEDULER_ROLE_ARN: 'arn:aws:iam::123456789012:role/cwap-bench-scheduler',
+  ALERT_TOPIC_ARN: 'arn:aws:sns:us-east-1:123456789012:cwap-bench-alerts',
+});
+
+interface BenchResult {
+  instances: number;
+  calls: Record<string, number>;
+  minimum: Record<string, number>;
+  totalCalls: number;
+  minimumCalls: number;
+  overMinimumPercent: number;
+  wallMs: number;
+  latencyMsPerCall: number;
+  coverage: number;
+}
+
+const sum = (counts: Record<string, number>) => Object.values(counts).reduce((total, n) => total + n, 0);
+
+async function bench(size: number): Promise<BenchResult> {
+  const now = new Date();
+  const fleet = generateFleet(size, { now });
+  const aws = installFakeAws(fleet, now, latencyMs);
+  try {
+    const started = performance.now();
+    const report = await runAudit({
+      region: 'us-east-1',
+      scope: { tags: [], instanceIds: [] },
+      settings,
+      remediation: { mode: 'off' },
+      auditCommand: 'npx cw-autopilot audit --stage bench --region us-east-1',
+      concurrency: 4,
+      now,
+    });
+    const wallMs = Math.round(performance.now() - started);
+    if (report.summary.running !== size) throw new Error(`audited ${report.summary.running} of ${size} instances`);
+    const minimum = minimumCalls(fleet);
+    const totalCalls = sum(aws.calls);
+    const least = sum(minimum);
+    return {
+      instances: size,
+      calls: { ...aws.calls },
+      minimum,
+      totalCalls,
+      minimumCalls: least,
+      overMinimumPercent: Math.round(((totalCalls - least) / least) * 1000) / 10,
+      wallMs,
+      latencyMsPerCall: latencyMs,
+      coverage: report.summary.coverage,
+    };
+  } finally {
+    aws.restore();
+  }
+}
+
+const results: BenchResult[] = [];
+for (const size of [1_000, 10_000]) {
+  const result = await bench(size);
+  results.push(result);
+  console.log(`\n${size.toLocaleString('en-US')} instances: ${result.wallMs} ms (${latencyMs} ms per simulated call), ${result.totalCalls} calls (minimum ${result.minimumCalls}, +${result.overMinimumPercent}%), coverage ${(result.coverage * 100).toFixed(2)}%`);
+  console.log(`  ${'API'.padEnd(40)} ${'calls'.padStart(6)} ${'minimum'.padStart(8)}`);
+  for (const api of Object.keys(result.minimum)) {
+    console.log(`  ${api.padEnd(40)} ${String(result.calls[api] ?? 0).padStart(6)} ${String(result.minimum[api]).padStart(8)}`);
+  }
+}
+const withinTargets = results.every((result) => result.overMinimumPercent <= 10) && (results.find((result) => result.instances === 10_000)?.wallMs ?? Infinity) < 60_000;
+console.log(`\nbackend: in-process SDK fake (aws-sdk-client-mock, page sizes enforced, ${latencyMs} ms per call); moto is too slow at this scale and lacks DescribeInstanceInformation`);
+console.log(JSON.stringify({ backend: 'sdk-fake', withinTargets, results }));

@@ -1,0 +1,177 @@
+import type { AuditReport, AuditSummary, CoverageTally } from './audit-summary.js';
+import { auditStatuses, type AuditRow } from './instance-status.js';
+
+/** The output formats of the audit. */
+export const reportFormats = ['table', 'json', 'markdown'] as const;
+export type ReportFormat = (typeof reportFormats)[number];
+
+function percent(coverage: number): string {
+  return `${(coverage * 100).toFixed(2)}%`;
+}
+
+function ago(iso: string | null, now: number): string {
+  if (!iso) return 'none in 3 h';
+  const minutes = Math.max(0, Math.round((now - Date.parse(iso)) / 60_000));
+  return minutes < 120 ? `${minutes} min ago` : `${Math.round(minutes / 60)} h ago`;
+}
+
+function shortTime(iso: string | null): string {
+  return iso ? `${iso.slice(0, 10)} ${iso.slice(11, 16)}` : '-';
+}
+
+function metricsCell(row: AuditRow, now: number): string {
+  if (row.metrics.length === 0) return row.status === 'unknown' ? '?' : '-';
+  const recent = row.metrics.filter((metric) => metric.recent).length;
+  const last = row.metrics.map((metric) => metric.lastDatapoint).filter((at): at is string => at !== null).sort().at(-1) ?? null;
+  return `${recent}/${row.metrics.length} recent, ${last ? `last ${ago(last, now)}` : 'none in 3 h'}`;
+}
+
+function policiesCell(row: AuditRow): string {
+  if (!row.profile) return '-';
+  if (row.profile.missingPolicies.length) return `lacks ${row.profile.missingPolicies.join(', ')}`;
+  return row.profile.role ? 'ok' : '?';
+}
+
+const columns: { title: string; cell: (row: AuditRow, now: number) => string }[] = [
+  { title: 'INSTANCE', cell: (row) => row.instanceId },
+  { title: 'NAME', cell: (row) => row.name ?? '-' },
+  { title: 'OS', cell: (row) => row.os },
+  { title: 'AZ', cell: (row) => row.availabilityZone ?? '-' },
+  { title: 'LAUNCHED', cell: (row) => shortTime(row.launchTime) },
+  { title: 'PROFILE', cell: (row) => (row.profile ? `${row.profile.name}${row.profile.role ? ` (${row.profile.role})` : ''}` : '-') },
+  { title: 'POLICIES', cell: (row) => policiesCell(row) },
+  { title: 'SSM', cell: (row) => row.ssm?.pingStatus ?? '?' },
+  { title: 'METRICS', cell: (row, now) => metricsCell(row, now) },
+  { title: 'ONBOARDING', cell: (row) => row.onboarding?.status ?? '-' },
+  { title: 'STATUS', cell: (row) => row.status },
+];
+
+function tallies(groups: Record<string, CoverageTally>): string {
+  const entries = Object.entries(groups).sort(([a], [b]) => a.localeCompare(b));
+  return entries.length ? entries.map(([key, tally]) => `${key} ${tally.healthy}/${tally.running}`).join(', ') : '-';
+}
+
+function statusCounts(summary: AuditSummary): string {
+  return auditStatuses
+    .filter((status) => summary.byStatus[status] > 0 || status === 'healthy')
+    .map((status) => `${status} ${summary.byStatus[status]}`)
+    .join(', ');
+}
+
+function summaryLines(report: AuditReport): string[] {
+  const { summary } = report;
+  const lines = [
+    `Coverage: ${summary.healthy}/${summary.running} running instances healthy (${percent(summary.coverage)}) in ${summary.regions.join(', ') || '-'} at ${summary.generatedAt}`,
+    `By status: ${statusCounts(summary)}`,
+    `By OS: ${tallies(summary.byOs)}`,
+    `By AZ: ${tallies(summary.byAvailabilityZone)}`,
+    `Fixable with --remediate: ${summary.remediable}; onboarding under way: ${summary.underWay}; needing a person: ${summary.needsPerson.length}`,
+  ];
+  if (summary.partial) {
+    lines.push(`PARTIAL REPORT: ${summary.failures.length} AWS read(s) kept failing; rows marked unknown lack those facts:`);
+    for (const failure of summary.failures) {
+      lines.push(`  ${failure.region} ${failure.api}${failure.instances ? ` (${failure.instances} instances)` : ''}: ${failure.error}`);
+    }
+  }
+  return lines;
+}
+
+function remediationLines(report: AuditReport): string[] {
+  if (!report.remediation) return [];
+  if (report.remediation.length === 0) return ['Remediation: nothing to start'];
+  const dryRun = report.remediation.every((item) => item.outcome === 'would-start');
+  return [
+    `Remediation${dryRun ? ' (dry run, nothing changed)' : ''}:`,
+    ...report.remediation.map((item) => `  ${item.instanceId} (${item.status}): ${item.outcome}: ${item.detail}`),
+  ];
+}
+
+/**
+ * The report as a terminal table: one line per instance, then the fixes, the summary and what
+ * remediation did. Pure.
+ */
+export function renderTable(report: AuditReport): string {
+  const now = Date.parse(report.summary.generatedAt);
+  const cells = report.instances.map((row) => columns.map((column) => column.cell(row, now)));
+  const widths = columns.map((column, index) => Math.max(column.title.length, ...cells.map((line) => line[index]?.length ?? 0)));
+  const line = (values: string[]) => values.map((value, index) => value.padEnd(widths[index] ?? 0)).join('  ').trimEnd();
+  const fixes = report.instances.filter((row) => row.remedy !== 'none');
+  return [
+    line(columns.map((column) => column.title)),
+    ...cells.map(line),
+    '',
+    ...(fixes.length ? ['Fixes:', ...fixes.map((row) => `  ${row.instanceId} ${row.status} [${row.remedy}]: ${row.fix}`), ''] : []),
+    ...summaryLines(report),
+    ...remediationLines(report),
+    '',
+  ].join('\n');
+}
+
+function markdownCell(text: string): string {
+  return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+/** The report as GitHub-flavoured Markdown: summary first, then the table and the fixes. Pure. */
+export function renderMarkdown(report: AuditReport): string {
+  const now = Date.parse(report.summary.generatedAt);
+  const { summary } = report;
+  const groupTable = (title: string, groups: Record<string, CoverageTally>) => [
+    `| ${title} | running | healthy |`,
+    '|---|---:|---:|',
+    ...Object.entries(groups).sort(([a], [b]) => a.localeCompare(b)).map(([key, tally]) => `| ${markdownCell(key)} | ${tally.running} | ${tally.healthy} |`),
+  ];
+  const lines = [
+    '# CloudWatch agent coverage audit',
+    '',
+    `**Coverage: ${summary.healthy}/${summary.running} running instances healthy (${percent(summary.coverage)})** — ${summary.regions.join(', ') || '-'}, ${summary.generatedAt}`,
+    '',
+    '| status | instances |',
+    '|---|---:|',
+    ...auditStatuses.map((status) => `| ${status} | ${summary.byStatus[status]} |`),
+    '',
+    ...groupTable('OS', summary.byOs),
+    '',
+    ...groupTable('AZ', summary.byAvailabilityZone),
+    '',
+  ];
+  if (summary.partial) {
+    lines.push('> **Partial report**: these AWS reads kept failing; rows marked `unknown` lack those facts.', '>');
+    for (const failure of summary.failures) lines.push(`> - ${failure.region} ${failure.api}: ${markdownCell(failure.error)}`);
+    lines.push('');
+  }
+  lines.push(`## Needs a person (${summary.needsPerson.length})`, '');
+  lines.push(...(summary.needsPerson.length ? summary.needsPerson.map((item) => `- **${item.instanceId}**${item.name ? ` (${markdownCell(item.name)})` : ''} ${item.status}: ${markdownCell(item.fix)}`) : ['None.']));
+  lines.push('', '## Instances', '');
+  lines.push(`| ${columns.map((column) => column.title.toLowerCase()).join(' | ')} | fix |`);
+  lines.push(`|${columns.map(() => '---').join('|')}|---|`);
+  for (const row of report.instances) {
+    lines.push(`| ${columns.map((column) => markdownCell(column.cell(row, now))).join(' | ')} | ${row.remedy === 'none' ? '' : markdownCell(row.fix)} |`);
+  }
+  const remediation = remediationLines(report);
+  if (remediation.length) lines.push('', '## Remediation', '', ...remediation.map((text) => (text.startsWith('  ') ? `- ${text.trim()}` : text)));
+  lines.push('');
+  return lines.join('\n');
+}
+
+/** The report as JSON, for machines (and the Lambda's response). Pure. */
+export function renderJson(report: AuditReport): string {
+  return `${JSON.stringify(report, null, 2)}\n`;
+}
+
+/** Renders a report in one of the {@link reportFormats}. */
+export function renderReport(report: AuditReport, format: ReportFormat): string {
+  if (format === 'json') return renderJson(report);
+  if (format === 'markdown') return renderMarkdown(report);
+  return renderTable(report);
+}
+
+/** A short plain-text summary (for an SNS message or a log line). Pure. */
+export function renderSummaryText(report: AuditReport, limit = 50): string {
+  const people = report.summary.needsPerson;
+  return [
+    ...summaryLines(report),
+    ...(people.length ? ['', `Needs a person (${people.length}):`, ...people.slice(0, limit).map((item) => `- ${item.instanceId} ${item.status}: ${item.fix}`)] : []),
+    ...(people.length > limit ? [`... and ${people.length - limit} more (see the full report)`] : []),
+    ...remediationLines(report),
+  ].join('\n');
+}

@@ -1,0 +1,47 @@
+import * as z from 'zod';
+import type { TagMatch } from '../settings.js';
+import { InvalidInputError } from '../triggers.js';
+
+const tag = z
+  .string()
+  .trim()
+  .min(1)
+  .transform((text): TagMatch => {
+    const at = text.indexOf('=');
+    return at < 0 ? { key: text } : { key: text.slice(0, at), value: text.slice(at + 1) };
+  });
+
+/**
+ * The audit function's input, by hand or from its schedule. Every field is optional: `{}` (or a
+ * scheduled event's own fields, which are ignored) audits every running instance of the region.
+ */
+const auditRequest = z.object({
+  tags: z.array(tag).default([]),
+  instanceIds: z.array(z.string().regex(/^i-[0-9a-f]{8,17}$/, 'not an EC2 instance id')).max(200).default([]),
+  remediate: z.boolean().default(false),
+  dryRun: z.boolean().default(false),
+  /** Publish the summary to the stack's SNS topic. */
+  publish: z.boolean().default(false),
+  /** `problems` (default) leaves healthy rows out of the response, which must stay under 6 MB. */
+  rows: z.enum(['problems', 'all']).default('problems'),
+});
+
+export type AuditRequest = z.infer<typeof auditRequest>;
+
+/**
+ * Reads an audit invocation's input.
+ *
+ * @example
+ * parseAuditRequest({ tags: ['team=web'], remediate: true, dryRun: true });
+ */
+export function parseAuditRequest(input: unknown): AuditRequest {
+  const parsed = auditRequest.safeParse(input ?? {});
+  if (!parsed.success) {
+    throw new InvalidInputError(
+      `audit: expected { tags?, instanceIds?, remediate?, dryRun?, publish?, rows? }: ${parsed.error.issues
+        .map((issue) => `${issue.path.join('.') || '(input)'}: ${issue.message}`)
+        .join('; ')}`,
+    );
+  }
+  return parsed.data;
+}

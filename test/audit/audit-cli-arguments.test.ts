@@ -1,0 +1,88 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { parseAuditArguments, stackEnvironment, UsageError } from '../../cli/audit-arguments.js';
+import { main } from '../../cli/cw-autopilot.js';
+import { parseSettings } from '../../shared/settings.js';
+
+function capture() {
+  let text = '';
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      text += String(chunk);
+      done();
+    },
+  });
+  return { stream, text: () => text };
+}
+
+async function run(argv: string[]) {
+  const stdout = capture();
+  const stderr = capture();
+  const code = await main(argv, { stdout: stdout.stream, stderr: stderr.stream, env: {} });
+  return { code, stdout: stdout.text(), stderr: stderr.text() };
+}
+
+describe('cw-autopilot audit arguments', () => {
+  it('reads regions (repeated or comma-separated), tags, a threshold and the remediation flags', () => {
+    const args = parseAuditArguments(['--region', 'eu-west-1,us-east-1', '--region', 'eu-west-1', '--tag', 'team=web', '--tag', 'critical', '--min-coverage', '95', '--dry-run']);
+    expect(args.regions).toEqual(['eu-west-1', 'us-east-1']);
+    expect(args.tags).toEqual([{ key: 'team', value: 'web' }, { key: 'critical' }]);
+    expect(args.minCoverage).toBe(95);
+    expect(args).toMatchObject({ remediate: true, dryRun: true, format: 'table', stage: 'dev', concurrency: 4, recentMinutes: 15 });
+  });
+
+  it.each([
+    [['--min-coverage', 'lots'], '--min-coverage: expected a number'],
+    [['--min-coverage', '120'], '--min-coverage: expected a percentage'],
+    [['--format', 'xml'], '--format: expected one of table, json, markdown'],
+    [['--region', 'Ireland'], '--region: not an AWS region name'],
+    [['--instance-id', 'web-1'], '--instance-id: not an EC2 instance id'],
+    [['--tag', '=web'], '--tag: the tag key before "=" is empty'],
+    [['--bogus'], "Unknown option '--bogus'"],
+    [['stray'], 'stray'],
+  ])('rejects %j with a message naming the argument', (argv, message) => {
+    expect(() => parseAuditArguments(argv)).toThrow(UsageError);
+    expect(() => parseAuditArguments(argv)).toThrow(message);
+  });
+
+  it('derives the stack names of a stage as serverless.yml makes them, and the functions\' schema accepts them', () => {
+    const env = stackEnvironment(parseAuditArguments(['--stage', 'prod']), 'eu-west-1', '210987654321');
+    const settings = parseSettings(env);
+    expect(settings).toMatchObject({
+      stateTable: 'cwap-prod-state',
+      agentProfileName: 'cwap-prod-eu-west-1-agent',
+      schedulerRoleArn: 'arn:aws:iam::210987654321:role/cwap-prod-eu-west-1-scheduler',
+      agentDocumentName: 'cwap-prod-install-and-configure',
+      configParameter: { linux: 'AmazonCloudWatch-cwap-prod-linux', windows: 'AmazonCloudWatch-cwap-prod-windows' },
+      onboardFunctionArn: 'arn:aws:lambda:eu-west-1:210987654321:function:cw-agent-autopilot-prod-onboard',
+    });
+  });
+
+  it('the opt-in and opt-out tags of the deployed stack can be given, as the stack takes them', () => {
+    const settings = parseSettings(stackEnvironment(parseAuditArguments(['--opt-in-tag', 'monitoring', '--opt-out-tag', 'team=legacy']), 'eu-west-1'));
+    expect(settings.optInTag).toEqual({ key: 'monitoring' });
+    expect(settings.optOutTag).toEqual({ key: 'team', value: 'legacy' });
+  });
+});
+
+describe('cw-autopilot exit codes for bad command lines', () => {
+  it('a bad argument prints the problem and the usage, and exits 2', async () => {
+    const result = await run(['audit', '--min-coverage', 'lots']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('cw-autopilot audit: --min-coverage: expected a number');
+    expect(result.stderr).toContain('Usage: cw-autopilot audit [options]');
+    expect(result.stdout).toBe('');
+  });
+
+  it('an unknown command exits 2 with the command list', async () => {
+    const result = await run(['audti']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('unknown command "audti"');
+  });
+
+  it('--help prints the usage on stdout and exits 0', async () => {
+    const result = await run(['audit', '--help']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('--min-coverage <percent>');
+  });
+});
