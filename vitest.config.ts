@@ -4,6 +4,12 @@ import { defineConfig } from 'vitest/config';
 // real handlers against a moto server that test/harness/global-setup.ts starts and stops.
 export default defineConfig({
   test: {
+    // Quiet runs: the SDK's notice about Node 20 and the handlers' structured logs say nothing
+    // about the result (tests assert on records, calls and messages, not on log lines).
+    env: {
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      POWERTOOLS_LOG_LEVEL: 'SILENT',
+    },
     projects: [
       {
         extends: true,
