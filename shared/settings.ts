@@ -72,7 +72,7 @@ const schema = z
     OPT_OUT_TAG: tagSetting('cw-autopilot:skip=true'),
     OPT_IN_TAG: tagSetting(''),
     MODIFY_EXISTING_ROLES: boolean.default(true),
-    SSM_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(6),
+    SSM_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
     SSM_RETRY_DELAY_SECONDS: seconds(300, 60),
     CHECK_DELAY_SECONDS: seconds(300, 60),
     WINDOWS_GRACE_SECONDS: seconds(300),

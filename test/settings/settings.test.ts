@@ -36,7 +36,7 @@ describe('settings', () => {
     expect(settings.optOutTag).toEqual({ key: 'cw-autopilot:skip', value: 'true' });
     expect(settings.optInTag).toBeUndefined();
     expect(settings.modifyExistingRoles).toBe(true);
-    expect(settings.ssmMaxAttempts).toBe(6);
+    expect(settings.ssmMaxAttempts).toBe(8);
     expect(settings.checkDelaySeconds).toBe(300);
     expect(settings.windowsGraceSeconds).toBe(300);
   });
