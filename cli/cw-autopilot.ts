@@ -116,6 +116,9 @@ async function audit(argv: string[], io: CliIo): Promise<number> {
   // Remediation runs onboarding in this process; its structured logs would land in the report on
   // stdout. The report says what remediation did; POWERTOOLS_LOG_LEVEL=INFO shows the logs anyway.
   io.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
+  // A scan is a dense burst of calls: adaptive retry slows the whole run down when AWS throttles
+  // it (the Lambda functions keep "standard"; see shared/aws-clients.ts).
+  io.env.AWS_RETRY_MODE ??= 'adaptive';
 
   const childRegion = io.env[childRegionVariable];
   if (childRegion) {

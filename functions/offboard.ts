@@ -1,8 +1,9 @@
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { parseOffboardInput, runOffboarding } from '../shared/checking.js';
+import { runOffboarding } from '../shared/checking.js';
 import { logger } from '../shared/logger.js';
 import { parseSettings } from '../shared/settings.js';
+import { parseOffboardRequest } from '../shared/triggers.js';
 
 // Parsed at cold start: a wrong setting stops the function here, naming the setting.
 const settings = parseSettings();
@@ -16,7 +17,7 @@ type OffboardResult = Awaited<ReturnType<typeof runOffboarding>> | { instanceId:
 export const handler = middy<unknown, OffboardResult>()
   .use(injectLambdaContext(logger))
   .handler(async (event) => {
-    const input = parseOffboardInput(event);
+    const input = parseOffboardRequest(event);
     if (input.ignore) return { instanceId: input.instanceId, ignored: input.ignore };
     return runOffboarding(input.instanceId, settings);
   });

@@ -59,7 +59,7 @@ export function retryDelaySeconds(attempt: number, os: OsFamily, settings: Polic
  */
 export function decideAfterDiagnosis(facts: {
   diagnosis: Diagnosis;
-  record: Pick<OnboardingRecord, 'status' | 'launchTime' | 'alertedAt' | 'alertedLaunch' | 'reinstalls'>;
+  record: Pick<OnboardingRecord, 'status' | 'launchTime' | 'alertedAt' | 'alertedLaunch' | 'reinstalls' | 'reason'>;
   attempt: number;
   os: OsFamily;
   settings: PolicySettings;
@@ -71,6 +71,9 @@ export function decideAfterDiagnosis(facts: {
   }
   if (record.status === 'alerting') return { action: 'alert', reason: 'the previous alert was not confirmed sent' };
   if (!diagnosis.retryable) return { action: 'alert', reason: `${diagnosis.code} cannot be fixed by a retry` };
+  if (diagnosis.code === 'ssm-offline' && record.reason === 'ssm-unreachable') {
+    return { action: 'alert', reason: 'onboarding already waited its SSM_MAX_ATTEMPTS looks for Systems Manager' };
+  }
   if (attempt >= settings.checkMaxAttempts) {
     return { action: 'alert', reason: `metrics still missing after ${attempt} of ${settings.checkMaxAttempts} checks` };
   }

@@ -14,7 +14,7 @@ import { countAlerted, countHealthy } from './product-metrics.js';
 import { deleteSchedules, scheduleName, scheduleOnce } from './schedules.js';
 import type { Settings } from './settings.js';
 import { ssmPresence } from './ssm-presence.js';
-import { InvalidInputError, parseCheckRequest, parseOnboardTrigger } from './triggers.js';
+import { parseCheckRequest } from './triggers.js';
 
 /** A check's input: scheduled checks carry their attempt; a check by hand does not. */
 export interface CheckInput {
@@ -126,6 +126,7 @@ async function becomeHealthy(
         launchToFirstMetricSeconds,
         alarmNames,
         diagnosis: undefined,
+        reason: undefined,
         lastError: undefined,
       },
       'healthy',
@@ -409,19 +410,3 @@ export async function runOffboarding(instanceId: string, settings: Settings, now
   }
 }
 
-/**
- * Reads an offboarding input: an EC2 state-change event for a terminated (or terminating) instance,
- * or `{ instanceId }` by hand. A state-change event for any other state names no instance to clean.
- */
-export function parseOffboardInput(event: unknown): { instanceId: string; ignore?: string } {
-  try {
-    return { instanceId: parseCheckRequest(event).instanceId };
-  } catch (error) {
-    if (!(error instanceof InvalidInputError)) throw error;
-  }
-  const trigger = parseOnboardTrigger(event);
-  if (trigger.kind === 'state-change' && trigger.state !== 'terminated' && trigger.state !== 'shutting-down') {
-    return { instanceId: trigger.instanceId, ignore: `state ${trigger.state} is not a termination` };
-  }
-  return { instanceId: trigger.instanceId };
-}

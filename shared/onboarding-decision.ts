@@ -25,7 +25,7 @@ const agentSent: ReadonlySet<OnboardingStatus> = new Set(['installing', 'checkin
  * audit found the instance unmonitored although onboarding had ended. In-progress statuses are
  * left to the invocation that owns them.
  */
-const remediable: ReadonlySet<OnboardingStatus> = new Set(['healthy', 'alerted', 'failed']);
+const remediable: ReadonlySet<OnboardingStatus> = new Set(['healthy', 'alerted']);
 
 function tagMatches(tags: Record<string, string>, match: TagMatch): boolean {
   const value = tags[match.key];

@@ -17,7 +17,6 @@ export type OnboardingStatus =
   | 'skipped' // opt-out tag, or no opt-in tag
   | 'stopped' // no longer running when looked at
   | 'gone' // terminated, or unknown to EC2
-  | 'failed' // gave up (reason says why)
   | 'error'; // an unexpected error stopped the last invocation; the next one resumes
 
 /** One step of what the product did to an instance, kept in the record's history. */

@@ -33,10 +33,9 @@ export function checkTime(os: InstanceFacts['os'], settings: Settings, now: Date
   return new Date(now.getTime() + delay * 1000);
 }
 
-async function scheduleCheck(trail: RecordTrail, settings: Settings, now: Date): Promise<OnboardingRecord> {
+async function scheduleCheck(trail: RecordTrail, settings: Settings, now: Date, at = checkTime(trail.record.os ?? 'linux', settings, now)): Promise<OnboardingRecord> {
   const record = trail.record;
   const attempt = record.checkAttempts + 1;
-  const at = checkTime(record.os ?? 'linux', settings, now);
   const outcome = await scheduleOnce(
     {
       name: scheduleName(settings, 'check', record.instanceId, attempt),
@@ -49,17 +48,23 @@ async function scheduleCheck(trail: RecordTrail, settings: Settings, now: Date):
   return trail.step({ status: 'checking' }, 'check-scheduled', now, `${outcome} for ${at.toISOString()} (check ${attempt})`);
 }
 
+/** How soon the checker looks at an instance onboarding gave up on (Scheduler's smallest useful delay). */
+const handOverDelayMs = 60_000;
+
 /** Waits for Systems Manager: schedules the next attempt, or gives up after the configured count. */
 async function waitForSsm(trail: RecordTrail, pingStatus: string, settings: Settings, now: Date): Promise<OnboardingRecord> {
   const { instanceId } = trail.record;
   const attempts = trail.record.ssmAttempts + 1;
   if (attempts >= settings.ssmMaxAttempts) {
-    return trail.step(
-      { status: 'failed', reason: 'ssm-unreachable', ssmAttempts: attempts },
+    // Onboarding stops waiting; the checker, the one place that alerts, diagnoses it and tells a
+    // person (it alerts ssm-offline at once for this reason, without waiting again).
+    await trail.step(
+      { reason: 'ssm-unreachable', ssmAttempts: attempts },
       'ssm-unreachable',
       now,
-      `not online in Systems Manager after ${attempts} attempts (last ping status ${pingStatus})`,
+      `not online in Systems Manager after ${attempts} looks (last ping status ${pingStatus}); handed over to the checker`,
     );
+    return scheduleCheck(trail, settings, now, new Date(now.getTime() + handOverDelayMs));
   }
   const at = new Date(now.getTime() + settings.ssmRetryDelaySeconds * 1000);
   const outcome = await scheduleOnce(

@@ -92,3 +92,28 @@ export function parseCheckRequest(input: unknown): CheckRequest {
   if (!parsed.success) throw new InvalidInputError(`check: expected { "instanceId": "i-..." }: ${explain(parsed.error)}`);
   return parsed.data;
 }
+
+/** What an offboarding invocation is about: a termination, or an instance named by hand. */
+export type OffboardRequest = { instanceId: string; ignore?: string };
+
+const offboardByHand = z.strictObject({ instanceId });
+
+/**
+ * Reads an offboarding input: an EC2 state-change event (only `terminated` / `shutting-down` are
+ * acted on; another state is returned with `ignore`), or `{ instanceId }` by hand. Anything else
+ * is rejected with {@link InvalidInputError}.
+ */
+export function parseOffboardRequest(input: unknown): OffboardRequest {
+  const asEvent = stateChangeEvent.safeParse(input);
+  if (asEvent.success) {
+    const { 'instance-id': id, state } = asEvent.data.detail;
+    if (state !== 'terminated' && state !== 'shutting-down') return { instanceId: id, ignore: `state ${state} is not a termination` };
+    return { instanceId: id };
+  }
+  const byHand = offboardByHand.safeParse(input);
+  if (byHand.success) return { instanceId: byHand.data.instanceId };
+  const looksLikeEvent = typeof input === 'object' && input !== null && 'detail' in input;
+  throw new InvalidInputError(
+    `offboard: not an EC2 state-change event nor { "instanceId": "i-..." }: ${explain(looksLikeEvent ? asEvent.error : byHand.error)}`,
+  );
+}

@@ -73,6 +73,17 @@ describe('retry policy', () => {
     expect(decide(1, noProfile)).toEqual({ action: 'alert', reason: 'no-instance-profile cannot be fixed by a retry' });
   });
 
+  it('an instance onboarding gave up on (never online in SSM) is alerted on its first check, not waited for again', () => {
+    const offline = diagnose(factsOf({ ssm: { pingStatus: 'NotRegistered', agentVersion: undefined, platformType: undefined, lastPing: undefined }, command: undefined }));
+    expect(offline.code).toBe('ssm-offline');
+    expect(decide(1, offline, recordOf({ reason: 'ssm-unreachable' }))).toEqual({
+      action: 'alert',
+      reason: 'onboarding already waited its SSM_MAX_ATTEMPTS looks for Systems Manager',
+    });
+    // The same diagnosis after a normal onboarding is retried: the agent may just be restarting.
+    expect(decide(1, offline)).toMatchObject({ action: 'retry', nextAttempt: 2 });
+  });
+
   it('a Windows instance waits its grace period longer before each re-check', () => {
     expect(retryDelaySeconds(1, 'windows', settings)).toBe(600);
     expect(retryDelaySeconds(2, 'windows', settings)).toBe(900);

@@ -1,7 +1,8 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { DeleteAlarmsCommand, DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
 import { DeleteScheduleCommand } from '@aws-sdk/client-scheduler';
-import { parseOffboardInput, runOffboarding } from '../../shared/checking.js';
+import { runOffboarding } from '../../shared/checking.js';
+import { parseOffboardRequest } from '../../shared/triggers.js';
 import { awsError, cloudwatch, resetAws, scheduler, table } from './check-harness.js';
 import { instanceId, settings } from './fixtures.js';
 
@@ -16,7 +17,7 @@ beforeEach(() => resetAws({ status: 'healthy', checkAttempts: 1 }));
 describe('offboarding a terminated instance', () => {
   it('the terminated event deletes the alarms, the pending schedules and records the instance gone', async () => {
     cloudwatch.on(DescribeAlarmsCommand).resolves({ MetricAlarms: [{ AlarmName: `cwap-dev-${instanceId}-MEMORY_USED-missing` }] });
-    const result = await runOffboarding(parseOffboardInput(terminated('terminated')).instanceId, settings);
+    const result = await runOffboarding(parseOffboardRequest(terminated('terminated')).instanceId, settings);
     expect(result).toMatchObject({ alarms: [`cwap-dev-${instanceId}-MEMORY_USED-missing`], status: 'gone' });
     expect(cloudwatch).toHaveReceivedCommandWith(DeleteAlarmsCommand, { AlarmNames: [`cwap-dev-${instanceId}-MEMORY_USED-missing`] });
     expect(scheduler).toHaveReceivedCommandWith(DeleteScheduleCommand, { Name: `cwap-dev-check-${instanceId}-2`, GroupName: 'default' });
@@ -37,7 +38,7 @@ describe('offboarding a terminated instance', () => {
   });
 
   it('a state-change event that is not a termination cleans nothing', () => {
-    expect(parseOffboardInput(terminated('running'))).toEqual({ instanceId, ignore: 'state running is not a termination' });
-    expect(parseOffboardInput({ instanceId })).toEqual({ instanceId });
+    expect(parseOffboardRequest(terminated('running'))).toEqual({ instanceId, ignore: 'state running is not a termination' });
+    expect(parseOffboardRequest({ instanceId })).toEqual({ instanceId });
   });
 });

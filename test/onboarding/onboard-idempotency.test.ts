@@ -77,7 +77,7 @@ describe('two invocations race for the same instance', () => {
 });
 
 describe('the same launch seen again (duplicate or late event)', () => {
-  it.each<OnboardingStatus>(['checking', 'installing', 'waiting-for-ssm', 'healthy', 'alerted', 'failed'])(
+  it.each<OnboardingStatus>(['checking', 'installing', 'waiting-for-ssm', 'healthy', 'alerting', 'alerted'])(
     'an instance already %s for this LaunchTime: nothing is sent and nothing is written',
     async (status) => {
       table.seed(existingRecord({ status, profilePath: 'associated-agent-profile', commandId: status === 'waiting-for-ssm' ? undefined : 'cmd-0001' }));

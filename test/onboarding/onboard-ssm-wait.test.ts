@@ -115,24 +115,32 @@ describe('Systems Manager does not see the instance yet', () => {
     expect(lastRecordWritten()).toMatchObject({ status: 'waiting-for-ssm', ssmAttempts: 2 });
   });
 
-  it('after SSM_MAX_ATTEMPTS looks it fails with reason ssm-unreachable and schedules nothing more', async () => {
+  it('after SSM_MAX_ATTEMPTS looks it stops waiting and hands the instance to the checker a minute later', async () => {
     table.seed(waitingForSsm(2));
     givenSsmPing('ConnectionLost');
 
     const result = await onboard.invoke(retryInput(3));
 
-    expect(result.status).toBe('failed');
-    expect(scheduler).not.toHaveReceivedCommand(CreateScheduleCommand);
+    expect(result.status).toBe('checking');
+    expect(onlySchedule()).toEqual({
+      name: `cwap-dev-check-${instanceId}-1`,
+      expression: atSecondsFromNow(60),
+      targetArn: stackEnv.CHECK_FUNCTION_ARN,
+      input: { instanceId, attempt: 1 },
+    });
     expect(ssm).not.toHaveReceivedCommand(SendCommandCommand);
     const record = lastRecordWritten();
-    expect(record).toMatchObject({ status: 'failed', reason: 'ssm-unreachable', ssmAttempts: 3 });
-    expect(record.history.at(-1)).toMatchObject({
-      step: 'ssm-unreachable',
-      detail: 'not online in Systems Manager after 3 attempts (last ping status ConnectionLost)',
-    });
+    expect(record).toMatchObject({ status: 'checking', reason: 'ssm-unreachable', ssmAttempts: 3 });
+    expect(record.history.slice(-2)).toMatchObject([
+      {
+        step: 'ssm-unreachable',
+        detail: 'not online in Systems Manager after 3 looks (last ping status ConnectionLost); handed over to the checker',
+      },
+      { step: 'check-scheduled' },
+    ]);
   });
 
-  it('an instance that never comes online: the event and two retries, then failed (the whole chain)', async () => {
+  it('an instance that never comes online: the event and two retries, then the checker (the whole chain)', async () => {
     givenSsmPing(undefined);
 
     await onboard.invoke(runningEvent());
@@ -142,10 +150,11 @@ describe('Systems Manager does not see the instance yet', () => {
     expect(scheduler.commandCalls(CreateScheduleCommand).map((call) => call.args[0].input.Name)).toEqual([
       `cwap-dev-onboard-${instanceId}-2`,
       `cwap-dev-onboard-${instanceId}-3`,
+      `cwap-dev-check-${instanceId}-1`,
     ]);
     expect(ec2).toHaveReceivedCommandTimes(AssociateIamInstanceProfileCommand, 1);
     expect(ssm).not.toHaveReceivedCommand(SendCommandCommand);
-    expect(table.get(instanceId)).toMatchObject({ status: 'failed', reason: 'ssm-unreachable', ssmAttempts: 3 });
+    expect(table.get(instanceId)).toMatchObject({ status: 'checking', reason: 'ssm-unreachable', ssmAttempts: 3 });
     expect(steps(lastRecordWritten()).filter((step) => step === 'waiting-for-ssm')).toHaveLength(2);
   });
 

@@ -139,7 +139,7 @@ describe('opt-out and opt-in tags', () => {
 });
 
 describe('the same launch seen again by a state-change event', () => {
-  it.each<OnboardingStatus>(['installing', 'checking', 'healthy', 'alerting', 'alerted', 'waiting-for-ssm', 'failed', 'gone'])(
+  it.each<OnboardingStatus>(['installing', 'checking', 'healthy', 'alerting', 'alerted', 'waiting-for-ssm', 'gone'])(
     'a launch already %s is a duplicate: ignored',
     (status) => {
       expect(decide({ record: record({ status }) })).toEqual({ action: 'ignore', reason: `duplicate event: this launch is already ${status}` });
@@ -196,7 +196,7 @@ describe('a scheduled retry while waiting for Systems Manager', () => {
     });
   });
 
-  it.each<OnboardingStatus>(['checking', 'installing', 'failed', 'onboarding'])('a retry for a launch now %s is ignored', (status) => {
+  it.each<OnboardingStatus>(['checking', 'installing', 'onboarding'])('a retry for a launch now %s is ignored', (status) => {
     expect(decide({ trigger: retry(2), record: record({ status, ssmAttempts: 1 }) }).action).toBe('ignore');
   });
 
@@ -229,10 +229,6 @@ describe('a new launch of an instance with a record (stopped and started again)'
     },
   );
 
-  it('was failed (gave up) although a command was sent: onboarded afresh', () => {
-    expect(decide({ record: previous({ status: 'failed', commandId: 'cmd-0001' }) })).toMatchObject({ action: 'onboard', fresh: true });
-  });
-
   it('a record without a launch time counts as another launch', () => {
     expect(decide({ record: record({ launchTime: undefined, status: 'healthy', commandId: 'cmd-0001' }) }).action).toBe('recheck');
   });
@@ -243,7 +239,7 @@ describe('a new launch of an instance with a record (stopped and started again)'
 });
 
 describe('a remediation requested by an audit', () => {
-  it.each<OnboardingStatus>(['healthy', 'alerted', 'failed'])('restarts a finished launch (%s) from the start, naming who asked', (status) => {
+  it.each<OnboardingStatus>(['healthy', 'alerted'])('restarts a finished launch (%s) from the start, naming who asked', (status) => {
     expect(decide({ trigger: remediation, record: record({ status, commandId: 'cmd-0001' }) })).toEqual({
       action: 'onboard',
       reason: `remediation requested by audit (was ${status})`,
@@ -263,6 +259,6 @@ describe('a remediation requested by an audit', () => {
   });
 
   it('still honours the opt-out tag', () => {
-    expect(decide({ trigger: remediation, instance: instance({ tags: { 'cw-autopilot:skip': 'true' } }), record: record({ status: 'failed' }) }).action).toBe('skip');
+    expect(decide({ trigger: remediation, instance: instance({ tags: { 'cw-autopilot:skip': 'true' } }), record: record({ status: 'alerted' }) }).action).toBe('skip');
   });
 });

@@ -1,0 +1,179 @@
+// The local demo (`npm run demo`): the whole product against moto and a simulated fleet, no AWS
+// account. demo/run.ts is its entry point; the code lives here so that the type check covers it.
+import { parseArgs } from 'node:util';
+import { MotoNotInstalledError } from '../harness/moto-server.js';
+import { SimulatedClock } from './clock.js';
+import { startSimulationEnvironment } from './environment.js';
+import { randomFaults } from './fault-injection.js';
+import { FleetSimulator, profileReport } from './fleet-simulator.js';
+import { alertExcerpt, formatTimelineLine, outcomeTable } from './report.js';
+import { mixedFleet } from './scenarios.js';
+
+/** The demo's options, from the command line. */
+export interface DemoOptions {
+  size: number;
+  /** Share of instances with a fault (never online, install fails, ...). */
+  faulty: number;
+  /** Probability that one AWS call of the product gets an injected fault (throttle, 5xx, 503, latency). */
+  faultRate: number;
+  seed: number;
+  /** Print the timeline (default) or only the summary. */
+  timeline: boolean;
+}
+
+const usage = `Usage: npm run demo -- [options]
+
+  --size N          instances in the fleet (default 12, at most 60)
+  --faulty R        share of instances with a fault, 0..1 (default 0.5)
+  --fault-rate R    share of the product's AWS calls that get an injected throttle / 5xx / 503 /
+                    latency, 0..0.5 (default 0.02)
+  --seed N          the same seed gives the same fleet, faults and outcomes (default 42)
+  --quiet           no timeline, only the final table and the alerts
+  --help`;
+
+/** Reads the demo's options; throws with the usage text on a bad one. */
+export function parseDemoArgs(argv: string[]): DemoOptions | 'help' {
+  const { values } = parseArgs({
+    args: argv.filter((arg) => arg !== '--'),
+    options: {
+      size: { type: 'string', default: '12' },
+      faulty: { type: 'string', default: '0.5' },
+      'fault-rate': { type: 'string', default: '0.02' },
+      seed: { type: 'string', default: '42' },
+      quiet: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) return 'help';
+  const number = (name: string, text: string, min: number, max: number, integer: boolean): number => {
+    const value = Number(text);
+    if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
+      throw new Error(`--${name}: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got "${text}"\n\n${usage}`);
+    }
+    return value;
+  };
+  return {
+    size: number('size', values.size, 1, 60, true),
+    faulty: number('faulty', values.faulty, 0, 1, false),
+    faultRate: number('fault-rate', values['fault-rate'], 0, 0.5, false),
+    seed: number('seed', values.seed, 0, 2 ** 31, true),
+    timeline: !values.quiet,
+  };
+}
+
+const out = (line = ''): void => {
+  process.stdout.write(`${line}\n`);
+};
+
+/** Runs the demo; resolves with the process exit code. */
+export async function runDemo(argv: string[]): Promise<number> {
+  let options: DemoOptions | 'help';
+  try {
+    options = parseDemoArgs(argv);
+  } catch (error) {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+    return 2;
+  }
+  if (options === 'help') {
+    out(usage);
+    return 0;
+  }
+  const wallStart = performance.now();
+
+  const clock = new SimulatedClock();
+
+  out('cw-agent-autopilot demo: the real onboard / check / offboard handlers against moto, with a simulated fleet.');
+  out('Starting moto (python3 -m moto.server) and the fault-injecting proxy...');
+  let environment;
+  try {
+    environment = await startSimulationEnvironment({ stage: 'demo', logLevel: process.env.DEMO_LOG_LEVEL ?? 'SILENT' });
+  } catch (error) {
+    if (error instanceof MotoNotInstalledError) {
+      process.stderr.write(
+        `\nThe demo needs Python 3 with moto 5.1.12 or newer (the AWS emulator it runs against).\n${error.message}\n\n` +
+          "Install it, then run the demo again:\n  python3 -m pip install 'moto[server]>=5.1.12'\n" +
+          '(or in a virtualenv: python3 -m venv .venv && .venv/bin/pip install "moto[server]>=5.1.12" && MOTO_PYTHON=.venv/bin/python npm run demo)\n',
+      );
+      return 3;
+    }
+    throw error;
+  }
+
+  const { stack, proxy } = environment;
+  const faults = randomFaults({ rate: options.faultRate, seed: options.seed });
+  if (options.faultRate > 0) proxy.faults.set(faults.injector);
+  clock.install();
+  clock.markStart();
+  const simulator = new FleetSimulator(environment, clock, {
+    onTimeline: options.timeline ? (entry) => out(formatTimelineLine(entry, clock)) : undefined,
+  });
+  try {
+    const { settings } = stack;
+    out(
+      `Deployed into moto: state table ${settings.stateTable}, document ${settings.agentDocumentName}, parameters ${settings.configParameter.linux} / ${settings.configParameter.windows}, topic ${stack.alertTopicArn.split(':').pop()}, agent profile ${settings.agentProfileName}.`,
+    );
+    out(
+      `Settings as deployed: first check ${settings.checkDelaySeconds} s after the install (+${settings.windowsGraceSeconds} s on Windows), SSM retried every ${settings.ssmRetryDelaySeconds} s (${settings.ssmMaxAttempts} looks), ${settings.checkMaxAttempts} checks before an alert.`,
+    );
+    const specs = mixedFleet({ size: options.size, faultRate: options.faulty, seed: options.seed });
+    out(
+      `Fleet (seed ${options.seed}): ${specs.length} instances, ${specs.filter((spec) => spec.os === 'windows').length} Windows; faults: ${
+        specs.filter((spec) => spec.fault !== 'none').map((spec) => `${spec.name} ${spec.fault}`).join(', ') || 'none'
+      }.`,
+    );
+    out(`Injected AWS faults: ${options.faultRate > 0 ? `${Math.round(options.faultRate * 100)}% of the product's calls (throttling, 500, 503, latency)` : 'none'}.`);
+    out();
+    if (options.timeline) {
+      out('Timeline (simulated time; "~" the simulated world, "!" a failed invocation Lambda retries, "*" alerts and alarms):');
+    }
+    simulator.launch(specs);
+    const report = await simulator.run();
+    const outcomes = await simulator.outcomes();
+
+    out();
+    out('Final state (read back from the state table and the SNS topic in moto):');
+    out(outcomeTable(outcomes));
+    out();
+
+    const alerts = outcomes.flatMap((outcome) => outcome.alerts);
+    const alarms = outcomes.flatMap((outcome) => outcome.alarmNotifications.filter((message) => message.subject.startsWith('ALARM')));
+    const byDiagnosis = new Map<string, (typeof alerts)[number]>();
+    for (const alert of alerts) if (!byDiagnosis.has(alert.attributes.diagnosis ?? '')) byDiagnosis.set(alert.attributes.diagnosis ?? '', alert);
+    if (byDiagnosis.size > 0) {
+      out(`Alerts on ${stack.alertTopicArn.split(':').pop()} (${alerts.length} in all; one of each diagnosis shown, as read back from moto):`);
+      for (const alert of byDiagnosis.values()) {
+        out(alertExcerpt(alert, clock, 22));
+        out();
+      }
+    }
+    if (alarms.length > 0) {
+      out(`Alarm notifications (the product's missing-data alarms, evaluated by the simulator): ${alarms.map((alarm) => alarm.subject).join('; ')}`);
+      out();
+    }
+
+    const counts = new Map<string, number>();
+    for (const outcome of outcomes) counts.set(outcome.status, (counts.get(outcome.status) ?? 0) + 1);
+    const wrong = outcomes.filter((outcome) => outcome.problems.length > 0);
+    out(
+      `Simulated ${Math.round(report.simulatedMs / 60_000)} minutes in ${((performance.now() - wallStart) / 1000).toFixed(1)} s: ${[...counts]
+        .map(([status, count]) => `${count} ${status}`)
+        .join(', ')}; ${report.invocations.onboard} onboard, ${report.invocations.check} check, ${report.invocations.offboard} offboard invocations; ${
+        faults.injected().length
+      } injected faults; ${report.failedDeliveries.length} failed invocations retried by Lambda${
+        report.failedDeliveries.some((failure) => failure.dropped) ? `, ${report.failedDeliveries.filter((failure) => failure.dropped).length} given up` : ''
+      }.`,
+    );
+    if (process.env.SIMULATOR_PROFILE) out(`Wall time: ${profileReport()}`);
+    if (report.timedOut) out('The run stopped at its time limit with work still pending.');
+    if (wrong.length > 0) {
+      out(`${wrong.length} instance(s) did not end as they should (rows marked NO): these are product findings, not demo errors.`);
+    }
+    out('Same seed, same fleet and faults: npm run demo -- --seed ' + options.seed + '. Other options: npm run demo -- --help');
+    return 0;
+  } finally {
+    clock.uninstall();
+    simulator.destroy();
+    await environment.stop();
+  }
+}

@@ -1,0 +1,863 @@
+import {
+  CloudWatchClient,
+  DescribeAlarmsCommand,
+  GetMetricDataCommand,
+  PutMetricDataCommand,
+  SetAlarmStateCommand,
+  type MetricAlarm,
+  type MetricDatum,
+} from '@aws-sdk/client-cloudwatch';
+import { EC2Client, StartInstancesCommand, StopInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
+import { DeleteScheduleCommand, GetScheduleCommand, ListSchedulesCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
+import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import { metricsPublishedBy, renderedAgentConfigs, type ExpectedMetric } from '../../shared/agent-config.js';
+import type { OnboardingRecord } from '../../shared/onboarding-state.js';
+import type { CommandOutcome, SentCommand } from '../harness/aws-proxy.js';
+import { localClientConfig } from '../harness/client-config.js';
+import { createWorkloadProfile, launchInstance, stateChangeEvent, type InstanceState } from '../harness/fleet.js';
+import type { SimulatedClock } from './clock.js';
+import { lambdaContext, type SimulationEnvironment } from './environment.js';
+import { publishedMessages, StateTableReader, type PublishedMessage } from './moto-state.js';
+import { expectedOutcome, type ExpectedOutcome, type InstanceSpec } from './scenarios.js';
+
+const minute = 60_000;
+
+/** A product function the simulator can invoke. */
+export type ProductFunction = 'onboard' | 'check' | 'offboard';
+
+/** One simulated instance while the simulation runs. */
+export interface SimulatedInstance {
+  spec: InstanceSpec;
+  instanceId: string;
+  /** Simulated time of its launch (ms since the epoch). */
+  launchedAt: number;
+  online: boolean;
+  /** Install commands sent to it, in order, with the outcome each got. */
+  commands: { commandId: string; requestedAt: number; outcome: CommandOutcome }[];
+  /** Simulated time of the agent's first datapoint; undefined while it does not publish. */
+  publishingSince: number | undefined;
+  /** Simulated time the agent stops publishing, if it does. */
+  publishingUntil: number | undefined;
+  terminated: boolean;
+}
+
+/** One line of the timeline: a step the product recorded, or something the simulated world did. */
+export interface TimelineEntry {
+  /** Simulated time, ms since the epoch. */
+  at: number;
+  instanceId: string | undefined;
+  /** `i-0abc (web-1, linux)`, or a function name for lines about no one instance. */
+  subject: string;
+  source: 'product' | 'world' | 'lambda' | 'alert' | 'alarm';
+  step: string;
+  detail: string;
+}
+
+/** An invocation Lambda (or the Scheduler, through Lambda) will make. */
+interface Delivery {
+  at: number;
+  seq: number;
+  target: ProductFunction;
+  input: unknown;
+  /** 1 for the first delivery, 2 and 3 for Lambda's asynchronous retries. */
+  attempt: number;
+  origin: string;
+  instanceId: string | undefined;
+}
+
+interface WorldEvent {
+  at: number;
+  seq: number;
+  /** Recurring events (the minute tick) do not keep a simulation alive. */
+  recurring: boolean;
+  run: () => Promise<void>;
+}
+
+interface KnownSchedule {
+  name: string;
+  dueAt: number;
+  target: ProductFunction | undefined;
+  targetArn: string;
+  input: unknown;
+}
+
+/** What an invocation failed with, and what happened to the event. */
+export interface FailedDelivery {
+  target: ProductFunction;
+  input: unknown;
+  origin: string;
+  attempt: number;
+  error: string;
+  /** True when Lambda gave up (after its 2 retries): the event is lost unless a DLQ keeps it. */
+  dropped: boolean;
+}
+
+/** How one instance ended, compared with what the product should have done. */
+export interface InstanceOutcome {
+  spec: InstanceSpec;
+  instanceId: string;
+  label: string;
+  record: OnboardingRecord | undefined;
+  status: string;
+  /** healthy, alerted, skipped or gone: nothing left to happen. */
+  definite: boolean;
+  diagnosis: string | undefined;
+  /** The product's alerts about this instance (SNS attribute event=alert). */
+  alerts: PublishedMessage[];
+  recoveries: PublishedMessage[];
+  /** Notifications of this instance's alarms that the simulated CloudWatch set off. */
+  alarmNotifications: PublishedMessage[];
+  /** Install commands the product sent to it. */
+  installs: number;
+  /** Schedules still pending for it in the Scheduler. */
+  pendingSchedules: string[];
+  expected: ExpectedOutcome;
+  /** What differs from the expected outcome; empty when it is right. */
+  problems: string[];
+}
+
+/** Options of {@link FleetSimulator}; every one has a default. */
+export interface FleetSimulatorOptions {
+  /** Called for every timeline line as it happens (the demo prints them). */
+  onTimeline?: (entry: TimelineEntry) => void;
+  /** Lambda's asynchronous retries after a failed invocation. Default 2, as on AWS. */
+  lambdaRetries?: number;
+  /** Evaluate the product's missing-data alarms (moto never does). Default true. */
+  evaluateAlarms?: boolean;
+}
+
+/** Options of {@link FleetSimulator.run}. */
+export interface RunOptions {
+  /** Stop at this much simulated time from now, even with work pending. Default 3 hours. */
+  maxSimulatedMs?: number;
+  /**
+   * Once nothing is pending, keep the world running this long (agents publish, alarms evaluate)
+   * before stopping. Default: the missing-data alarm's minutes plus 3.
+   */
+  settleMs?: number;
+}
+
+/** What a run did. */
+export interface RunReport {
+  simulatedMs: number;
+  invocations: Record<ProductFunction, number>;
+  failedDeliveries: FailedDelivery[];
+  /** True when the run stopped at `maxSimulatedMs` with work still pending. */
+  timedOut: boolean;
+}
+
+const stateEventDetailType = 'EC2 Instance State-change Notification';
+
+/**
+ * Stands in for the parts of AWS that moto does not run, around the product's real handlers:
+ * instances that come online in Systems Manager after a delay (the proxy's SSM registry), agents
+ * that publish the deployed config's series to moto once an install command succeeded, EventBridge
+ * delivering state-change events, the Scheduler firing due one-time schedules (by invoking the
+ * target function with the stored input, then deleting the schedule), Lambda's asynchronous
+ * retries, and CloudWatch evaluating the product's missing-data alarms.
+ *
+ * Time is a {@link SimulatedClock}: `run()` jumps from one due thing to the next.
+ *
+ * @example
+ * const sim = new FleetSimulator(environment, clock, { onTimeline: print });
+ * await sim.launch(mixedFleet({ size: 12, seed: 7 }));
+ * await sim.run();
+ * const outcomes = await sim.outcomes();
+ */
+export class FleetSimulator {
+  readonly instances: SimulatedInstance[] = [];
+  readonly timeline: TimelineEntry[] = [];
+  readonly failedDeliveries: FailedDelivery[] = [];
+  readonly invocations: Record<ProductFunction, number> = { onboard: 0, check: 0, offboard: 0 };
+
+  readonly #env: SimulationEnvironment;
+  readonly #clock: SimulatedClock;
+  readonly #options: Required<Omit<FleetSimulatorOptions, 'onTimeline'>> & Pick<FleetSimulatorOptions, 'onTimeline'>;
+  readonly #published: Record<'linux' | 'windows', ExpectedMetric[]>;
+  readonly #ec2: EC2Client;
+  readonly #scheduler: SchedulerClient;
+  readonly #cloudwatch: CloudWatchClient;
+  readonly #sns: SNSClient;
+  readonly #table: StateTableReader;
+  #seq = 0;
+  #world: WorldEvent[] = [];
+  #deliveries: Delivery[] = [];
+  #schedules = new Map<string, KnownSchedule>();
+  #commandsSeen = 0;
+  #messagesSeen = 0;
+  #printed = new Map<string, Set<string>>();
+  #tickRunning = false;
+  #alarmStates = new Map<string, 'OK' | 'ALARM'>();
+  #alarmFirstSeen = new Map<string, number>();
+
+  constructor(env: SimulationEnvironment, clock: SimulatedClock, options: FleetSimulatorOptions = {}) {
+    this.#env = env;
+    this.#clock = clock;
+    this.#options = { lambdaRetries: 2, evaluateAlarms: true, ...options };
+    const configs = renderedAgentConfigs(env.stack.settings.metrics);
+    this.#published = { linux: metricsPublishedBy(configs.linux), windows: metricsPublishedBy(configs.windows) };
+    // The simulator's own calls go to moto directly: injected faults are for the product.
+    const config = localClientConfig(env.motoUrl);
+    this.#ec2 = new EC2Client(config);
+    this.#scheduler = new SchedulerClient(config);
+    this.#cloudwatch = new CloudWatchClient(config);
+    this.#sns = new SNSClient(config);
+    this.#table = new StateTableReader(env.motoUrl, env.stack.settings.stateTable);
+  }
+
+  /** Releases the simulator's SDK clients. */
+  destroy(): void {
+    this.#ec2.destroy();
+    this.#scheduler.destroy();
+    this.#cloudwatch.destroy();
+    this.#sns.destroy();
+    this.#table.destroy();
+  }
+
+  /** `i-0abc (web-1, linux)` */
+  label(instance: SimulatedInstance): string {
+    return `${instance.instanceId} (${instance.spec.name}, ${instance.spec.os})`;
+  }
+
+  instance(instanceId: string): SimulatedInstance | undefined {
+    return this.instances.find((candidate) => candidate.instanceId === instanceId);
+  }
+
+  /**
+   * Plans the launch of each instance at its `launchAfterMs` (from now). Each launch then delivers
+   * its `running` event, registers with SSM, and so on, as `run()` advances the clock.
+   */
+  launch(specs: InstanceSpec[]): void {
+    for (const spec of specs) {
+      this.#addWorld(this.#clock.now() + spec.launchAfterMs, () => this.#launchOne(spec).then(() => undefined));
+    }
+    this.#ensureTick();
+  }
+
+  /** Launches one instance now (moto RunInstances); its world events are planned from now. */
+  async launchNow(spec: InstanceSpec, options: { deliverRunningEvent?: boolean } = {}): Promise<SimulatedInstance> {
+    return this.#launchOne(spec, options.deliverRunningEvent ?? true);
+  }
+
+  /** Queues an invocation as EventBridge or a person would make it (asynchronous, retried by Lambda). */
+  deliver(target: ProductFunction, input: unknown, options: { afterMs?: number; origin?: string; instanceId?: string } = {}): void {
+    this.#deliveries.push({
+      at: this.#clock.now() + (options.afterMs ?? 0),
+      seq: this.#seq++,
+      target,
+      input,
+      attempt: 1,
+      origin: options.origin ?? 'by hand',
+      instanceId: options.instanceId ?? instanceIdOf(input),
+    });
+  }
+
+  /** The state-change event EventBridge sends for an instance. */
+  stateChange(instanceId: string, state: InstanceState): unknown {
+    return stateChangeEvent(instanceId, state, new Date());
+  }
+
+  /** Stops (or starts) an instance in EC2 now, as a person would; the `running` event follows a start. */
+  async setPower(instanceId: string, power: 'stop' | 'start'): Promise<void> {
+    if (power === 'stop') await this.#ec2.send(new StopInstancesCommand({ InstanceIds: [instanceId] }));
+    else await this.#ec2.send(new StartInstancesCommand({ InstanceIds: [instanceId] }));
+    const instance = this.instance(instanceId);
+    if (instance && power === 'stop') instance.publishingUntil = this.#clock.now();
+    this.#worldLine(instance, power === 'stop' ? 'stopped' : 'started', power === 'stop' ? 'StopInstances' : 'StartInstances');
+  }
+
+  /**
+   * Runs the world until nothing is pending (then `settleMs` more), or `maxSimulatedMs`: each step
+   * jumps the clock to the next due thing and does it, invoking the real handlers one at a time
+   * (one at a time keeps a seeded run reproducible).
+   */
+  async run(options: RunOptions = {}): Promise<RunReport> {
+    const startedAt = this.#clock.now();
+    const deadline = startedAt + (options.maxSimulatedMs ?? 3 * 3600_000);
+    const settle = options.settleMs ?? (this.#env.stack.settings.alarms.missingDataMinutes + 3) * minute;
+    let quietSince: number | undefined;
+    let timedOut = false;
+    this.#ensureTick();
+    for (;;) {
+      await this.#refreshSchedules();
+      const now = this.#clock.now();
+      const nextWork = minOf([
+        ...this.#world.filter((event) => !event.recurring).map((event) => event.at),
+        ...this.#deliveries.map((delivery) => delivery.at),
+        ...[...this.#schedules.values()].map((schedule) => schedule.dueAt),
+      ]);
+      let next: number;
+      if (nextWork === undefined) {
+        quietSince ??= now;
+        const end = quietSince + settle;
+        if (now >= end) break;
+        next = Math.min(end, minOf(this.#world.map((event) => event.at)) ?? end);
+      } else {
+        quietSince = undefined;
+        next = Math.min(nextWork, minOf(this.#world.map((event) => event.at)) ?? nextWork);
+      }
+      if (next > deadline) {
+        timedOut = nextWork !== undefined;
+        break;
+      }
+      if (next > now) this.#clock.advance(next - now);
+      await this.#processDue();
+    }
+    return {
+      simulatedMs: this.#clock.now() - startedAt,
+      invocations: { ...this.invocations },
+      failedDeliveries: [...this.failedDeliveries],
+      timedOut,
+    };
+  }
+
+  /** Invokes a product function now, with Lambda's retries on failure, and everything that follows it observed. */
+  async invokeNow(target: ProductFunction, input: unknown, origin = 'by hand'): Promise<unknown> {
+    return this.#invoke({ at: this.#clock.now(), seq: this.#seq++, target, input, attempt: 1, origin, instanceId: instanceIdOf(input) });
+  }
+
+  /** The schedules pending in the Scheduler now (names). */
+  async pendingSchedules(): Promise<string[]> {
+    await this.#refreshSchedules();
+    return [...this.#schedules.keys()];
+  }
+
+  /** Every instance's end state, compared with the right one for its fault. */
+  async outcomes(): Promise<InstanceOutcome[]> {
+    const messages = await publishedMessages(this.#env.motoUrl);
+    const sent = this.#env.proxy.commands.sent();
+    const schedules = await this.pendingSchedules();
+    const alarmPrefix = this.#env.stack.settings.alarms.prefix;
+    const outcomes: InstanceOutcome[] = [];
+    for (const instance of this.instances) {
+      const { instanceId } = instance;
+      const record = await this.#table.record(instanceId);
+      const mine = messages.filter((message) => message.attributes.instanceId === instanceId);
+      const alerts = mine.filter((message) => message.attributes.event === 'alert');
+      const recoveries = mine.filter((message) => message.attributes.event === 'recovery');
+      const alarmNotifications = messages.filter(
+        (message) => message.attributes.event === undefined && message.message.includes(`"AlarmName":"${alarmPrefix}-${instanceId}-`),
+      );
+      const installs = sent.filter((command) => command.instanceIds.includes(instanceId) && command.documentName === this.#env.stack.settings.agentDocumentName).length;
+      const status = record?.status ?? 'no record';
+      const outcome: InstanceOutcome = {
+        spec: instance.spec,
+        instanceId,
+        label: this.label(instance),
+        record,
+        status,
+        definite: ['healthy', 'alerted', 'skipped', 'gone'].includes(status),
+        diagnosis: record?.diagnosis?.code ?? record?.alertedDiagnosis ?? (record?.reason && status !== 'healthy' ? record.reason : undefined),
+        alerts,
+        recoveries,
+        alarmNotifications,
+        installs,
+        pendingSchedules: schedules.filter((name) => name.includes(instanceId)),
+        expected: expectedOutcome(instance.spec.fault),
+        problems: [],
+      };
+      outcome.problems = judge(outcome);
+      outcomes.push(outcome);
+    }
+    return outcomes;
+  }
+
+  // --- the world ---------------------------------------------------------------------------
+
+  #addWorld(at: number, run: () => Promise<void>, recurring = false): void {
+    this.#world.push({ at, seq: this.#seq++, recurring, run });
+  }
+
+  #ensureTick(): void {
+    if (this.#tickRunning) return;
+    this.#tickRunning = true;
+    const tick = async (): Promise<void> => {
+      const began = performance.now();
+      await this.#publishAll();
+      profile('publish', began);
+      const alarms = performance.now();
+      if (this.#options.evaluateAlarms) await this.#evaluateAlarms();
+      profile('alarms', alarms);
+      this.#addWorld(this.#clock.now() + minute, tick, true);
+    };
+    this.#addWorld(this.#clock.now() + minute, tick, true);
+  }
+
+  async #launchOne(spec: InstanceSpec, deliverRunningEvent = true): Promise<SimulatedInstance> {
+    let profileName: string | undefined;
+    if (spec.fault === 'workload-profile') {
+      // A workload's own profile: its role has S3 read access and none of the agent's policies.
+      const profile = await createWorkloadProfile(`${spec.name}-app`, {
+        policies: ['arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess'],
+        endpoint: this.#env.motoUrl,
+      });
+      profileName = profile.profileName;
+    }
+    const launched = await launchInstance({ os: spec.os, tags: spec.tags, endpoint: this.#env.motoUrl, ...(profileName ? { profileName } : {}) });
+    const instance: SimulatedInstance = {
+      spec,
+      instanceId: launched.instanceId,
+      launchedAt: this.#clock.now(),
+      online: false,
+      commands: [],
+      publishingSince: undefined,
+      publishingUntil: undefined,
+      terminated: false,
+    };
+    this.instances.push(instance);
+    this.#env.proxy.commands.setOutcome(instance.instanceId, ...spec.commandOutcomes);
+    this.#worldLine(
+      instance,
+      'launched',
+      `${spec.fault === 'none' ? 'no fault' : `fault: ${spec.fault}`}${profileName ? `; profile ${profileName}` : ''}`,
+    );
+    if (deliverRunningEvent) {
+      this.#deliveries.push({
+        at: this.#clock.now() + spec.eventDelayMs,
+        seq: this.#seq++,
+        target: 'onboard',
+        input: undefined, // built at delivery, stamped with that time
+        attempt: 1,
+        origin: 'EventBridge running',
+        instanceId: instance.instanceId,
+      });
+    }
+    if (spec.onlineAfterMs !== undefined) {
+      this.#addWorld(this.#clock.now() + spec.onlineAfterMs, async () => {
+        if (instance.terminated) return;
+        instance.online = true;
+        this.#env.proxy.ssm.register(instance.instanceId, { platformType: spec.os === 'windows' ? 'Windows' : 'Linux' });
+        this.#worldLine(instance, 'ssm-online', 'the SSM agent registered (PingStatus Online)');
+      });
+    }
+    return instance;
+  }
+
+  /** Terminates an instance in EC2 now; EventBridge's `terminated` event reaches offboard 2 s later. */
+  async terminateNow(instanceId: string): Promise<void> {
+    const instance = this.instance(instanceId);
+    if (!instance) throw new Error(`${instanceId} is not an instance of this simulation`);
+    await this.#terminate(instance);
+  }
+
+  async #terminate(instance: SimulatedInstance): Promise<void> {
+    if (instance.terminated) return;
+    instance.terminated = true;
+    instance.publishingUntil = Math.min(instance.publishingUntil ?? Infinity, this.#clock.now());
+    await this.#ec2.send(new TerminateInstancesCommand({ InstanceIds: [instance.instanceId] }));
+    if (this.#env.proxy.ssm.get(instance.instanceId)) this.#env.proxy.ssm.setPing(instance.instanceId, 'ConnectionLost');
+    this.#worldLine(instance, 'terminated', 'TerminateInstances; EventBridge sends "terminated" to offboard');
+    this.deliver('offboard', stateChangeEvent(instance.instanceId, 'terminated', new Date()), {
+      afterMs: 2000,
+      origin: 'EventBridge terminated',
+      instanceId: instance.instanceId,
+    });
+  }
+
+  /** Notices install commands the product sent, and makes each instance's agent behave as its outcome says. */
+  #observeCommands(): void {
+    const sent: SentCommand[] = this.#env.proxy.commands.sent();
+    for (const command of sent.slice(this.#commandsSeen)) {
+      for (const instanceId of command.instanceIds) {
+        const instance = this.instance(instanceId);
+        if (!instance) continue;
+        const outcomes = instance.spec.commandOutcomes;
+        const outcome = outcomes[Math.min(instance.commands.length, outcomes.length - 1)] ?? { status: 'Success' };
+        instance.commands.push({ commandId: command.commandId, requestedAt: command.requestedAt.getTime(), outcome });
+        const words = outcome.status === 'Failed' ? `Failed at ${outcome.step}` : outcome.status;
+        this.#worldLineAt(command.requestedAt.getTime(), instance, 'command-runs', `${command.documentName} ${command.commandId.slice(0, 8)} on the instance: ${words}`);
+        if (instance.commands.length === 1 && instance.spec.terminateAfterCommandMs !== undefined) {
+          this.#addWorld(this.#clock.now() + instance.spec.terminateAfterCommandMs, () => this.#terminate(instance));
+        }
+        if (outcome.status === 'Success' && instance.publishingSince === undefined && instance.spec.agentStartMs !== undefined && !instance.terminated) {
+          const start = command.requestedAt.getTime() + instance.spec.agentStartMs;
+          instance.publishingSince = start;
+          if (instance.spec.agentStopsAfterMs !== undefined) instance.publishingUntil = start + instance.spec.agentStopsAfterMs;
+          this.#addWorld(start, async () => {
+            if (instance.terminated) return;
+            await this.#publish(instance);
+            this.#worldLine(
+              instance,
+              'agent-publishes',
+              `first datapoints of ${this.#published[instance.spec.os].map((metric) => metric.metricName).join(', ')}${
+                instance.publishingUntil !== undefined ? `; the agent will stop at ${this.#clock.label(instance.publishingUntil)}` : ''
+              }`,
+            );
+          });
+        }
+      }
+    }
+    this.#commandsSeen = sent.length;
+  }
+
+  #isPublishing(instance: SimulatedInstance, at: number): boolean {
+    if (instance.terminated || instance.publishingSince === undefined || at < instance.publishingSince) return false;
+    return instance.publishingUntil === undefined || at < instance.publishingUntil;
+  }
+
+  /** One collection interval of the agent: the {InstanceId} series of the deployed config, plus its full-dimension disk series. */
+  async #publish(instance: SimulatedInstance): Promise<void> {
+    const at = new Date(Math.floor(this.#clock.now() / 1000) * 1000);
+    const instanceDimension = { Name: 'InstanceId', Value: instance.instanceId };
+    const data: MetricDatum[] = [];
+    for (const metric of this.#published[instance.spec.os]) {
+      const value = metric.measures === 'disk-free-percent' ? 58 : metric.measures === 'memory-used-percent' ? 37 : 42;
+      data.push({ MetricName: metric.metricName, Dimensions: [instanceDimension], Timestamp: at, Value: value, Unit: 'Percent' });
+      if (metric.measures !== 'memory-used-percent') {
+        // The per-disk series the agent also sends: a query on exactly {InstanceId} must not count it.
+        const disk =
+          instance.spec.os === 'windows'
+            ? [{ Name: 'instance', Value: 'C:' }, { Name: 'objectname', Value: 'LogicalDisk' }]
+            : [{ Name: 'path', Value: '/' }, { Name: 'fstype', Value: 'xfs' }];
+        data.push({ MetricName: metric.metricName, Dimensions: [instanceDimension, ...disk], Timestamp: at, Value: value, Unit: 'Percent' });
+      }
+    }
+    const namespace = this.#published[instance.spec.os][0]?.namespace ?? this.#env.stack.settings.metrics.namespace;
+    await this.#cloudwatch.send(new PutMetricDataCommand({ Namespace: namespace, MetricData: data }));
+  }
+
+  async #publishAll(): Promise<void> {
+    const now = this.#clock.now();
+    for (const instance of this.instances) {
+      const wasPublishing = instance.publishingSince !== undefined && instance.publishingSince < now - minute && !instance.terminated;
+      if (this.#isPublishing(instance, now)) await this.#publish(instance);
+      else if (wasPublishing && instance.publishingUntil !== undefined && instance.publishingUntil > now - minute && instance.publishingUntil <= now) {
+        this.#worldLine(instance, 'agent-stops', 'the agent stops publishing (no more datapoints)');
+      }
+    }
+  }
+
+  /**
+   * CloudWatch's part that moto lacks: the product's missing-data alarms (TreatMissingData
+   * breaching) go to ALARM when their series had no datapoint for EvaluationPeriods x Period, and
+   * back to OK when datapoints return; each change is published to the alarm's actions in
+   * CloudWatch's notification format. Threshold alarms are not evaluated.
+   */
+  async #evaluateAlarms(): Promise<void> {
+    const alarms: MetricAlarm[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.#cloudwatch.send(new DescribeAlarmsCommand({ AlarmNamePrefix: `${this.#env.stack.settings.alarms.prefix}-`, NextToken: token }));
+      alarms.push(...(page.MetricAlarms ?? []));
+      token = page.NextToken;
+    } while (token);
+    const missingData = alarms.filter((alarm) => alarm.TreatMissingData === 'breaching' && alarm.Statistic === 'SampleCount' && alarm.AlarmName);
+    if (missingData.length === 0) return;
+    const now = this.#clock.now();
+    const results = await this.#cloudwatch.send(
+      new GetMetricDataCommand({
+        StartTime: new Date(now - Math.max(...missingData.map((alarm) => (alarm.Period ?? 60) * (alarm.EvaluationPeriods ?? 1))) * 1000),
+        EndTime: new Date(now),
+        MetricDataQueries: missingData.map((alarm, index) => ({
+          Id: `a${index}`,
+          MetricStat: {
+            Metric: { Namespace: alarm.Namespace, MetricName: alarm.MetricName, Dimensions: alarm.Dimensions },
+            Period: alarm.Period ?? 60,
+            Stat: 'SampleCount',
+          },
+        })),
+      }),
+    );
+    for (const [index, alarm] of missingData.entries()) {
+      const name = alarm.AlarmName as string;
+      const windowStart = now - (alarm.Period ?? 60) * (alarm.EvaluationPeriods ?? 1) * 1000;
+      const result = results.MetricDataResults?.find((candidate) => candidate.Id === `a${index}`);
+      const recent = (result?.Timestamps ?? []).some((timestamp, i) => timestamp.getTime() >= windowStart && (result?.Values?.[i] ?? 0) > 0);
+      // A new alarm starts as INSUFFICIENT_DATA; give it its evaluation window before judging.
+      // (moto dates alarms with its own, real clock: the simulated time it was first seen counts.)
+      const created = this.#alarmFirstSeen.get(name) ?? now;
+      this.#alarmFirstSeen.set(name, created);
+      const state: 'OK' | 'ALARM' = recent || created > windowStart ? 'OK' : 'ALARM';
+      const previous = this.#alarmStates.get(name);
+      if (previous === state || (previous === undefined && state === 'OK')) {
+        this.#alarmStates.set(name, state);
+        continue;
+      }
+      this.#alarmStates.set(name, state);
+      const reason =
+        state === 'ALARM'
+          ? `Threshold Crossed: no datapoints were received for ${alarm.EvaluationPeriods} periods and ${alarm.EvaluationPeriods} missing datapoints were treated as [Breaching].`
+          : 'Threshold Crossed: datapoints were received again.';
+      await this.#cloudwatch.send(new SetAlarmStateCommand({ AlarmName: name, StateValue: state, StateReason: reason }));
+      const topics = (state === 'ALARM' ? alarm.AlarmActions : alarm.OKActions) ?? [];
+      const subject = `${state}: "${name}" in US East (N. Virginia)`;
+      for (const topicArn of topics.filter((arn) => arn.startsWith('arn:aws:sns:'))) {
+        await this.#sns.send(
+          new PublishCommand({
+            TopicArn: topicArn,
+            Subject: subject.slice(0, 100),
+            Message: JSON.stringify({
+              AlarmName: name,
+              AlarmDescription: alarm.AlarmDescription,
+              NewStateValue: state,
+              NewStateReason: reason,
+              StateChangeTime: new Date(now).toISOString(),
+              Region: 'US East (N. Virginia)',
+              OldStateValue: previous ?? 'INSUFFICIENT_DATA',
+              Trigger: { MetricName: alarm.MetricName, Namespace: alarm.Namespace, Dimensions: alarm.Dimensions },
+            }),
+          }),
+        );
+      }
+      const instanceId = alarm.Dimensions?.find((dimension) => dimension.Name === 'InstanceId')?.Value;
+      const instance = instanceId ? this.instance(instanceId) : undefined;
+      this.#line({ at: now, instanceId, subject: instance ? this.label(instance) : name, source: 'alarm', step: `alarm ${state}`, detail: `${name}: ${reason}` });
+    }
+  }
+
+  // --- the Scheduler and Lambda -----------------------------------------------------------
+
+  async #refreshSchedules(): Promise<void> {
+    const began = performance.now();
+    try {
+      await this.#refreshSchedulesNow();
+    } finally {
+      profile('refresh-schedules', began);
+    }
+  }
+
+  async #refreshSchedulesNow(): Promise<void> {
+    const names = new Set<string>();
+    let token: string | undefined;
+    do {
+      const page = await this.#scheduler.send(new ListSchedulesCommand({ GroupName: this.#env.stack.settings.scheduleGroup, NextToken: token }));
+      for (const summary of page.Schedules ?? []) if (summary.Name) names.add(summary.Name);
+      token = page.NextToken;
+    } while (token);
+    for (const name of this.#schedules.keys()) if (!names.has(name)) this.#schedules.delete(name);
+    const { settings } = this.#env.stack;
+    for (const name of names) {
+      if (this.#schedules.has(name)) continue;
+      const schedule = await this.#scheduler.send(new GetScheduleCommand({ Name: name, GroupName: settings.scheduleGroup }));
+      const at = /^at\((\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\)$/.exec(schedule.ScheduleExpression ?? '');
+      if (!at?.[1]) throw new Error(`schedule ${name}: not a one-time at(...) expression: ${schedule.ScheduleExpression}`);
+      const timezone = schedule.ScheduleExpressionTimezone ?? 'UTC';
+      if (timezone !== 'UTC') throw new Error(`schedule ${name}: the simulator reads at(...) in UTC only, got ${timezone}`);
+      const targetArn = schedule.Target?.Arn ?? '';
+      const target: ProductFunction | undefined =
+        targetArn === settings.onboardFunctionArn ? 'onboard' : targetArn === settings.checkFunctionArn ? 'check' : undefined;
+      this.#schedules.set(name, { name, dueAt: Date.parse(`${at[1]}Z`), target, targetArn, input: JSON.parse(schedule.Target?.Input ?? '{}') });
+    }
+  }
+
+  async #fireSchedule(schedule: KnownSchedule): Promise<void> {
+    // ActionAfterCompletion DELETE: the Scheduler deletes it once it has invoked the target.
+    await this.#scheduler.send(new DeleteScheduleCommand({ Name: schedule.name, GroupName: this.#env.stack.settings.scheduleGroup })).catch(() => undefined);
+    this.#schedules.delete(schedule.name);
+    if (!schedule.target) {
+      this.#line({ at: this.#clock.now(), instanceId: undefined, subject: schedule.name, source: 'lambda', step: 'unknown-target', detail: `schedule targets ${schedule.targetArn}, which is none of the product's functions` });
+      return;
+    }
+    await this.#invoke({
+      at: this.#clock.now(),
+      seq: this.#seq++,
+      target: schedule.target,
+      input: schedule.input,
+      attempt: 1,
+      origin: `schedule ${schedule.name}`,
+      instanceId: instanceIdOf(schedule.input),
+    });
+  }
+
+  async #invoke(delivery: Delivery): Promise<unknown> {
+    const input = delivery.input ?? (delivery.instanceId ? stateChangeEvent(delivery.instanceId, 'running', new Date()) : undefined);
+    delivery.input = input;
+    const handler = this.#env.handlers[delivery.target];
+    this.invocations[delivery.target] += 1;
+    let result: unknown;
+    const began = performance.now();
+    try {
+      result = await handler(input, lambdaContext(`cw-agent-autopilot-${delivery.target}`));
+    } catch (error) {
+      const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      const retries = this.#options.lambdaRetries;
+      const dropped = delivery.attempt > retries;
+      this.failedDeliveries.push({ target: delivery.target, input, origin: delivery.origin, attempt: delivery.attempt, error: message, dropped });
+      const retryAt = this.#clock.now() + (delivery.attempt === 1 ? 1 : 2) * minute;
+      if (!dropped) this.#deliveries.push({ ...delivery, at: retryAt, seq: this.#seq++, attempt: delivery.attempt + 1 });
+      const instance = delivery.instanceId ? this.instance(delivery.instanceId) : undefined;
+      this.#line({
+        at: this.#clock.now(),
+        instanceId: delivery.instanceId,
+        subject: instance ? this.label(instance) : delivery.target,
+        source: 'lambda',
+        step: `${delivery.target} failed`,
+        detail: `${truncate(message, 160)}; ${dropped ? `Lambda gave up after ${delivery.attempt} attempts (event lost)` : `Lambda retries at ${this.#clock.label(retryAt)}`}`,
+      });
+    }
+    profile(`invoke ${delivery.target}`, began);
+    const after = performance.now();
+    await this.#afterInvocation(delivery.instanceId);
+    profile('after-invocation', after);
+    return result;
+  }
+
+  async #afterInvocation(instanceId: string | undefined): Promise<void> {
+    if (instanceId) await this.#printHistory(instanceId);
+    this.#observeCommands();
+    await this.#printNewMessages();
+  }
+
+  async #printHistory(instanceId: string): Promise<void> {
+    const record = await this.#table.record(instanceId);
+    if (!record) return;
+    const instance = this.instance(instanceId);
+    const seen = this.#printed.get(instanceId) ?? new Set<string>();
+    this.#printed.set(instanceId, seen);
+    for (const entry of record.history) {
+      const key = `${entry.at}|${entry.step}|${entry.detail ?? ''}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      this.#line({
+        at: Date.parse(entry.at),
+        instanceId,
+        subject: instance ? this.label(instance) : instanceId,
+        source: 'product',
+        step: entry.step,
+        detail: entry.detail ?? '',
+      });
+    }
+  }
+
+  async #printNewMessages(): Promise<void> {
+    const publishes = this.#env.proxy.calls().filter((call) => call.service === 'sns' && call.operation === 'Publish' && call.status === 200).length;
+    if (publishes === this.#messagesSeen) return;
+    this.#messagesSeen = publishes;
+    const messages = (await publishedMessages(this.#env.motoUrl)).filter((message) => message.attributes.event !== undefined);
+    const printed = this.#printed.get('#sns') ?? new Set<string>();
+    this.#printed.set('#sns', printed);
+    for (const message of messages) {
+      if (printed.has(message.messageId)) continue;
+      printed.add(message.messageId);
+      const instance = this.instance(message.attributes.instanceId ?? '');
+      this.#line({
+        at: this.#clock.now(),
+        instanceId: instance?.instanceId,
+        subject: instance ? this.label(instance) : (message.attributes.instanceId ?? 'sns'),
+        source: 'alert',
+        step: message.attributes.event === 'recovery' ? 'RECOVERY' : 'ALERT',
+        detail: message.subject,
+      });
+    }
+  }
+
+  async #processDue(): Promise<void> {
+    for (;;) {
+      const now = this.#clock.now();
+      const world = this.#world.filter((event) => event.at <= now).sort(byTime)[0];
+      if (world) {
+        this.#world = this.#world.filter((event) => event !== world);
+        await world.run();
+        continue;
+      }
+      const delivery = this.#deliveries.filter((candidate) => candidate.at <= now).sort(byTime)[0];
+      if (delivery) {
+        this.#deliveries = this.#deliveries.filter((candidate) => candidate !== delivery);
+        await this.#invoke(delivery);
+        await this.#refreshSchedules();
+        continue;
+      }
+      const schedule = [...this.#schedules.values()]
+        .filter((candidate) => candidate.dueAt <= now)
+        .sort((a, b) => a.dueAt - b.dueAt || this.#order(a) - this.#order(b))[0];
+      if (schedule) {
+        await this.#fireSchedule(schedule);
+        await this.#refreshSchedules();
+        continue;
+      }
+      return;
+    }
+  }
+
+  /** Schedules due at the same second fire in fleet order (instance ids are random; names are not). */
+  #order(schedule: KnownSchedule): number {
+    const instanceId = instanceIdOf(schedule.input);
+    const index = this.instances.findIndex((instance) => instance.instanceId === instanceId);
+    return index < 0 ? Number.MAX_SAFE_INTEGER : index;
+  }
+
+  #worldLine(instance: SimulatedInstance | undefined, step: string, detail: string): void {
+    this.#worldLineAt(this.#clock.now(), instance, step, detail);
+  }
+
+  #worldLineAt(at: number, instance: SimulatedInstance | undefined, step: string, detail: string): void {
+    this.#line({
+      at,
+      instanceId: instance?.instanceId,
+      subject: instance ? this.label(instance) : 'world',
+      source: 'world',
+      step,
+      detail,
+    });
+  }
+
+  #line(entry: TimelineEntry): void {
+    this.timeline.push(entry);
+    this.#options.onTimeline?.(entry);
+  }
+}
+
+/** Wall time spent per activity, when SIMULATOR_PROFILE is set (printed by {@link profileReport}). */
+const profiled = new Map<string, { count: number; ms: number }>();
+function profile(name: string, began: number): void {
+  if (!process.env.SIMULATOR_PROFILE) return;
+  const entry = profiled.get(name) ?? { count: 0, ms: 0 };
+  entry.count += 1;
+  entry.ms += performance.now() - began;
+  profiled.set(name, entry);
+}
+
+/** Where the wall time went (SIMULATOR_PROFILE=1). */
+export function profileReport(): string {
+  return [...profiled].map(([name, { count, ms }]) => `${name}: ${count} x, ${Math.round(ms)} ms`).join('; ');
+}
+
+function byTime(a: { at: number; seq: number }, b: { at: number; seq: number }): number {
+  return a.at - b.at || a.seq - b.seq;
+}
+
+function minOf(values: number[]): number | undefined {
+  return values.length ? Math.min(...values) : undefined;
+}
+
+function truncate(text: string, length: number): string {
+  return text.length <= length ? text : `${text.slice(0, length - 3)}...`;
+}
+
+/** The instance an invocation's input is about: `{ instanceId }` or a state-change event. */
+export function instanceIdOf(input: unknown): string | undefined {
+  if (typeof input !== 'object' || input === null) return undefined;
+  const value = input as { instanceId?: unknown; detail?: { 'instance-id'?: unknown }; 'detail-type'?: unknown };
+  if (typeof value.instanceId === 'string') return value.instanceId;
+  if (value['detail-type'] === stateEventDetailType && typeof value.detail?.['instance-id'] === 'string') return value.detail['instance-id'];
+  return undefined;
+}
+
+/** What differs between an instance's end state and the expected one; empty when it is right. */
+export function judge(outcome: InstanceOutcome): string[] {
+  const problems: string[] = [];
+  const { expected } = outcome;
+  if (outcome.status !== expected.status) problems.push(`status ${outcome.status}, expected ${expected.status}`);
+  const alertCodes = outcome.alerts.map((alert) => alert.attributes.diagnosis ?? '?');
+  if (expected.alert === undefined || expected.alert === 'missing-data-alarm') {
+    if (alertCodes.length > 0) problems.push(`unexpected alert(s): ${alertCodes.join(', ')}`);
+  } else {
+    if (alertCodes.length === 0) problems.push(`no alert, expected one with diagnosis ${expected.alert}`);
+    else if (alertCodes.length > 1) problems.push(`${alertCodes.length} alerts (${alertCodes.join(', ')}), expected exactly one`);
+    else if (alertCodes[0] !== expected.alert) problems.push(`alert diagnosis ${alertCodes[0]}, expected ${expected.alert}`);
+    if (expected.alertMentions && outcome.alerts[0] && !outcome.alerts[0].message.includes(expected.alertMentions)) {
+      problems.push(`the alert does not name ${expected.alertMentions}`);
+    }
+  }
+  const missingAlarm = outcome.alarmNotifications.some((message) => message.subject.startsWith('ALARM') && message.message.includes('-missing'));
+  if (expected.alert === 'missing-data-alarm' && !missingAlarm) problems.push('no missing-data alarm went off');
+  if (expected.alert !== 'missing-data-alarm' && missingAlarm) problems.push('a missing-data alarm went off');
+  const reinstalls = outcome.record?.reinstalls ?? 0;
+  if (outcome.installs > 0 && outcome.installs !== 1 + reinstalls) {
+    problems.push(`${outcome.installs} install commands sent, the record accounts for ${1 + reinstalls}`);
+  }
+  if (outcome.definite && outcome.pendingSchedules.length > 0) problems.push(`schedules left pending: ${outcome.pendingSchedules.join(', ')}`);
+  return problems;
+}
+
+export { stateEventDetailType };

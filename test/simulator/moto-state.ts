@@ -1,0 +1,68 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import type { OnboardingRecord } from '../../shared/onboarding-state.js';
+import { localClientConfig } from '../harness/client-config.js';
+
+/** One message published on an SNS topic, as moto keeps it. */
+export interface PublishedMessage {
+  topicArn: string;
+  messageId: string;
+  subject: string;
+  message: string;
+  attributes: Record<string, string>;
+}
+
+type MotoNotification = [string, string, string | null, Record<string, { Type?: string; Value?: string }> | null, ...unknown[]];
+
+/** Every message published on SNS topics, in order, read back from moto (`GET /moto-api/data.json`). */
+export async function publishedMessages(motoUrl: string, topicArn?: string): Promise<PublishedMessage[]> {
+  const response = await fetch(`${motoUrl}/moto-api/data.json`);
+  if (!response.ok) throw new Error(`moto-api/data.json answered ${response.status}`);
+  const data = (await response.json()) as { sns?: { Topic?: { arn: string; sent_notifications?: MotoNotification[] }[] } };
+  const messages: PublishedMessage[] = [];
+  for (const topic of data.sns?.Topic ?? []) {
+    if (topicArn && topic.arn !== topicArn) continue;
+    for (const [messageId, message, subject, attributes] of topic.sent_notifications ?? []) {
+      messages.push({
+        topicArn: topic.arn,
+        messageId,
+        message,
+        subject: subject ?? '',
+        attributes: Object.fromEntries(Object.entries(attributes ?? {}).map(([name, value]) => [name, value?.Value ?? ''])),
+      });
+    }
+  }
+  return messages;
+}
+
+/** Reads the product's state table straight from moto (not through the fault-injecting proxy). */
+export class StateTableReader {
+  readonly #client: DynamoDBDocumentClient;
+
+  constructor(
+    motoUrl: string,
+    readonly table: string,
+  ) {
+    this.#client = DynamoDBDocumentClient.from(new DynamoDBClient(localClientConfig(motoUrl)));
+  }
+
+  async record(instanceId: string): Promise<OnboardingRecord | undefined> {
+    const result = await this.#client.send(new GetCommand({ TableName: this.table, Key: { instanceId }, ConsistentRead: true }));
+    return result.Item as OnboardingRecord | undefined;
+  }
+
+  async all(): Promise<OnboardingRecord[]> {
+    const records: OnboardingRecord[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.#client.send(new ScanCommand({ TableName: this.table, ExclusiveStartKey: start }));
+      records.push(...((page.Items ?? []) as OnboardingRecord[]));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return records;
+  }
+
+  destroy(): void {
+    this.#client.destroy();
+  }
+}
