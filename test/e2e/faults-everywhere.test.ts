@@ -18,8 +18,7 @@ beforeAll(async () => {
   faults = randomFaults({ rate: 0.2, seed: 20 });
   simulation.environment.proxy.faults.set(faults.injector);
   const simulator = new FleetSimulator(simulation.environment, simulation.clock);
-  // Every fault but never-online, whose end state is finding F1 (fleet-scenarios covers it).
-  simulator.launch(mixedFleet({ size: 6, faultRate: 0.85, seed: 20, faults: instanceFaults.filter((fault) => fault !== 'none' && fault !== 'never-online') }));
+  simulator.launch(mixedFleet({ size: 8, faultRate: 0.85, seed: 20, faults: instanceFaults.filter((fault) => fault !== 'none') }));
   report = await simulator.run();
   simulation.environment.proxy.faults.clear();
   outcomes = await simulator.outcomes();

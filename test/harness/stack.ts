@@ -70,7 +70,7 @@ export function stackEnvironment(stage = 'test'): Record<string, string> {
     OPT_OUT_TAG: 'cw-autopilot:skip=true',
     OPT_IN_TAG: '',
     MODIFY_EXISTING_ROLES: 'true',
-    SSM_MAX_ATTEMPTS: '6',
+    SSM_MAX_ATTEMPTS: '8',
     SSM_RETRY_DELAY_SECONDS: '300',
     CHECK_DELAY_SECONDS: '300',
     WINDOWS_GRACE_SECONDS: '300',
