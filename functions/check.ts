@@ -1,10 +1,11 @@
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { runCheck, parseCheckInput, type CheckResult } from '../shared/checking.js';
+import { runCheck, type CheckResult } from '../shared/checking.js';
 import { logger } from '../shared/logger.js';
 import { productMetrics } from '../shared/product-metrics.js';
 import { parseSettings } from '../shared/settings.js';
+import { parseCheckRequest } from '../shared/triggers.js';
 
 // Parsed at cold start: a wrong setting stops the function here, naming the setting.
 const settings = parseSettings();
@@ -17,4 +18,4 @@ const settings = parseSettings();
 export const handler = middy<unknown, CheckResult>()
   .use(injectLambdaContext(logger))
   .use(logMetrics(productMetrics))
-  .handler(async (event) => runCheck(parseCheckInput(event), settings));
+  .handler(async (event) => runCheck(parseCheckRequest(event), settings));

@@ -14,13 +14,8 @@ import { countAlerted, countHealthy } from './product-metrics.js';
 import { deleteSchedules, scheduleName, scheduleOnce } from './schedules.js';
 import type { Settings } from './settings.js';
 import { ssmPresence } from './ssm-presence.js';
-import { parseCheckRequest } from './triggers.js';
+import type { CheckRequest } from './triggers.js';
 
-/** A check's input: scheduled checks carry their attempt; a check by hand does not. */
-export interface CheckInput {
-  instanceId: string;
-  attempt: number | undefined;
-}
 
 /** What one check invocation did, returned by the handler and logged. */
 export interface CheckResult {
@@ -36,12 +31,6 @@ export class AlertNotSentError extends Error {
   override name = 'AlertNotSentError';
 }
 
-/** Reads a checker invocation's input: `{ instanceId, attempt }` from a schedule, `{ instanceId }` by hand. */
-export function parseCheckInput(event: unknown): CheckInput {
-  const request = parseCheckRequest(event);
-  const scheduled = typeof event === 'object' && event !== null && 'attempt' in event;
-  return { instanceId: request.instanceId, attempt: scheduled ? request.attempt : undefined };
-}
 
 const maxWindowMs = 24 * 3600 * 1000;
 
@@ -348,7 +337,7 @@ async function checkRunning(
  * @example
  * await runCheck({ instanceId: 'i-0123456789abcdef0', attempt: 1 }, settings);
  */
-export async function runCheck(input: CheckInput, settings: Settings, now = new Date()): Promise<CheckResult> {
+export async function runCheck(input: CheckRequest, settings: Settings, now = new Date()): Promise<CheckResult> {
   const { instanceId } = input;
   const [instance, record] = await Promise.all([describeInstance(instanceId), readRecord(settings.stateTable, instanceId)]);
   const currency = checkCurrency(input.attempt, record);

@@ -78,19 +78,25 @@ export function parseOnboardTrigger(input: unknown): OnboardTrigger {
   );
 }
 
-/** The input of a check: `{ instanceId }` from the schedule or by hand, plus the attempt. */
-const checkRequest = z.object({
+/**
+ * The input of a check: `{ instanceId, attempt }` from its schedule, or `{ instanceId }` by hand
+ * (no attempt: it runs as the next one). Unknown keys are refused.
+ */
+const checkRequest = z.strictObject({
   instanceId,
-  attempt: z.number().int().min(1).max(1000).default(1),
+  attempt: z.number().int().min(1).max(1000).optional(),
 });
 
-export type CheckRequest = z.infer<typeof checkRequest>;
+export interface CheckRequest {
+  instanceId: string;
+  attempt: number | undefined;
+}
 
 /** Reads a checker invocation's input, rejecting anything else with {@link InvalidInputError}. */
 export function parseCheckRequest(input: unknown): CheckRequest {
   const parsed = checkRequest.safeParse(input);
   if (!parsed.success) throw new InvalidInputError(`check: expected { "instanceId": "i-..." }: ${explain(parsed.error)}`);
-  return parsed.data;
+  return { instanceId: parsed.data.instanceId, attempt: parsed.data.attempt };
 }
 
 /** What an offboarding invocation is about: a termination, or an instance named by hand. */

@@ -3,7 +3,8 @@ import { DeleteAlarmsCommand, DescribeAlarmsCommand, GetMetricDataCommand, PutMe
 import { CreateScheduleCommand, DeleteScheduleCommand } from '@aws-sdk/client-scheduler';
 import { PublishCommand } from '@aws-sdk/client-sns';
 import { GetCommandInvocationCommand, SendCommandCommand } from '@aws-sdk/client-ssm';
-import { AlertNotSentError, parseCheckInput, runCheck } from '../../shared/checking.js';
+import { AlertNotSentError, runCheck } from '../../shared/checking.js';
+import { parseCheckRequest } from '../../shared/triggers.js';
 import { productMetrics } from '../../shared/product-metrics.js';
 import { awsError, cloudwatch, dynamodb, ec2Instance, givenDatapoints, givenInstance, resetAws, scheduler, sns, ssm, steps, table } from './check-harness.js';
 import { instanceId, launchTime, settings } from './fixtures.js';
@@ -219,8 +220,8 @@ describe('a terminated or stopped instance', () => {
 
 describe('the checker input', () => {
   it('a schedule passes the attempt; by hand it is left out', () => {
-    expect(parseCheckInput({ instanceId, attempt: 2 })).toEqual({ instanceId, attempt: 2 });
-    expect(parseCheckInput({ instanceId })).toEqual({ instanceId, attempt: undefined });
-    expect(() => parseCheckInput({ instanceId: 'web-1' })).toThrow('not an EC2 instance id');
+    expect(parseCheckRequest({ instanceId, attempt: 2 })).toEqual({ instanceId, attempt: 2 });
+    expect(parseCheckRequest({ instanceId })).toEqual({ instanceId, attempt: undefined });
+    expect(() => parseCheckRequest({ instanceId: 'web-1' })).toThrow('not an EC2 instance id');
   });
 });
