@@ -20,7 +20,7 @@ const topicArn = stackEnv.ALERT_TOPIC_ARN ?? '';
 
 // The functions parse their settings at cold start: the environment is the stack's before import.
 Object.assign(process.env, stackEnv, { POWERTOOLS_METRICS_DISABLED: 'true' });
-type Handler = (event: unknown, context: Context) => Promise<any>;
+type Handler = (event: unknown, context: Context) => Promise<Record<string, unknown>>;
 let onboard: Handler;
 let check: Handler;
 let offboard: Handler;
@@ -63,7 +63,7 @@ async function agentPublishes(instanceId: string, os: OsFamily): Promise<string[
 }
 
 /** Fires the product's pending check schedule for an instance, as Scheduler would, with its stored input. */
-async function fireCheck(instanceId: string, attempt: number): Promise<any> {
+async function fireCheck(instanceId: string, attempt: number): Promise<Record<string, unknown>> {
   const client = scheduler();
   const schedule = await client.send(new GetScheduleCommand({ Name: `${prefix}-check-${instanceId}-${attempt}`, GroupName: settings.scheduleGroup }));
   client.destroy();
