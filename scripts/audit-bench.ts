@@ -9,6 +9,7 @@
 import { performance } from 'node:perf_hooks';
 import { runAudit } from '../shared/audit/audit-run.js';
 import { parseSettings } from '../shared/settings.js';
+import { stackEnvironment } from '../test/harness/stack.js';
 import { generateFleet, installFakeAws, minimumCalls } from './simulated-fleet.js';
 
 // Each fake call waits this long, like a round trip to AWS (BENCH_LATENCY_MS, default 50).
@@ -24,18 +25,7 @@ process.env.AWS_ENDPOINT_URL = 'http://127.0.0.1:9';
 process.env.AWS_ACCESS_KEY_ID ??= 'bench';
 process.env.AWS_SECRET_ACCESS_KEY ??= 'bench';
 
-const settings = parseSettings({
-  RESOURCE_PREFIX: 'cwap-bench',
-  STATE_TABLE: 'cwap-bench-state',
-  AGENT_PROFILE_NAME: 'cwap-bench-agent',
-  AGENT_DOCUMENT_NAME: 'cwap-bench-install-and-configure',
-  LINUX_CONFIG_PARAMETER: 'AmazonCloudWatch-cwap-bench-linux',
-  WINDOWS_CONFIG_PARAMETER: 'AmazonCloudWatch-cwap-bench-windows',
-  ONBOARD_FUNCTION_ARN: 'arn:aws:lambda:us-east-1:123456789012:function:cw-agent-autopilot-bench-onboard',
-  CHECK_FUNCTION_ARN: 'arn:aws:lambda:us-east-1:123456789012:function:cw-agent-autopilot-bench-check',
-  SCHEDULER_ROLE_ARN: 'arn:aws:iam::123456789012:role/cwap-bench-scheduler',
-  ALERT_TOPIC_ARN: 'arn:aws:sns:us-east-1:123456789012:cwap-bench-alerts',
-});
+const settings = parseSettings(stackEnvironment('bench'));
 
 interface BenchResult {
   instances: number;

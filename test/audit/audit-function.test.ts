@@ -7,21 +7,10 @@ import { generateFleet, installFakeAws, type FakeAws } from '../../scripts/simul
 import { parseOnboardTrigger } from '../../shared/triggers.js';
 import { decideOnboarding } from '../../shared/onboarding-decision.js';
 import type { OnboardingRecord } from '../../shared/onboarding-state.js';
+import { stackEnvironment } from '../harness/stack.js';
 import { healthyFacts, now } from './audit-facts.js';
 
-const env = {
-  AWS_REGION: 'us-east-1',
-  RESOURCE_PREFIX: 'cwap-bench',
-  STATE_TABLE: 'cwap-bench-state',
-  AGENT_PROFILE_NAME: 'cwap-bench-agent',
-  AGENT_DOCUMENT_NAME: 'cwap-bench-install-and-configure',
-  LINUX_CONFIG_PARAMETER: 'AmazonCloudWatch-cwap-bench-linux',
-  WINDOWS_CONFIG_PARAMETER: 'AmazonCloudWatch-cwap-bench-windows',
-  ONBOARD_FUNCTION_ARN: 'arn:aws:lambda:us-east-1:123456789012:function:cw-agent-autopilot-bench-onboard',
-  CHECK_FUNCTION_ARN: 'arn:aws:lambda:us-east-1:123456789012:function:cw-agent-autopilot-bench-check',
-  SCHEDULER_ROLE_ARN: 'arn:aws:iam::123456789012:role/cwap-bench-scheduler',
-  ALERT_TOPIC_ARN: 'arn:aws:sns:us-east-1:123456789012:cwap-bench-alerts',
-};
+const env = stackEnvironment('bench');
 
 let handler: (event: unknown, context: Context) => Promise<{ summary: { running: number; remediable: number }; instances: { status: string }[]; remediation: unknown[] | null; publishedMessageId: string | null }>;
 let aws: FakeAws | undefined;
