@@ -8,6 +8,7 @@ import { deleteInstanceAlarms, putInstanceAlarms } from './instance-alarms.js';
 import { missingRolePolicies } from './instance-profiles.js';
 import { describeInstance, type InstanceFacts } from './instances.js';
 import { logger } from './logger.js';
+import { cleanUpInstance, describeCleanup } from './offboarding.js';
 import { expectedMetrics, seriesPresence } from './metric-queries.js';
 import { advance, readRecord, saveRecord, StaleRecordError, type OnboardingRecord, type OnboardingStatus } from './onboarding-state.js';
 import { countAlerted, countHealthy } from './product-metrics.js';
@@ -46,32 +47,6 @@ export function metricWindow(launchTime: string | undefined, now: Date, settings
   return { start: new Date(Math.min(from, end - 60_000)), end: now };
 }
 
-/**
- * The product's pending one-time schedules an instance may still have: names are deterministic, so
- * they are known from the record's attempt counters (check 1..n+1, onboarding retries 2..n+1).
- */
-export function pendingScheduleNames(record: OnboardingRecord | undefined, instanceId: string, settings: Settings): string[] {
-  const names: string[] = [];
-  for (let attempt = 1; attempt <= (record?.checkAttempts ?? 0) + 1; attempt++) names.push(scheduleName(settings, 'check', instanceId, attempt));
-  for (let attempt = 2; attempt <= (record?.ssmAttempts ?? 0) + 1; attempt++) names.push(scheduleName(settings, 'onboard', instanceId, attempt));
-  return names;
-}
-
-/** Deletes what the product created for an instance: its alarms and its pending schedules. */
-export async function cleanUpInstance(
-  instanceId: string,
-  record: OnboardingRecord | undefined,
-  settings: Settings,
-): Promise<{ alarms: string[]; schedules: string[] }> {
-  const alarms = await deleteInstanceAlarms(instanceId, settings);
-  const schedules = await deleteSchedules(pendingScheduleNames(record, instanceId, settings), settings);
-  return { alarms, schedules };
-}
-
-function cleanupDetail(cleaned: { alarms: string[]; schedules: string[] }): string {
-  return `deleted ${cleaned.alarms.length} alarm(s)${cleaned.alarms.length ? ` (${cleaned.alarms.join(', ')})` : ''} and ${cleaned.schedules.length} pending schedule(s)`;
-}
-
 async function recordOffline(
   record: OnboardingRecord,
   status: 'gone' | 'stopped',
@@ -82,7 +57,7 @@ async function recordOffline(
   const cleaned = await cleanUpInstance(record.instanceId, record, settings);
   return saveRecord(
     settings.stateTable,
-    advance(record, { status, reason, alarmNames: undefined }, status, now, `${reason}; ${cleanupDetail(cleaned)}`),
+    advance(record, { status, reason, alarmNames: undefined }, status, now, `${reason}; ${describeCleanup(cleaned)}`),
   );
 }
 
@@ -374,28 +349,6 @@ export async function runCheck(input: CheckRequest, settings: Settings, now = ne
       (writeError: unknown) => logger.error('could not record the check error', { instanceId, error: describeError(writeError) }),
     );
     throw error;
-  }
-}
-
-/**
- * Cleans up after a terminated instance (the EventBridge `terminated` rule, or by hand): deletes its
- * alarms and pending schedules and records it gone. Works without a record too.
- */
-export async function runOffboarding(instanceId: string, settings: Settings, now = new Date()): Promise<{ instanceId: string; alarms: string[]; schedules: string[]; status: OnboardingStatus | undefined }> {
-  for (let tries = 1; ; tries++) {
-    const record = await readRecord(settings.stateTable, instanceId);
-    const cleaned = await cleanUpInstance(instanceId, record, settings);
-    if (!record) return { instanceId, ...cleaned, status: undefined };
-    try {
-      const saved = await saveRecord(
-        settings.stateTable,
-        advance(record, { status: 'gone', reason: 'instance terminated', alarmNames: undefined }, 'gone', now, `terminated; ${cleanupDetail(cleaned)}`),
-      );
-      return { instanceId, ...cleaned, status: saved.status };
-    } catch (error) {
-      // A check or onboarding wrote meanwhile (and may have created an alarm): clean up again.
-      if (!(error instanceof StaleRecordError) || tries >= 3) throw error;
-    }
   }
 }
 

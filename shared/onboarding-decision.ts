@@ -104,9 +104,12 @@ export function decideOnboarding(facts: {
         return { action: 'onboard', reason: 'resuming an abandoned onboarding', fresh: false };
       }
       return { action: 'ignore', reason: 'another invocation is onboarding this instance' };
-    case 'skipped':
     case 'stopped':
-      return { action: 'onboard', reason: `was ${record.status}, now in scope and running`, fresh: true };
+      // Running again with the agent installed: check it, never reinstall it.
+      if (record.commandId) return { action: 'recheck', reason: 'started again with the agent already installed' };
+      return { action: 'onboard', reason: 'was stopped before its agent was installed, now running', fresh: true };
+    case 'skipped':
+      return { action: 'onboard', reason: 'was skipped, now in scope and running', fresh: true };
     default:
       return { action: 'ignore', reason: `duplicate event: this launch is already ${record.status}` };
   }

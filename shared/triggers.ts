@@ -99,22 +99,30 @@ export function parseCheckRequest(input: unknown): CheckRequest {
   return { instanceId: parsed.data.instanceId, attempt: parsed.data.attempt };
 }
 
-/** What an offboarding invocation is about: a termination, or an instance named by hand. */
-export type OffboardRequest = { instanceId: string; ignore?: string };
+/**
+ * What an offboarding invocation is about: a termination or a stop from EventBridge, or an instance
+ * named by hand (no `state`: EC2 is asked). `ignore` says why an event needs nothing.
+ */
+export interface OffboardRequest {
+  instanceId: string;
+  state?: 'terminated' | 'stopped';
+  ignore?: string;
+}
 
 const offboardByHand = z.strictObject({ instanceId });
 
 /**
- * Reads an offboarding input: an EC2 state-change event (only `terminated` / `shutting-down` are
- * acted on; another state is returned with `ignore`), or `{ instanceId }` by hand. Anything else
- * is rejected with {@link InvalidInputError}.
+ * Reads an offboarding input: an EC2 state-change event (`terminated` / `shutting-down` and
+ * `stopped` / `stopping` are acted on; another state is returned with `ignore`), or
+ * `{ instanceId }` by hand. Anything else is rejected with {@link InvalidInputError}.
  */
 export function parseOffboardRequest(input: unknown): OffboardRequest {
   const asEvent = stateChangeEvent.safeParse(input);
   if (asEvent.success) {
     const { 'instance-id': id, state } = asEvent.data.detail;
-    if (state !== 'terminated' && state !== 'shutting-down') return { instanceId: id, ignore: `state ${state} is not a termination` };
-    return { instanceId: id };
+    if (state === 'terminated' || state === 'shutting-down') return { instanceId: id, state: 'terminated' };
+    if (state === 'stopped' || state === 'stopping') return { instanceId: id, state: 'stopped' };
+    return { instanceId: id, ignore: `state ${state} is neither a stop nor a termination` };
   }
   const byHand = offboardByHand.safeParse(input);
   if (byHand.success) return { instanceId: byHand.data.instanceId };

@@ -197,7 +197,7 @@ describe('the packaged stack', () => {
   it('routes exactly the EC2 "running" state changes to the onboard function', () => {
     // Event rules only: the audit's optional schedule rule has no pattern.
     const rules = resourcesOfType(template, 'AWS::Events::Rule').filter(([, rule]) => rule.Properties.EventPattern);
-    // Two state-change rules: running -> onboard, terminated -> offboard (tested below).
+    // Two state-change rules: running -> onboard, stopped and terminated -> offboard (tested below).
     expect(rules).toHaveLength(2);
     const running = rules.filter(([, candidate]) => candidate.Properties.EventPattern.detail?.state?.includes('running'));
     expect(running).toHaveLength(1);
@@ -508,14 +508,14 @@ describe('the checker and the offboard function', () => {
       .filter(({ where }) => where.startsWith(`${roleName}/`))
       .flatMap(({ statement }) => asList(statement.Action).map((action) => [action, statement.Resource] as const));
 
-  it('routes exactly the EC2 "terminated" state changes to the offboard function', () => {
+  it('routes exactly the EC2 "stopped" and "terminated" state changes to the offboard function', () => {
     const rules = resourcesOfType(template, 'AWS::Events::Rule').filter(([, rule]) => rule.Properties.EventPattern?.detail?.state?.includes('terminated'));
     expect(rules).toHaveLength(1);
     const [, rule] = rules[0]!;
     expect(rule.Properties.EventPattern).toEqual({
       source: ['aws.ec2'],
       'detail-type': ['EC2 Instance State-change Notification'],
-      detail: { state: ['terminated'] },
+      detail: { state: ['stopped', 'terminated'] },
     });
     expect(evaluate(template, rule.Properties.Targets)).toEqual([
       expect.objectContaining({ Arn: `arn:aws:lambda:${region}:${account}:function:${offboardName}` }),
@@ -576,7 +576,7 @@ describe('the checker and the offboard function', () => {
     expect(resourcesOf('ec2:AssociateIamInstanceProfile')).toEqual([]);
   });
 
-  it('lets offboard only find and delete the product\'s alarms and schedules, and record the instance', () => {
+  it('lets offboard only read instance states, find and delete the product\'s alarms and schedules, and record the instance', () => {
     expect(Object.fromEntries(granted('OffboardRole'))).toEqual({
       'logs:CreateLogStream': `arn:aws:logs:${region}:${account}:log-group:/aws/lambda/${offboardName}:*`,
       'logs:PutLogEvents': `arn:aws:logs:${region}:${account}:log-group:/aws/lambda/${offboardName}:*`,
@@ -584,9 +584,10 @@ describe('the checker and the offboard function', () => {
       'dynamodb:PutItem': `arn:aws:dynamodb:${region}:${account}:table/cwap-test-state`,
       'cloudwatch:DescribeAlarms': '*',
       'cloudwatch:DeleteAlarms': alarms,
+      'ec2:DescribeInstances': '*',
       'scheduler:DeleteSchedule': schedules,
     });
-    expect(granted('OffboardRole')).toHaveLength(7);
+    expect(granted('OffboardRole')).toHaveLength(8);
   });
 });
 

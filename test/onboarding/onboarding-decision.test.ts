@@ -146,8 +146,25 @@ describe('the same launch seen again by a state-change event', () => {
     },
   );
 
-  it.each<OnboardingStatus>(['skipped', 'stopped'])('a launch that was %s and is now running and in scope is onboarded afresh', (status) => {
-    expect(decide({ record: record({ status }) })).toEqual({ action: 'onboard', reason: `was ${status}, now in scope and running`, fresh: true });
+  it('a launch that was skipped and is now in scope is onboarded afresh', () => {
+    expect(decide({ record: record({ status: 'skipped' }) })).toEqual({ action: 'onboard', reason: 'was skipped, now in scope and running', fresh: true });
+  });
+
+  it('a launch that was stopped before its agent was installed is onboarded afresh', () => {
+    expect(decide({ record: record({ status: 'stopped', commandId: undefined }) })).toEqual({
+      action: 'onboard',
+      reason: 'was stopped before its agent was installed, now running',
+      fresh: true,
+    });
+  });
+
+  // EC2 gives a started instance a new LaunchTime, but an out-of-order or re-delivered event (or an
+  // emulator) can show the old one: an installed agent is checked, never reinstalled.
+  it('a launch that was stopped with its agent installed gets a check, not a reinstall, even with the same launch time', () => {
+    expect(decide({ record: record({ status: 'stopped', commandId: 'cmd-0001' }) })).toEqual({
+      action: 'recheck',
+      reason: 'started again with the agent already installed',
+    });
   });
 
   it('a launch whose last invocation hit an error is resumed where it stopped', () => {

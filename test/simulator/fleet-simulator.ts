@@ -257,13 +257,26 @@ export class FleetSimulator {
     return stateChangeEvent(instanceId, state, new Date());
   }
 
-  /** Stops (or starts) an instance in EC2 now, as a person would; the `running` event follows a start. */
+  /**
+   * Stops (or starts) an instance in EC2 now, as a person would. A stop sends EventBridge's
+   * `stopped` event to offboard 2 s later, as the stack's rule does; the `running` event follows a
+   * start (the caller delivers it, to choose its timing).
+   */
   async setPower(instanceId: string, power: 'stop' | 'start'): Promise<void> {
     if (power === 'stop') await this.#ec2.send(new StopInstancesCommand({ InstanceIds: [instanceId] }));
     else await this.#ec2.send(new StartInstancesCommand({ InstanceIds: [instanceId] }));
     const instance = this.instance(instanceId);
     if (instance && power === 'stop') instance.publishingUntil = this.#clock.now();
-    this.#worldLine(instance, power === 'stop' ? 'stopped' : 'started', power === 'stop' ? 'StopInstances' : 'StartInstances');
+    // The agent is a service: an installed agent starts again with the instance, a minute later
+    // (an agent whose fault is to stop publishing stays stopped).
+    if (instance && power === 'start' && instance.publishingSince !== undefined && instance.spec.agentStopsAfterMs === undefined) {
+      instance.publishingSince = this.#clock.now() + 60_000;
+      instance.publishingUntil = undefined;
+    }
+    this.#worldLine(instance, power === 'stop' ? 'stopped' : 'started', power === 'stop' ? 'StopInstances; EventBridge sends "stopped" to offboard' : 'StartInstances');
+    if (power === 'stop') {
+      this.deliver('offboard', stateChangeEvent(instanceId, 'stopped', new Date()), { afterMs: 2000, origin: 'EventBridge stopped', instanceId });
+    }
   }
 
   /**
