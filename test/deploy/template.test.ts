@@ -411,11 +411,12 @@ describe('the packaged stack', () => {
       `arn:aws:scheduler:${region}:${account}:schedule/default/cwap-test-*`,
     ]);
     for (const role of ['OnboardRole', 'CheckRole']) {
-      for (const action of ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']) {
+      for (const action of ['dynamodb:GetItem', 'dynamodb:PutItem']) {
         expect(allowing(template, role, action).map((s) => s.Resource), `${role} ${action}`).toEqual([
           `arn:aws:dynamodb:${region}:${account}:table/cwap-test-state`,
         ]);
       }
+      expect(allowing(template, role, 'dynamodb:UpdateItem'), `${role} never updates in place`).toEqual([]);
     }
     for (const action of ['ec2:DescribeInstances', 'ec2:AssociateIamInstanceProfile', 'iam:GetInstanceProfile', 'iam:ListAttachedRolePolicies', 'ssm:DescribeInstanceInformation', 'ssm:GetCommandInvocation']) {
       expect(allowing(template, 'OnboardRole', action), action).toHaveLength(1);
@@ -586,8 +587,22 @@ describe('the checker and the offboard function', () => {
       'cloudwatch:DeleteAlarms': alarms,
       'ec2:DescribeInstances': '*',
       'scheduler:DeleteSchedule': schedules,
+      'sns:Publish': topicArn,
     });
-    expect(granted('OffboardRole')).toHaveLength(8);
+    expect(granted('OffboardRole')).toHaveLength(9);
+  });
+
+  it('sends the record of an asynchronous invocation that failed all its retries to the alert topic, for every event-driven function', () => {
+    for (const name of ['cw-agent-autopilot-test-onboard', checkName, offboardName]) {
+      const logicalId = Object.entries(template.Resources).find(([, r]) => r.Type === 'AWS::Lambda::Function' && r.Properties.FunctionName === name)?.[0];
+      const config = resourcesOfType(template, 'AWS::Lambda::EventInvokeConfig').find(([, c]) => c.Properties.FunctionName?.Ref === logicalId);
+      expect(config, name).toBeDefined();
+      expect(evaluate(template, config![1].Properties.DestinationConfig), name).toEqual({ OnFailure: { Destination: topicArn } });
+    }
+    expect(resourcesOfType(template, 'AWS::Lambda::EventInvokeConfig')).toHaveLength(3);
+    for (const role of ['OnboardRole', 'CheckRole', 'OffboardRole']) {
+      expect(allowing(template, role, 'sns:Publish').map((statement) => evaluate(template, statement.Resource)), role).toEqual([topicArn]);
+    }
   });
 });
 
