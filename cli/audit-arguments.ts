@@ -217,6 +217,8 @@ export function stackEnvironment(args: AuditArguments, region: string, accountId
     ONBOARD_FUNCTION_ARN: functionArn('onboard'),
     CHECK_FUNCTION_ARN: functionArn('check'),
     SCHEDULER_ROLE_ARN: args.schedulerRoleArn ?? `arn:${partition}:iam::${accountId}:role/${prefix}-${region}-scheduler`,
+    // The stack's own schedule group (serverless.yml ScheduleGroup).
+    SCHEDULE_GROUP: prefix,
     ALERT_TOPIC_ARN: `arn:${partition}:sns:${region}:${accountId}:${prefix}-alerts`,
     AWS_REGION: region,
   };

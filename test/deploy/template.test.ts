@@ -82,6 +82,7 @@ function evaluate(template: Template, value: unknown): unknown {
         return p.RoleName ?? name;
       case 'AWS::SSM::Document':
       case 'AWS::SSM::Parameter':
+      case 'AWS::Scheduler::ScheduleGroup':
         return p.Name;
       case 'AWS::SNS::Topic':
         return `arn:aws:sns:${region}:${account}:${p.TopicName ?? name}`;
@@ -246,6 +247,9 @@ describe('the packaged stack', () => {
       expect(settings.onboardFunctionArn).toBe(`arn:aws:lambda:${region}:${account}:function:${onboardName}`);
       expect(settings.checkFunctionArn).toBe(`arn:aws:lambda:${region}:${account}:function:${checkName}`);
       expect(settings.schedulerRoleArn).toBe(`arn:aws:iam::${account}:role/cwap-test-us-east-1-scheduler`);
+      // The stack's own schedule group: IAM is scoped to it and removing the stack deletes it.
+      expect(template.Resources.ScheduleGroup?.Type).toBe('AWS::Scheduler::ScheduleGroup');
+      expect(settings.scheduleGroup).toBe('cwap-test');
       expect(settings.metrics).toEqual({
         namespace: 'CloudWatch/TestMetrics',
         memory: 'MEMORY_USED',
@@ -408,7 +412,7 @@ describe('the packaged stack', () => {
       `arn:aws:ec2:${region}:${account}:instance/*`,
     ]);
     expect(allowing(template, 'OnboardRole', 'scheduler:CreateSchedule').map((s) => s.Resource)).toEqual([
-      `arn:aws:scheduler:${region}:${account}:schedule/default/cwap-test-*`,
+      `arn:aws:scheduler:${region}:${account}:schedule/cwap-test/cwap-test-*`,
     ]);
     for (const role of ['OnboardRole', 'CheckRole']) {
       for (const action of ['dynamodb:GetItem', 'dynamodb:PutItem']) {
@@ -498,7 +502,7 @@ describe('the checker and the offboard function', () => {
   const offboardName = 'cw-agent-autopilot-test-offboard';
   const topicArn = `arn:aws:sns:${region}:${account}:cwap-test-alerts`;
   const alarms = `arn:aws:cloudwatch:${region}:${account}:alarm:cwap-test-*`;
-  const schedules = `arn:aws:scheduler:${region}:${account}:schedule/default/cwap-test-*`;
+  const schedules = `arn:aws:scheduler:${region}:${account}:schedule/cwap-test/cwap-test-*`;
   type WithConditions = Template & { Conditions: Record<string, { 'Fn::Not': [{ 'Fn::Equals': [string, string] }] }> };
   const conditionHolds = (t: Template, name: string) => {
     const [left, right] = (t as WithConditions).Conditions[name]!['Fn::Not'][0]['Fn::Equals'];

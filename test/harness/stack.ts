@@ -9,6 +9,7 @@ import {
   IAMClient,
   PutRolePolicyCommand,
 } from '@aws-sdk/client-iam';
+import { CreateScheduleGroupCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
 import { CreateDocumentCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { renderedAgentConfigs } from '../../shared/agent-config.js';
@@ -80,7 +81,7 @@ export function stackEnvironment(stage = 'test'): Record<string, string> {
     ONBOARD_FUNCTION_ARN: lambda('onboard'),
     CHECK_FUNCTION_ARN: lambda('check'),
     SCHEDULER_ROLE_ARN: `arn:aws:iam::${testAccountId}:role/${prefix}-scheduler`,
-    SCHEDULE_GROUP: 'default',
+    SCHEDULE_GROUP: prefix,
     ALERT_TOPIC_ARN: `arn:aws:sns:${testRegion}:${testAccountId}:${prefix}-alerts`,
     CHECK_MAX_ATTEMPTS: '3',
     CHECK_RETRY_DELAY_SECONDS: '300',
@@ -108,7 +109,8 @@ function trustPolicy(service: string): string {
  * Creates in moto what the real stack creates, from the same source files: the state table, the
  * agent role (CloudWatchAgentServerPolicy + AmazonSSMManagedInstanceCore) and its instance
  * profile, the install-and-configure Command document, the two `AmazonCloudWatch-*` agent config
- * parameters (rendered by `renderedAgentConfigs`), the scheduler role and the alert topic.
+ * parameters (rendered by `renderedAgentConfigs`), the scheduler role, the schedule group and the
+ * alert topic.
  * Names follow serverless.yml for the stage.
  *
  * @example
@@ -193,6 +195,10 @@ export async function deployStack(options: StackOptions = {}): Promise<DeployedS
         }),
       }),
     );
+
+    const scheduler = new SchedulerClient(config);
+    await scheduler.send(new CreateScheduleGroupCommand({ Name: settings.scheduleGroup }));
+    scheduler.destroy();
 
     const topicName = settings.alertTopicArn.slice(settings.alertTopicArn.lastIndexOf(':') + 1);
     const topic = await sns.send(new CreateTopicCommand({ Name: topicName }));
