@@ -27,6 +27,11 @@ export function checkCurrency(attempt: number | undefined, record: OnboardingRec
     return { run: true, attempt: next };
   }
   if (awaitingCheck.has(record.status) && attempt === next) return { run: true, attempt };
+  // The check that claimed an alert (status alerting, its attempt recorded) died before the alert
+  // was confirmed: Lambda delivers the same check again, and it must send the alert.
+  if (record.status === 'alerting' && attempt === record.checkAttempts) return { run: true, attempt };
+  // A recovery message that could not be sent is retried by one more scheduled check.
+  if (record.status === 'healthy' && record.alertedAt && attempt === next) return { run: true, attempt };
   return { run: false, reason: `check ${attempt} is not current (status ${record.status}, ${record.checkAttempts} checks made)` };
 }
 

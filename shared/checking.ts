@@ -103,23 +103,50 @@ async function becomeHealthy(
   countHealthy(firstForLaunch, firstForLaunch ? launchToFirstMetricSeconds : undefined);
 
   if (saved.alertedAt) {
-    // Saved healthy first: a duplicate invocation loses the write above and sends nothing. If the
-    // publish fails, alertedAt stays set and the next check sends the recovery.
+    // Saved healthy first: a duplicate invocation loses the write above and sends nothing.
+    let messageId: string;
     try {
-      const messageId = await publish(renderRecovery({ record: saved, firstDatapointAt, alarmNames }), settings);
+      messageId = await publish(renderRecovery({ record: saved, firstDatapointAt, alarmNames }), settings);
+    } catch (error) {
+      // alertedAt stays set: one more scheduled check sends the recovery (checkCurrency lets a
+      // healthy record with a pending recovery run it).
+      logger.error('recovery message not sent', { instanceId: record.instanceId, error: describeError(error) });
+      const retryAt = new Date(now.getTime() + settings.checkRetryDelaySeconds * 1000);
+      const outcome = await scheduleOnce(
+        {
+          name: scheduleName(settings, 'check', record.instanceId, attempt + 1),
+          at: retryAt,
+          targetArn: settings.checkFunctionArn,
+          input: { instanceId: record.instanceId, attempt: attempt + 1 },
+        },
+        settings,
+      ).catch((scheduleError: unknown) => `not scheduled: ${describeError(scheduleError)}`);
+      return saveRecord(
+        settings.stateTable,
+        advance(saved, { lastError: `recovery message not sent: ${describeError(error)}` }, 'recovery-failed', now, `${describeError(error)}; check ${attempt + 1} ${outcome}`),
+      ).catch(() => saved);
+    }
+    try {
       saved = await saveRecord(
         settings.stateTable,
         advance(saved, { alertedAt: undefined, alertedLaunch: undefined, alertedDiagnosis: undefined }, 'recovery-sent', now, `SNS message ${messageId}`),
       );
     } catch (error) {
-      logger.error('recovery message not sent', { instanceId: record.instanceId, error: describeError(error) });
-      saved = await saveRecord(
-        settings.stateTable,
-        advance(saved, { lastError: `recovery message not sent: ${describeError(error)}` }, 'recovery-failed', now, describeError(error)),
-      ).catch(() => saved);
+      logger.error('recovery sent, but the record could not be updated', { instanceId: record.instanceId, messageId, error: describeError(error) });
     }
   }
   return saved;
+}
+
+/**
+ * Whether the recorded install command was sent for the instance's current launch. After a restart
+ * the previous launch's command says nothing about this one (and SSM forgets commands after 30
+ * days): without it the diagnosis is `command-not-sent`, which a reinstall fixes.
+ */
+export function commandOfThisLaunch(record: Pick<OnboardingRecord, 'commandId' | 'commandSentAt'>, instance: Pick<InstanceFacts, 'launchTime'>): boolean {
+  if (!record.commandId) return false;
+  if (!record.commandSentAt || !instance.launchTime) return true;
+  return Date.parse(record.commandSentAt) >= Date.parse(instance.launchTime);
 }
 
 async function gatherDiagnosis(record: OnboardingRecord, instance: InstanceFacts, findings: MetricFindings, settings: Settings): Promise<Diagnosis> {
@@ -127,7 +154,7 @@ async function gatherDiagnosis(record: OnboardingRecord, instance: InstanceFacts
   const [role, ssm, command] = await Promise.all([
     instance.profileArn ? missingRolePolicies(instance.profileArn) : Promise.resolve(undefined),
     ssmPresence(instanceId),
-    record.commandId ? commandStatus(record.commandId, instanceId) : Promise.resolve(undefined),
+    commandOfThisLaunch(record, instance) ? commandStatus(record.commandId ?? '', instanceId) : Promise.resolve(undefined),
   ]);
   return diagnose({
     instanceId,
@@ -322,30 +349,33 @@ export async function runCheck(input: CheckRequest, settings: Settings, now = ne
     return { instanceId, action: 'ignore', status: record?.status, reason };
   }
 
-  if (!instance || instance.state === 'terminated' || instance.state === 'shutting-down') {
-    const reason = instance ? `instance is ${instance.state}` : 'EC2 does not know this instance (terminated)';
-    const saved = await recordOffline(record, 'gone', reason, settings, now);
-    return { instanceId, action: 'gone', status: saved.status, reason };
-  }
-  if (instance.state === 'stopped' || instance.state === 'stopping') {
-    const reason = `instance is ${instance.state}`;
-    const saved = await recordOffline(record, 'stopped', reason, settings, now);
-    return { instanceId, action: 'stopped', status: saved.status, reason };
-  }
-
   try {
+    if (!instance || instance.state === 'terminated' || instance.state === 'shutting-down') {
+      const reason = instance ? `instance is ${instance.state}` : 'EC2 does not know this instance (terminated)';
+      const saved = await recordOffline(record, 'gone', reason, settings, now);
+      return { instanceId, action: 'gone', status: saved.status, reason };
+    }
+    if (instance.state === 'stopped' || instance.state === 'stopping') {
+      const reason = `instance is ${instance.state}`;
+      const saved = await recordOffline(record, 'stopped', reason, settings, now);
+      return { instanceId, action: 'stopped', status: saved.status, reason };
+    }
     return await checkRunning(record, instance, currency.attempt, settings, now);
   } catch (error) {
     if (error instanceof StaleRecordError) {
-      // Another invocation (a duplicate delivery, or onboarding after a restart) wrote first and
-      // carries on from there; this one stops before doing anything twice.
+      // Another invocation (a duplicate delivery, offboarding, or onboarding after a restart) wrote
+      // first and carries on from there; this one stops before doing anything twice. If that was
+      // offboarding, alarms this check created meanwhile must not outlive the instance's stop.
+      const latest = await readRecord(settings.stateTable, instanceId);
+      if (latest?.status === 'stopped' || latest?.status === 'gone') await deleteInstanceAlarms(instanceId, settings);
       logger.info('check superseded', { instanceId, attempt: currency.attempt, reason: error.message });
-      return { instanceId, action: 'ignore', status: record.status, reason: `superseded: ${error.message}` };
+      return { instanceId, action: 'ignore', status: latest?.status, reason: `superseded: ${error.message}` };
     }
     if (error instanceof AlertNotSentError) throw error;
-    // Keep what is known; the status is unchanged, so the same check retried (Lambda's async
-    // retry) is still current and runs again.
-    await saveRecord(settings.stateTable, advance(record, { lastError: describeError(error) }, 'check-error', new Date(), describeError(error))).catch(
+    // Keep what is known, on the latest version of the record; the status is unchanged, so the same
+    // check retried (Lambda's async retry) is still current and runs again.
+    const latest = (await readRecord(settings.stateTable, instanceId).catch(() => undefined)) ?? record;
+    await saveRecord(settings.stateTable, advance(latest, { lastError: describeError(error) }, 'check-error', new Date(), describeError(error))).catch(
       (writeError: unknown) => logger.error('could not record the check error', { instanceId, error: describeError(writeError) }),
     );
     throw error;

@@ -35,7 +35,9 @@ export function instanceAlarms(instanceId: string, os: OsFamily, settings: Alarm
     { Key: alarmTags.instance, Value: instanceId },
     { Key: alarmTags.managedBy, Value: settings.resourcePrefix },
   ];
-  const actions = { AlarmActions: [settings.alertTopicArn], OKActions: [settings.alertTopicArn] };
+  // ALARM only: an OK action would also fire on every new alarm's first INSUFFICIENT_DATA -> OK,
+  // four messages per healthy launch that nobody needs.
+  const actions = { AlarmActions: [settings.alertTopicArn] };
   const result: PutMetricAlarmCommandInput[] = [];
   for (const metric of expectedMetrics(os, settings.metrics)) {
     const series = { Namespace: metric.namespace, MetricName: metric.metricName, Dimensions: dimensions };

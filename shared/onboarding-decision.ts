@@ -17,6 +17,22 @@ export type OnboardingDecision =
 /** A claim older than this is from an invocation that died (Lambda runs 15 minutes at most). */
 export const abandonedClaimMs = 15 * 60 * 1000;
 
+/**
+ * Any other in-progress status untouched for this long belongs to a chain of invocations and
+ * schedules that died (a timeout between two saves, a schedule whose delivery failed, retries
+ * exhausted): the longest legitimate wait, SSM retries or the checker's backoff, is about an hour.
+ */
+export const stalledAfterMs = 6 * 60 * 60 * 1000;
+
+const inProgress: ReadonlySet<OnboardingStatus> = new Set(['onboarding', 'waiting-for-ssm', 'installing', 'checking', 'alerting']);
+
+/** Whether an onboarding is under way for this record (in progress, and not stalled). */
+export function isUnderWay(record: Pick<OnboardingRecord, 'status' | 'updatedAt'>, now: Date): boolean {
+  if (!inProgress.has(record.status)) return false;
+  const idleMs = now.getTime() - Date.parse(record.updatedAt);
+  return idleMs <= (record.status === 'onboarding' ? abandonedClaimMs : stalledAfterMs);
+}
+
 /** Statuses in which the agent's install command has been sent for the recorded launch. */
 const agentSent: ReadonlySet<OnboardingStatus> = new Set(['installing', 'checking', 'healthy', 'alerting', 'alerted']);
 
@@ -84,6 +100,14 @@ export function decideOnboarding(facts: {
     return { action: 'onboard', reason: 'a new launch of an instance that was not onboarded', fresh: true };
   }
 
+  if (trigger.kind !== 'retry' && inProgress.has(record.status) && !isUnderWay(record, now)) {
+    return {
+      action: 'onboard',
+      reason: `resuming a stalled onboarding (${record.status}, untouched since ${record.updatedAt})`,
+      fresh: false,
+    };
+  }
+
   if (trigger.kind === 'remediate' && remediable.has(record.status)) {
     return { action: 'onboard', reason: `remediation requested${trigger.requestedBy ? ` by ${trigger.requestedBy}` : ''} (was ${record.status})`, fresh: true };
   }
@@ -100,10 +124,10 @@ export function decideOnboarding(facts: {
     case 'error':
       return { action: 'onboard', reason: 'resuming after an error', fresh: false };
     case 'onboarding':
-      if (now.getTime() - Date.parse(record.updatedAt) > abandonedClaimMs) {
-        return { action: 'onboard', reason: 'resuming an abandoned onboarding', fresh: false };
-      }
       return { action: 'ignore', reason: 'another invocation is onboarding this instance' };
+    case 'gone':
+      // EC2 says it runs: "gone" was recorded on a transient answer (not found right after launch).
+      return { action: 'onboard', reason: 'was recorded gone, but EC2 says it is running', fresh: true };
     case 'stopped':
       // Running again with the agent installed: check it, never reinstall it.
       if (record.commandId) return { action: 'recheck', reason: 'started again with the agent already installed' };

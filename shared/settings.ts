@@ -92,10 +92,15 @@ const schema = z
       .optional(),
     MEMORY_ALARM_THRESHOLD: z.coerce.number().min(1).max(100).default(90),
     DISK_ALARM_THRESHOLD: z.coerce.number().min(1).max(99).default(90),
-    ALARM_PERIOD_SECONDS: z.coerce.number().int().refine((n) => [10, 30].includes(n) || (n >= 60 && n % 60 === 0), 'must be 10, 30 or a multiple of 60').default(300),
+    // The agent publishes standard-resolution (60 s) datapoints: shorter alarm periods would see gaps.
+    ALARM_PERIOD_SECONDS: z.coerce.number().int().refine((n) => n >= 60 && n % 60 === 0, 'must be a multiple of 60').default(300),
     ALARM_EVALUATION_PERIODS: z.coerce.number().int().min(1).max(100).default(3),
     MISSING_DATA_ALARM_MINUTES: z.coerce.number().int().min(5).max(1440).default(15),
     AWS_REGION: z.string().min(1).default('us-east-1'),
+  })
+  .refine((env) => env.ALARM_PERIOD_SECONDS * env.ALARM_EVALUATION_PERIODS <= 86_400, {
+    path: ['ALARM_EVALUATION_PERIODS'],
+    message: 'ALARM_PERIOD_SECONDS x ALARM_EVALUATION_PERIODS must be at most one day (86400 s), a CloudWatch alarm limit',
   });
 
 /** The product's settings, parsed once per cold start from the function's environment. */

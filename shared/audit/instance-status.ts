@@ -1,4 +1,4 @@
-import { abandonedClaimMs, exclusionReason } from '../onboarding-decision.js';
+import { exclusionReason, isUnderWay } from '../onboarding-decision.js';
 import type { OnboardingStatus } from '../onboarding-state.js';
 import { profileNameOf } from '../instance-profiles.js';
 import type { Settings } from '../settings.js';
@@ -61,14 +61,11 @@ export interface ClassifyContext {
   auditCommand: string;
 }
 
-/** Record statuses of an onboarding that is still under way. */
-const underWay: ReadonlySet<OnboardingStatus> = new Set(['onboarding', 'waiting-for-ssm', 'installing', 'checking', 'alerting']);
-
+/** An onboarding under way for the instance's current launch; a stalled one is not (it needs remediation). */
 function onboardingUnderWay(facts: InstanceAuditFacts, now: Date): boolean {
   const record = facts.record;
-  if (!record || !underWay.has(record.status)) return false;
-  if (record.launchTime !== facts.instance.launchTime) return false;
-  return record.status !== 'onboarding' || now.getTime() - Date.parse(record.updatedAt) <= abandonedClaimMs;
+  if (!record || record.launchTime !== facts.instance.launchTime) return false;
+  return isUnderWay(record, now);
 }
 
 function minutesAgo(iso: string, now: Date): string {

@@ -80,9 +80,14 @@ describe('the remediate trigger of onboarding', () => {
     }
   });
 
-  it('leaves an onboarding that is under way to the invocation that owns it', () => {
-    expect(decide(remediation, 'installing').action).toBe('ignore');
-    expect(decide(remediation, 'waiting-for-ssm').action).toBe('ignore');
+  it('leaves an onboarding that is under way to the invocation that owns it, and resumes one that stalled', () => {
+    const recently = new Date(now.getTime() - 10 * 60_000).toISOString();
+    for (const status of ['installing', 'waiting-for-ssm'] as const) {
+      const underWay = decideOnboarding({ trigger: remediation, instance: facts.instance, record: { ...record, status, updatedAt: recently }, settings: { optOutTag: undefined, optInTag: undefined }, now });
+      expect(underWay.action, status).toBe('ignore');
+      // The fixture's record was last written almost 10 hours ago: that chain of invocations died.
+      expect(decide(remediation, status), status).toMatchObject({ action: 'onboard', fresh: false });
+    }
   });
 
   it('still respects the opt-out tag', () => {

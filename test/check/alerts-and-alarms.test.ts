@@ -61,6 +61,8 @@ describe('instance alarms', () => {
     });
     expect(alarms[1]).toMatchObject({ ComparisonOperator: 'GreaterThanThreshold', Threshold: 90, Period: 300, EvaluationPeriods: 3 });
     for (const alarm of alarms) expect(alarm.Tags).toContainEqual({ Key: 'cw-autopilot:instance-id', Value: instanceId });
+    // No OK actions: each new alarm goes INSUFFICIENT_DATA -> OK once, which is nobody's news.
+    for (const alarm of alarms) expect(alarm.OKActions).toBeUndefined();
   });
 
   it('a Windows instance alarms on free space below 100 - DISK_ALARM_THRESHOLD', () => {

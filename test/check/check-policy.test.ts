@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { diagnose } from '../../shared/check-diagnosis.js';
 import { alertRetryAt, checkCurrency, decideAfterDiagnosis, retryDelaySeconds } from '../../shared/check-policy.js';
+import { commandOfThisLaunch } from '../../shared/checking.js';
 import { parseSettings } from '../../shared/settings.js';
 import { commandStatusOf, env, factsOf, recordOf, settings } from './fixtures.js';
 
@@ -112,3 +113,20 @@ describe('retry policy', () => {
     expect(alertRetryAt(6, settings, now)).toBeUndefined();
   });
 });
+
+describe('whose install command the diagnosis reads', () => {
+  it('the command of an earlier launch says nothing about a restarted instance (SSM also forgets commands after 30 days)', () => {
+    const launchedAt = { launchTime: '2026-01-10T10:00:00.000Z' };
+    expect(commandOfThisLaunch({ commandId: 'cmd-1', commandSentAt: '2026-01-10T10:02:00.000Z' }, launchedAt)).toBe(true);
+    expect(commandOfThisLaunch({ commandId: 'cmd-1', commandSentAt: '2025-11-01T08:00:00.000Z' }, launchedAt)).toBe(false);
+    expect(commandOfThisLaunch({ commandId: undefined, commandSentAt: undefined }, launchedAt)).toBe(false);
+  });
+
+  it('a check redelivered after it claimed an alert runs again; a recovery still pending lets one more check run', () => {
+    expect(checkCurrency(3, recordOf({ status: 'alerting', checkAttempts: 3 }))).toEqual({ run: true, attempt: 3 });
+    expect(checkCurrency(2, recordOf({ status: 'alerting', checkAttempts: 3 })).run).toBe(false);
+    expect(checkCurrency(4, recordOf({ status: 'healthy', checkAttempts: 3, alertedAt: '2026-01-10T10:05:00.000Z' }))).toEqual({ run: true, attempt: 4 });
+    expect(checkCurrency(4, recordOf({ status: 'healthy', checkAttempts: 3 })).run).toBe(false);
+  });
+});
+

@@ -67,6 +67,22 @@ describe('the checker finds the metrics', () => {
     await check(undefined);
     expect(sns).toHaveReceivedCommandOnce(PublishCommand);
   });
+
+  it('a recovery message SNS did not take is sent by one more scheduled check', async () => {
+    resetAws({ status: 'alerted', checkAttempts: 3, alertedAt: '2026-01-10T10:05:00.000Z', alertedLaunch: launchTime, alertedDiagnosis: 'no-datapoints' });
+    givenDatapoints(new Date('2026-01-10T10:06:00.000Z'), new Date('2026-01-10T10:09:00.000Z'));
+    sns.on(PublishCommand).rejectsOnce(awsError('InternalError', 'SNS is down')).resolves({ MessageId: 'msg-r' });
+
+    expect(await check(undefined)).toMatchObject({ action: 'healthy' });
+    expect(table.record).toMatchObject({ status: 'healthy', alertedAt: '2026-01-10T10:05:00.000Z', lastError: 'recovery message not sent: InternalError: SNS is down' });
+    expect(scheduler).toHaveReceivedCommandWith(CreateScheduleCommand, { Name: `cwap-dev-check-${instanceId}-5` });
+
+    expect(await check(5)).toMatchObject({ action: 'healthy' });
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 2);
+    expect(table.record?.alertedAt).toBeUndefined();
+    // Once sent, a further scheduled check of the healthy instance is not current.
+    expect(await check(6)).toMatchObject({ action: 'ignore' });
+  });
 });
 
 describe('the checker retries what a retry can fix', () => {
@@ -164,9 +180,10 @@ describe('the checker alerts once, in words a person can act on', () => {
     });
     expect(scheduler).toHaveReceivedCommandWith(CreateScheduleCommand, { Name: `cwap-dev-check-${instanceId}-4` });
 
-    // Lambda's own retry of check 3 is no longer current: nothing twice.
-    expect(await check(3)).toMatchObject({ action: 'ignore' });
-    expect(await check(4)).toMatchObject({ action: 'alerted', status: 'alerted' });
+    // Lambda's own retry of check 3 sends it (the alert was claimed, not sent): late, never lost.
+    expect(await check(3)).toMatchObject({ action: 'alerted', status: 'alerted' });
+    // The check scheduled for the alert's retry then finds it sent: nothing twice.
+    expect(await check(4)).toMatchObject({ action: 'ignore' });
     expect(sns).toHaveReceivedCommandTimes(PublishCommand, 2);
     expect(table.record?.lastError).toBeUndefined();
   });

@@ -107,7 +107,7 @@ describe('the same launch seen again (duplicate or late event)', () => {
 
     const result = await onboard.invoke(runningEvent());
 
-    expect(result).toMatchObject({ action: 'onboard', status: 'checking', reason: 'resuming an abandoned onboarding' });
+    expect(result).toMatchObject({ action: 'onboard', status: 'checking', reason: 'resuming a stalled onboarding (onboarding, untouched since 2025-03-04T09:40:00.000Z)' });
     expect(ec2).not.toHaveReceivedCommand(AssociateIamInstanceProfileCommand);
     expect(ssm).toHaveReceivedCommandTimes(SendCommandCommand, 1);
   });

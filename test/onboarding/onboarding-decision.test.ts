@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { abandonedClaimMs, decideOnboarding, exclusionReason, type OnboardingDecision } from '../../shared/onboarding-decision.js';
+import { abandonedClaimMs, decideOnboarding, exclusionReason, stalledAfterMs, type OnboardingDecision } from '../../shared/onboarding-decision.js';
 import type { InstanceFacts } from '../../shared/instances.js';
 import type { OnboardingRecord, OnboardingStatus } from '../../shared/onboarding-state.js';
 import type { Settings } from '../../shared/settings.js';
@@ -139,12 +139,35 @@ describe('opt-out and opt-in tags', () => {
 });
 
 describe('the same launch seen again by a state-change event', () => {
-  it.each<OnboardingStatus>(['installing', 'checking', 'healthy', 'alerting', 'alerted', 'waiting-for-ssm', 'gone'])(
+  it.each<OnboardingStatus>(['installing', 'checking', 'healthy', 'alerting', 'alerted', 'waiting-for-ssm'])(
     'a launch already %s is a duplicate: ignored',
     (status) => {
       expect(decide({ record: record({ status }) })).toEqual({ action: 'ignore', reason: `duplicate event: this launch is already ${status}` });
     },
   );
+
+  it('a launch recorded gone that EC2 says is running (a not-found answer right after launch) is onboarded afresh', () => {
+    expect(decide({ record: record({ status: 'gone' }) })).toEqual({ action: 'onboard', reason: 'was recorded gone, but EC2 says it is running', fresh: true });
+  });
+
+  it.each<OnboardingStatus>(['waiting-for-ssm', 'installing', 'checking', 'alerting'])(
+    'a launch %s but untouched for more than 6 hours stalled (its chain of invocations died): resumed',
+    (status) => {
+      const updatedAt = new Date(now.getTime() - stalledAfterMs - 1000).toISOString();
+      expect(decide({ record: record({ status, updatedAt }) })).toEqual({
+        action: 'onboard',
+        reason: `resuming a stalled onboarding (${status}, untouched since ${updatedAt})`,
+        fresh: false,
+      });
+      const recent = new Date(now.getTime() - stalledAfterMs + 60_000).toISOString();
+      expect(decide({ record: record({ status, updatedAt: recent }) }).action).toBe('ignore');
+    },
+  );
+
+  it('a stalled record is not resumed by a scheduled retry that is not current', () => {
+    const updatedAt = new Date(now.getTime() - stalledAfterMs - 1000).toISOString();
+    expect(decide({ trigger: retry(5), record: record({ status: 'checking', updatedAt, ssmAttempts: 1 }) }).action).toBe('ignore');
+  });
 
   it('a launch that was skipped and is now in scope is onboarded afresh', () => {
     expect(decide({ record: record({ status: 'skipped' }) })).toEqual({ action: 'onboard', reason: 'was skipped, now in scope and running', fresh: true });
@@ -187,7 +210,7 @@ describe('the same launch seen again by a state-change event', () => {
     const claimedAt = new Date(now.getTime() - abandonedClaimMs - 1000).toISOString();
     expect(decide({ record: record({ status: 'onboarding', updatedAt: claimedAt }) })).toEqual({
       action: 'onboard',
-      reason: 'resuming an abandoned onboarding',
+      reason: `resuming a stalled onboarding (onboarding, untouched since ${claimedAt})`,
       fresh: false,
     });
   });

@@ -87,3 +87,14 @@ describe('tag settings', () => {
     expect(errorOf({ ...required, OPT_IN_TAG: '=yes' }).message).toMatch(/OPT_IN_TAG: the tag key before "=" is empty \(got "=yes"\)/);
   });
 });
+
+describe('alarm settings', () => {
+  it('refuses periods an alarm cannot have: shorter than the agent interval, or over a day in all', () => {
+    expect(errorOf({ ...required, ALARM_PERIOD_SECONDS: '30' }).message).toContain('ALARM_PERIOD_SECONDS: must be a multiple of 60');
+    expect(errorOf({ ...required, ALARM_PERIOD_SECONDS: '3600', ALARM_EVALUATION_PERIODS: '25' }).message).toContain(
+      'ALARM_EVALUATION_PERIODS: ALARM_PERIOD_SECONDS x ALARM_EVALUATION_PERIODS must be at most one day',
+    );
+    expect(parseSettings({ ...required, ALARM_PERIOD_SECONDS: '3600', ALARM_EVALUATION_PERIODS: '24' }).alarms.evaluationPeriods).toBe(24);
+  });
+});
+
