@@ -93,9 +93,11 @@ async function associateAgentProfile(instanceId: string, settings: Settings): Pr
       );
       return { arn: result.IamInstanceProfileAssociation?.IamInstanceProfile?.Arn, ours: true };
     } catch (error) {
-      if (isUnknownInstanceError(error) || awsErrorName(error) === 'IncorrectInstanceState') {
+      if (isUnknownInstanceError(error)) {
         throw new InstanceGoneError(`${instanceId} disappeared while its profile was associated: ${describeError(error)}`);
       }
+      // IncorrectInstanceState (pending, stopping, shutting down) is not "gone": the error is
+      // recorded and Lambda's retry looks at the instance again (running, stopped or terminated).
       if (awsErrorName(error) === 'IncorrectState') {
         return { arn: await currentAssociationArn(instanceId), ours: false };
       }
@@ -107,6 +109,8 @@ async function associateAgentProfile(instanceId: string, settings: Settings): Pr
     }
   }
 }
+
+const attachRefusals: ReadonlySet<string> = new Set(['AccessDenied', 'AccessDeniedException', 'LimitExceeded', 'UnmodifiableEntity', 'NoSuchEntity']);
 
 async function attachedPolicyArns(roleName: string): Promise<Set<string>> {
   const arns = new Set<string>();
@@ -154,14 +158,16 @@ async function reconcileExistingProfile(profileArn: string, settings: Settings):
       await iam.send(new AttachRolePolicyCommand({ RoleName: roleName, PolicyArn: policyArn(partition, name) }));
       attached.push(name);
     } catch (error) {
-      if (awsErrorName(error) !== 'AccessDenied' && awsErrorName(error) !== 'AccessDeniedException') throw error;
+      // Refusals a retry cannot change (denied, the role's 10-policy quota, a service-linked role,
+      // a role deleted meanwhile) are reported, and onboarding carries on to the install and check.
+      if (!attachRefusals.has(awsErrorName(error) ?? '')) throw error;
       return {
         path: 'existing-role-missing-policies',
         profileArn,
         roleName,
         attached,
         missing: missing.filter((m) => !attached.includes(m)),
-        note: `attaching ${name} was denied: ${describeError(error)}`,
+        note: `attaching ${name} was refused: ${describeError(error)}`,
       };
     }
   }

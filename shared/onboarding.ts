@@ -19,6 +19,11 @@ import type { Settings } from './settings.js';
 import { isOnline, ssmPresence } from './ssm-presence.js';
 import type { OnboardTrigger } from './triggers.js';
 
+/** EC2 announced an instance that DescribeInstances does not show yet; Lambda's retry looks again. */
+export class InstanceNotYetVisibleError extends Error {
+  override name = 'InstanceNotYetVisibleError';
+}
+
 /** What one onboarding invocation did, returned by the handler and logged. */
 export interface OnboardingResult {
   instanceId: string;
@@ -117,7 +122,8 @@ async function onboard(trail: RecordTrail, instance: InstanceFacts, settings: Se
       if (error instanceof InstanceNotReachableError) return waitForSsm(trail, 'InvalidInstanceId', settings, now);
       throw error;
     }
-    // Saved before anything else can fail, so a retried invocation never installs twice.
+    // Saved right away, so a retried invocation does not send it again (only one that dies between
+    // SendCommand and this save could; an in-place update plus an appended config is harmless twice).
     await trail.step(
       { status: 'installing', commandId, commandSentAt: now.toISOString() },
       'install-command-sent',
@@ -172,6 +178,11 @@ export async function runOnboarding(trigger: OnboardTrigger, settings: Settings,
     throw described.reason;
   }
   const instance = described.value;
+  if (!instance && !existing && trigger.kind === 'state-change') {
+    // EC2 just announced this instance: "not found" is its eventual consistency right after a
+    // launch (terminated instances stay visible for about an hour). Failing lets Lambda retry.
+    throw new InstanceNotYetVisibleError(`${instanceId}: EC2 sent its ${trigger.state} event but DescribeInstances does not know it yet`);
+  }
   const decision = decideOnboarding({ trigger, instance, record: existing, settings, now });
   logger.info('onboarding decision', { instanceId, trigger: trigger.kind, decision, status: existing?.status });
   const base = existing ?? newRecord(instanceId, now);

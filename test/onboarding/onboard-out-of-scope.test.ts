@@ -12,13 +12,16 @@ import {
   givenInstance,
   instanceId,
   lastRecordWritten,
+  existingRecord,
   recordsWritten,
   resetAws,
   restoreWorld,
+  retryInput,
   runningEvent,
   scheduler,
   ssm,
   steps,
+  table,
 } from './onboard-harness.js';
 
 let onboard: Awaited<ReturnType<typeof coldStart>>;
@@ -34,11 +37,8 @@ afterEach(() => {
 });
 
 describe('the instance is terminated while it is being onboarded', () => {
-  it.each([
-    ['IncorrectInstanceState', `The instance '${instanceId}' is not in the 'running' or 'stopped' states.`],
-    ['InvalidInstanceID.NotFound', `The instance ID '${instanceId}' does not exist`],
-  ])('associating the profile fails with %s: recorded as gone, no command, the invocation succeeds', async (code, message) => {
-    ec2.on(AssociateIamInstanceProfileCommand).rejects(awsError(code, message));
+  it('associating the profile fails with InvalidInstanceID.NotFound: recorded as gone, no command, the invocation succeeds', async () => {
+    ec2.on(AssociateIamInstanceProfileCommand).rejects(awsError('InvalidInstanceID.NotFound', `The instance ID '${instanceId}' does not exist`));
 
     const result = await onboard.invoke(runningEvent());
 
@@ -48,9 +48,22 @@ describe('the instance is terminated while it is being onboarded', () => {
     expect(scheduler).not.toHaveReceivedCommand(CreateScheduleCommand);
     const record = lastRecordWritten();
     expect(record.status).toBe('gone');
-    expect(record.reason).toContain(code);
+    expect(record.reason).toContain('InvalidInstanceID.NotFound');
     expect(record.lastError).toBeUndefined();
     expect(steps(record)).toEqual(['claimed', 'gone']);
+  });
+
+  it('IncorrectInstanceState (stopping, or still pending) is not "gone": recorded as an error, and Lambda\'s retry finds it stopped', async () => {
+    ec2.on(AssociateIamInstanceProfileCommand).rejects(awsError('IncorrectInstanceState', `The instance '${instanceId}' is not in the 'running' or 'stopped' states.`));
+
+    await expect(onboard.invoke(runningEvent())).rejects.toThrow('is not in the');
+    expect(ssm).not.toHaveReceivedCommand(SendCommandCommand);
+    expect(lastRecordWritten()).toMatchObject({ status: 'error', lastError: expect.stringContaining('IncorrectInstanceState') });
+
+    givenInstance(ec2Instance({ state: 'stopped' }));
+    const retried = await onboard.invoke(runningEvent());
+    expect(retried).toMatchObject({ status: 'stopped' });
+    expect(ssm).not.toHaveReceivedCommand(SendCommandCommand);
   });
 });
 
@@ -71,23 +84,31 @@ describe('the instance is no longer running when onboarding looks at it', () => 
     expect(lastRecordWritten()).toMatchObject({ instanceId, status, reason });
   });
 
-  it('an instance EC2 does not know (InvalidInstanceID.NotFound) is recorded as gone', async () => {
+  it('an EC2 event for an instance DescribeInstances does not show yet fails, so Lambda retries; nothing is changed or written', async () => {
     ec2.on(DescribeInstancesCommand).rejects(awsError('InvalidInstanceID.NotFound', `The instance ID '${instanceId}' does not exist`));
 
-    const result = await onboard.invoke(runningEvent());
+    await expect(onboard.invoke(runningEvent())).rejects.toMatchObject({ name: 'InstanceNotYetVisibleError' });
+
+    expectInstanceUntouched();
+    expect(recordsWritten()).toEqual([]);
+  });
+
+  it('an empty DescribeInstances answer to an EC2 event is treated the same way', async () => {
+    ec2.on(DescribeInstancesCommand).resolves({ Reservations: [] });
+
+    await expect(onboard.invoke(runningEvent())).rejects.toMatchObject({ name: 'InstanceNotYetVisibleError' });
+    expectInstanceUntouched();
+  });
+
+  it('a scheduled retry for an instance EC2 no longer knows records it gone', async () => {
+    table.seed(existingRecord({ status: 'waiting-for-ssm', ssmAttempts: 1 }));
+    ec2.on(DescribeInstancesCommand).rejects(awsError('InvalidInstanceID.NotFound', `The instance ID '${instanceId}' does not exist`));
+
+    const result = await onboard.invoke(retryInput(2));
 
     expect(result.status).toBe('gone');
     expectInstanceUntouched();
     expect(lastRecordWritten()).toMatchObject({ status: 'gone', reason: expect.stringContaining('EC2 does not know this instance') });
-  });
-
-  it('an empty DescribeInstances answer is recorded as gone too', async () => {
-    ec2.on(DescribeInstancesCommand).resolves({ Reservations: [] });
-
-    await onboard.invoke(runningEvent());
-
-    expectInstanceUntouched();
-    expect(lastRecordWritten().status).toBe('gone');
   });
 });
 

@@ -248,8 +248,20 @@ describe('an instance launched with a workload profile', () => {
     expect(record).toMatchObject({ profilePath: 'existing-role-missing-policies', missingPolicies: ['CloudWatchAgentServerPolicy'] });
     expect(record.lastError).toBeUndefined();
     expect(record.history).toContainEqual(
-      expect.objectContaining({ step: 'profile:existing-role-missing-policies', detail: expect.stringContaining('attaching CloudWatchAgentServerPolicy was denied') }),
+      expect.objectContaining({ step: 'profile:existing-role-missing-policies', detail: expect.stringContaining('attaching CloudWatchAgentServerPolicy was refused') }),
     );
+  });
+
+  it.each(['LimitExceeded', 'UnmodifiableEntity', 'NoSuchEntity'])('a role that cannot take the policy (%s) is reported, and onboarding goes on to the install', async (code) => {
+    givenInstance(ec2Instance({ profileArn: workloadProfileArn }));
+    givenWorkloadRole([ssmCorePolicy]);
+    iam.on(AttachRolePolicyCommand).rejects(awsError(code, `${code} for role web-role`));
+
+    const result = await onboard.invoke(runningEvent());
+
+    expect(result.status).toBe('checking');
+    expect(lastRecordWritten()).toMatchObject({ profilePath: 'existing-role-missing-policies', missingPolicies: ['CloudWatchAgentServerPolicy'] });
+    expect(steps(lastRecordWritten())).toContain('install-command-sent');
   });
 
   it('in GovCloud, the policies are attached with the aws-us-gov partition', async () => {
