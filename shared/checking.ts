@@ -1,11 +1,11 @@
 import { InstanceNotReachableError, sendInstallCommand } from './agent-commands.js';
 import { publish, renderAlert, renderRecovery } from './alerts.js';
-import { describeError } from './aws-errors.js';
+import { awsErrorName, describeError } from './aws-errors.js';
 import { diagnose, metricFindings, type Diagnosis, type DiagnosisCode, type MetricFindings } from './check-diagnosis.js';
 import { alertRetryAt, checkCurrency, decideAfterDiagnosis } from './check-policy.js';
 import { commandStatus } from './command-status.js';
 import { deleteInstanceAlarms, putInstanceAlarms } from './instance-alarms.js';
-import { missingRolePolicies } from './instance-profiles.js';
+import { missingRolePolicies, requiredPolicyNames, type RolePolicyFacts } from './instance-profiles.js';
 import { describeInstance, type InstanceFacts } from './instances.js';
 import { logger } from './logger.js';
 import { cleanUpInstance, describeCleanup } from './offboarding.js';
@@ -149,10 +149,29 @@ export function commandOfThisLaunch(record: Pick<OnboardingRecord, 'commandId' |
   return Date.parse(record.commandSentAt) >= Date.parse(instance.launchTime);
 }
 
+/**
+ * The profile's role and the policies it lacks. A profile deleted while still associated lacks
+ * everything; a lookup IAM denies (an SCP, a permission boundary) is left out of the diagnosis
+ * rather than failing the whole check, which would leave the person with no alert at all.
+ */
+async function roleFacts(profileArn: string, instanceId: string): Promise<RolePolicyFacts | undefined> {
+  try {
+    return await missingRolePolicies(profileArn);
+  } catch (error) {
+    const name = awsErrorName(error);
+    if (name === 'NoSuchEntity') return { roleName: undefined, missing: [...requiredPolicyNames] };
+    if (name === 'AccessDenied' || name === 'AccessDeniedException') {
+      logger.warn('the instance role could not be read; diagnosing without it', { instanceId, profileArn, error: describeError(error) });
+      return undefined;
+    }
+    throw error;
+  }
+}
+
 async function gatherDiagnosis(record: OnboardingRecord, instance: InstanceFacts, findings: MetricFindings, settings: Settings): Promise<Diagnosis> {
   const { instanceId } = instance;
   const [role, ssm, command] = await Promise.all([
-    instance.profileArn ? missingRolePolicies(instance.profileArn) : Promise.resolve(undefined),
+    instance.profileArn ? roleFacts(instance.profileArn, instanceId) : Promise.resolve(undefined),
     ssmPresence(instanceId),
     commandOfThisLaunch(record, instance) ? commandStatus(record.commandId ?? '', instanceId) : Promise.resolve(undefined),
   ]);

@@ -6,7 +6,8 @@ import { GetCommandInvocationCommand, SendCommandCommand } from '@aws-sdk/client
 import { AlertNotSentError, runCheck } from '../../shared/checking.js';
 import { parseCheckRequest } from '../../shared/triggers.js';
 import { productMetrics } from '../../shared/product-metrics.js';
-import { awsError, cloudwatch, dynamodb, ec2Instance, givenDatapoints, givenInstance, resetAws, scheduler, sns, ssm, steps, table } from './check-harness.js';
+import { awsError, cloudwatch, dynamodb, ec2Instance, givenDatapoints, givenInstance, iam, resetAws, scheduler, sns, ssm, steps, table } from './check-harness.js';
+import { GetInstanceProfileCommand } from '@aws-sdk/client-iam';
 import { instanceId, launchTime, settings } from './fixtures.js';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 
@@ -242,3 +243,16 @@ describe('the checker input', () => {
     expect(() => parseCheckRequest({ instanceId: 'web-1' })).toThrow('not an EC2 instance id');
   });
 });
+
+describe('the diagnosis when IAM will not answer', () => {
+  it('a profile deleted while still associated is diagnosed as a role lacking the policies, and alerted at once', async () => {
+    iam.on(GetInstanceProfileCommand).rejects(awsError('NoSuchEntity', 'Instance Profile cwap-dev-agent cannot be found.'));
+    expect(await check(1)).toMatchObject({ action: 'alerted', diagnosis: 'role-missing-policies' });
+  });
+
+  it('a role lookup IAM denies is left out: the check still diagnoses and retries instead of failing', async () => {
+    iam.on(GetInstanceProfileCommand).rejects(awsError('AccessDenied', 'explicit deny in a service control policy'));
+    expect(await check(1)).toMatchObject({ action: 'retry', diagnosis: 'no-datapoints' });
+  });
+});
+
