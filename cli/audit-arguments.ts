@@ -7,7 +7,8 @@ import type { TagMatch } from '../shared/settings.js';
 export const auditUsage = `Usage: cw-autopilot audit [options]
 
 Reports every running EC2 instance's CloudWatch agent monitoring, and can fix what it finds.
-Uses your AWS credentials (environment, --profile, SSO, ...); never the Lambda's environment.
+Uses your AWS credentials (environment, --profile, SSO, ...), never the functions' role; it reads
+the stack's settings from its onboard function (needs lambda:GetFunctionConfiguration).
 
 Scope
   --region <r>[,<r>...]    region(s) to audit (repeatable; default: AWS_REGION or your profile's)
@@ -15,8 +16,14 @@ Scope
   --instance-id <i-...>    only this instance (repeatable, up to 200)
   --profile <name>         AWS shared-config profile to use
 
-Stack (defaults follow serverless.yml for --stage)
-  --stage <name>           deployed stage (default: dev): resources named cwap-<stage>-*
+Stack settings
+  The audit and --remediate use the settings the stack's functions run with: the environment of
+  the onboard function (lambda:GetFunctionConfiguration), so opt-in/opt-out tags and
+  modifyExistingRoles are the deployed ones. The flags below override single settings.
+  --stage <name>           deployed stage (default: dev): function cw-agent-autopilot-<stage>-onboard
+  --onboard-function <name|arn>  read the settings from this function instead
+  --settings-from-flags    do not read the function: use the flags below and their defaults,
+                           which follow serverless.yml's defaults for --stage (not your --param's)
   --table <name>           state table (default: cwap-<stage>-state)
   --agent-profile <name>   the stack's instance profile (default: cwap-<stage>-<region>-agent)
   --namespace <ns>         metric namespace (default: CloudWatch/TestMetrics)
@@ -33,13 +40,16 @@ Output
   --min-coverage <percent>  exit 1 when healthy/running is below this (0-100), or the report is partial
   --recent-minutes <n>      a datapoint younger than this is recent (default: 15)
   --concurrency <n>         AWS calls in flight per step (default: 4)
-  --quiet                   no progress on stderr
+  --quiet                   no progress or settings source on stderr (warnings still)
 
 Fixing
   --remediate              start onboarding (the EC2 event's code path) for instances that need it
   --dry-run                say what --remediate would do; change nothing
+  Without the function's settings (unreadable, no --settings-from-flags) --remediate stops with
+  exit 2; a read-only audit or --dry-run warns and uses the flags and defaults.
 
-Exit codes: 0 done, 1 coverage below --min-coverage / partial report with --min-coverage / AWS error, 2 usage error.
+Exit codes: 0 done, 1 coverage below --min-coverage / partial report with --min-coverage / AWS error,
+2 usage error, or --remediate without the stack's settings.
 `;
 
 /** A command line the CLI cannot run: printed with the usage, exit code 2. */
@@ -64,6 +74,10 @@ export interface AuditArguments {
   optInTag: string | undefined;
   modifyExistingRoles: boolean;
   schedulerRoleArn: string | undefined;
+  /** The function whose environment holds the stack's settings (name or ARN); default from --stage. */
+  onboardFunction: string | undefined;
+  /** Skip reading the onboard function: settings come from the flags and serverless.yml's defaults. */
+  settingsFromFlags: boolean;
   format: ReportFormat;
   minCoverage: number | undefined;
   recentMinutes: number;
@@ -101,6 +115,11 @@ const values = z.object({
   'opt-in-tag': z.string().optional(),
   'no-modify-existing-roles': z.boolean().default(false),
   'scheduler-role-arn': z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\//, 'expected an IAM role ARN').optional(),
+  'onboard-function': z
+    .string()
+    .regex(/^([A-Za-z0-9_-]{1,64}|arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]+)?)$/, 'expected a Lambda function name or ARN')
+    .optional(),
+  'settings-from-flags': z.boolean().default(false),
   format: z.enum(reportFormats, { error: `expected one of ${reportFormats.join(', ')}` }).default('table'),
   'min-coverage': z.coerce.number({ error: 'expected a number' }).min(0, 'expected a percentage, 0 to 100').max(100, 'expected a percentage, 0 to 100').optional(),
   'recent-minutes': z.coerce.number({ error: 'expected a number' }).int().min(1).max(180).default(15),
@@ -127,6 +146,8 @@ const options = {
   'opt-in-tag': { type: 'string' },
   'no-modify-existing-roles': { type: 'boolean' },
   'scheduler-role-arn': { type: 'string' },
+  'onboard-function': { type: 'string' },
+  'settings-from-flags': { type: 'boolean' },
   format: { type: 'string' },
   'min-coverage': { type: 'string' },
   'recent-minutes': { type: 'string' },
@@ -163,6 +184,16 @@ export function parseAuditArguments(argv: string[]): AuditArguments {
     );
   }
   const v = result.data;
+  if (v['settings-from-flags'] && v['onboard-function'] !== undefined) {
+    throw new UsageError('--onboard-function and --settings-from-flags contradict each other: read the settings from a function, or from the flags');
+  }
+  const functionRegion = regionOfFunction(v['onboard-function']);
+  const otherRegions = v.region.filter((region) => functionRegion !== undefined && region !== functionRegion);
+  if (otherRegions.length) {
+    throw new UsageError(
+      `--onboard-function: the function is in ${functionRegion}, but the audit covers ${otherRegions.join(', ')}; each region's stack has its own function (leave --onboard-function out to use cw-agent-autopilot-<stage>-onboard of each region)`,
+    );
+  }
   return {
     regions: [...new Set(v.region)],
     tags: v.tag,
@@ -179,6 +210,8 @@ export function parseAuditArguments(argv: string[]): AuditArguments {
     optInTag: v['opt-in-tag'],
     modifyExistingRoles: !v['no-modify-existing-roles'],
     schedulerRoleArn: v['scheduler-role-arn'],
+    onboardFunction: v['onboard-function'],
+    settingsFromFlags: v['settings-from-flags'],
     format: v.format,
     minCoverage: v['min-coverage'],
     recentMinutes: v['recent-minutes'],
@@ -190,6 +223,16 @@ export function parseAuditArguments(argv: string[]): AuditArguments {
   };
 }
 
+/** The region of a function ARN; undefined for a plain name (which names the function in the audited region). */
+export function regionOfFunction(nameOrArn: string | undefined): string | undefined {
+  return nameOrArn?.startsWith('arn:') ? nameOrArn.split(':')[3] : undefined;
+}
+
+/** The onboard function whose environment holds the stack's settings: `--onboard-function`, or the name serverless.yml gives it. */
+export function onboardFunctionOf(args: AuditArguments): string {
+  return args.onboardFunction ?? `cw-agent-autopilot-${args.stage}-onboard`;
+}
+
 function partitionOf(region: string): string {
   if (region.startsWith('cn-')) return 'aws-cn';
   if (region.startsWith('us-gov-')) return 'aws-us-gov';
@@ -198,8 +241,10 @@ function partitionOf(region: string): string {
 
 /**
  * The environment the deployed functions get from serverless.yml for this stage, rebuilt from
- * the CLI's flags, so the CLI parses it with the functions' own settings schema. `accountId` is
- * only needed for remediation (function and role ARNs); a placeholder stands in until it is known.
+ * the CLI's flags and serverless.yml's defaults (used with --settings-from-flags, or when the
+ * onboard function cannot be read), so the CLI parses it with the functions' own settings schema.
+ * `accountId` is only needed for remediation (function and role ARNs); a placeholder stands in
+ * until it is known.
  */
 export function stackEnvironment(args: AuditArguments, region: string, accountId = '000000000000'): Record<string, string> {
   const prefix = `cwap-${args.stage}`;
@@ -213,7 +258,7 @@ export function stackEnvironment(args: AuditArguments, region: string, accountId
     AGENT_DOCUMENT_NAME: `${prefix}-install-and-configure`,
     LINUX_CONFIG_PARAMETER: `AmazonCloudWatch-${prefix}-linux`,
     WINDOWS_CONFIG_PARAMETER: `AmazonCloudWatch-${prefix}-windows`,
-    MODIFY_EXISTING_ROLES: String(args.modifyExistingRoles),
+    MODIFY_EXISTING_ROLES: 'true',
     ONBOARD_FUNCTION_ARN: functionArn('onboard'),
     CHECK_FUNCTION_ARN: functionArn('check'),
     SCHEDULER_ROLE_ARN: args.schedulerRoleArn ?? `arn:${partition}:iam::${accountId}:role/${prefix}-${region}-scheduler`,
@@ -222,11 +267,24 @@ export function stackEnvironment(args: AuditArguments, region: string, accountId
     ALERT_TOPIC_ARN: `arn:${partition}:sns:${region}:${accountId}:${prefix}-alerts`,
     AWS_REGION: region,
   };
-  if (args.namespace) env.METRIC_NAMESPACE = args.namespace;
-  if (args.memoryMetric) env.MEMORY_METRIC = args.memoryMetric;
-  if (args.diskMetric) env.DISK_METRIC = args.diskMetric;
-  if (args.windowsDiskMetric) env.WINDOWS_DISK_FREE_METRIC = args.windowsDiskMetric;
+  return { ...env, ...flagSettings(args) };
+}
+
+/**
+ * The settings the user gave as flags, as environment variables: they override the deployed
+ * function's values. `--no-modify-existing-roles` can only narrow (there is no flag to widen it).
+ */
+export function flagSettings(args: AuditArguments): Record<string, string> {
+  const env: Record<string, string> = {};
+  if (args.table !== undefined) env.STATE_TABLE = args.table;
+  if (args.agentProfile !== undefined) env.AGENT_PROFILE_NAME = args.agentProfile;
+  if (args.schedulerRoleArn !== undefined) env.SCHEDULER_ROLE_ARN = args.schedulerRoleArn;
+  if (args.namespace !== undefined) env.METRIC_NAMESPACE = args.namespace;
+  if (args.memoryMetric !== undefined) env.MEMORY_METRIC = args.memoryMetric;
+  if (args.diskMetric !== undefined) env.DISK_METRIC = args.diskMetric;
+  if (args.windowsDiskMetric !== undefined) env.WINDOWS_DISK_FREE_METRIC = args.windowsDiskMetric;
   if (args.optOutTag !== undefined) env.OPT_OUT_TAG = args.optOutTag;
   if (args.optInTag !== undefined) env.OPT_IN_TAG = args.optInTag;
+  if (!args.modifyExistingRoles) env.MODIFY_EXISTING_ROLES = 'false';
   return env;
 }

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { auditUsage, parseAuditArguments, stackEnvironment, UsageError, type AuditArguments } from './audit-arguments.js';
+import { auditUsage, parseAuditArguments, regionOfFunction, UsageError, type AuditArguments } from './audit-arguments.js';
+import { StackSettingsUnavailableError } from './stack-settings.js';
 import type { AuditReport } from '../shared/audit/audit-summary.js';
 import type { InventoryProgress } from '../shared/audit/fleet-inventory.js';
 
@@ -42,27 +43,33 @@ function progressPrinter(io: CliIo, region: string): (progress: InventoryProgres
 /** Audits one region in this process (the region's clients are this process's clients). */
 async function auditRegion(args: AuditArguments, region: string, io: CliIo, progress: boolean): Promise<AuditReport> {
   // Imported here, after AWS_REGION / AWS_PROFILE are set: the shared clients read them once.
-  const [{ runAudit }, { onboardInProcess }, { parseSettings }] = await Promise.all([
+  const [{ runAudit }, { onboardInProcess }, { readStackSettings }, { lambda }] = await Promise.all([
     import('../shared/audit/audit-run.js'),
     import('../shared/audit/remediation.js'),
-    import('../shared/settings.js'),
+    import('./stack-settings.js'),
+    import('../shared/aws-clients.js'),
   ]);
-  const settings = parseSettings(stackEnvironment(args, region));
+  // The deployed stack's settings, read once: the audit's classification and the remediator use
+  // the same ones.
+  const stack = await readStackSettings(args, region, lambda);
+  if (stack.warning) io.stderr.write(`${stack.warning}\n`);
+  if (!args.quiet) io.stderr.write(`${region} ${stack.source}\n`);
   const command = [
     'npx cw-autopilot audit',
     args.stage === 'dev' ? '' : `--stage ${args.stage}`,
     `--region ${region}`,
     args.profile ? `--profile ${args.profile}` : '',
+    args.onboardFunction ? `--onboard-function ${args.onboardFunction}` : '',
   ].filter(Boolean).join(' ');
   return runAudit({
     region,
     scope: { tags: args.tags, instanceIds: args.instanceIds },
-    settings,
+    settings: stack.forAccount(undefined),
     remediation: !args.remediate
       ? { mode: 'off' }
       : args.dryRun
         ? { mode: 'dry-run' }
-        : { mode: 'apply', remediatorFor: (accountId) => onboardInProcess(parseSettings(stackEnvironment(args, region, accountId)), 'cw-autopilot audit (CLI)') },
+        : { mode: 'apply', remediatorFor: (accountId) => onboardInProcess(stack.forAccount(accountId), 'cw-autopilot audit (CLI)') },
     recentSeconds: args.recentMinutes * 60,
     concurrency: args.concurrency,
     auditCommand: command,
@@ -86,7 +93,10 @@ function auditRegionInChild(region: string, io: CliIo): Promise<AuditReport> {
     });
     child.on('error', reject);
     child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`the audit of ${region} failed (exit ${code}): ${err.trim().split('\n').at(-1) ?? ''}`));
+      const lastLine = err.trim().split('\n').at(-1) ?? '';
+      // The child already printed why (on the stderr passed through above).
+      if (code === 2) return reject(new StackSettingsUnavailableError(`the audit of ${region} stopped: ${lastLine.replace(/^cw-autopilot audit: /, '')}`));
+      if (code !== 0) return reject(new Error(`the audit of ${region} failed (exit ${code}): ${lastLine}`));
       try {
         resolve(JSON.parse(out) as AuditReport);
       } catch (error) {
@@ -130,6 +140,10 @@ async function audit(argv: string[], io: CliIo): Promise<number> {
 
   if (args.regions.length === 1) io.env.AWS_REGION = args.regions[0];
   const regions = await resolveRegions(args);
+  const functionRegion = regionOfFunction(args.onboardFunction);
+  if (functionRegion && regions.some((region) => region !== functionRegion)) {
+    throw new UsageError(`--onboard-function: the function is in ${functionRegion}, but the audit covers ${regions.join(', ')}`);
+  }
   const { mergeReports } = await import('../shared/audit/audit-summary.js');
   const { renderReport } = await import('../shared/audit/audit-render.js');
   const report =
@@ -154,7 +168,8 @@ async function audit(argv: string[], io: CliIo): Promise<number> {
 
 /**
  * Runs the `cw-autopilot` command line; returns the exit code (0 done, 1 coverage below the
- * threshold, a partial report under a threshold, or an AWS error; 2 usage error).
+ * threshold, a partial report under a threshold, or an AWS error; 2 usage error, or `--remediate`
+ * without the stack's settings).
  *
  * @example
  * process.exitCode = await main(['audit', '--region', 'eu-west-1', '--min-coverage', '95']);
@@ -174,6 +189,10 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
   } catch (error) {
     if (error instanceof UsageError) {
       io.stderr.write(`cw-autopilot audit: ${error.message}\n\n${auditUsage}`);
+      return 2;
+    }
+    if (error instanceof StackSettingsUnavailableError) {
+      io.stderr.write(`cw-autopilot audit: ${error.message}\n`);
       return 2;
     }
     const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);

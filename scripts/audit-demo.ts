@@ -35,8 +35,9 @@ const stop = async () => {
 try {
   const stack = await deployStack();
   const fleet = await launchMixedFleet(proxy, stack);
-  // The harness names the stack's IAM resources without the region serverless.yml adds: say so.
-  const names = ['--agent-profile', stack.agentProfile.name, '--scheduler-role-arn', stack.schedulerRole.arn];
+  // moto holds no onboard function to read the stack's settings from: the settings come from the
+  // flags, and the harness names the stack's IAM resources without the region serverless.yml adds.
+  const names = ['--settings-from-flags', '--agent-profile', stack.agentProfile.name, '--scheduler-role-arn', stack.schedulerRole.arn];
   process.stderr.write(`moto at ${moto.url}, proxy at ${proxy.url}: stack "test" and ${Object.keys(fleet).length} instances created\n`);
   if (serve) {
     process.stderr.write(

@@ -40,6 +40,9 @@ describe('cw-autopilot audit arguments', () => {
     [['--tag', '=web'], '--tag: the tag key before "=" is empty'],
     [['--bogus'], "Unknown option '--bogus'"],
     [['stray'], 'stray'],
+    [['--onboard-function', 'onboard', '--settings-from-flags'], '--onboard-function and --settings-from-flags contradict each other'],
+    [['--onboard-function', 'arn:aws:lambda:eu-west-1:210987654321:function:x', '--region', 'us-east-1'], '--onboard-function: the function is in eu-west-1, but the audit covers us-east-1'],
+    [['--onboard-function', 'my function'], '--onboard-function: expected a Lambda function name or ARN'],
   ])('rejects %j with a message naming the argument', (argv, message) => {
     expect(() => parseAuditArguments(argv)).toThrow(UsageError);
     expect(() => parseAuditArguments(argv)).toThrow(message);
