@@ -15,6 +15,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { stackEnvironment } from '../test/harness/stack.js';
 
 interface FunctionMeasure {
   name: string;
@@ -39,20 +40,9 @@ const serviceDir = path.resolve(args['service-dir']);
 
 // Valid dummy settings, so the handlers' cold-start parseSettings() succeeds. Nothing is called:
 // loading a bundle constructs SDK clients but sends no request.
-const account = '123456789012';
 const settingsEnv: Record<string, string> = {
-  AWS_REGION: 'us-east-1',
+  ...stackEnvironment('measure'),
   AWS_EC2_METADATA_DISABLED: 'true',
-  RESOURCE_PREFIX: 'cwap-measure',
-  STATE_TABLE: 'cwap-measure-state',
-  AGENT_PROFILE_NAME: 'cwap-measure-agent',
-  AGENT_DOCUMENT_NAME: 'cwap-measure-install-and-configure',
-  LINUX_CONFIG_PARAMETER: 'AmazonCloudWatch-cwap-measure-linux',
-  WINDOWS_CONFIG_PARAMETER: 'AmazonCloudWatch-cwap-measure-windows',
-  ONBOARD_FUNCTION_ARN: `arn:aws:lambda:us-east-1:${account}:function:cw-agent-autopilot-measure-onboard`,
-  CHECK_FUNCTION_ARN: `arn:aws:lambda:us-east-1:${account}:function:cw-agent-autopilot-measure-check`,
-  SCHEDULER_ROLE_ARN: `arn:aws:iam::${account}:role/cwap-measure-scheduler`,
-  ALERT_TOPIC_ARN: `arn:aws:sns:us-east-1:${account}:cwap-measure-alerts`,
   POWERTOOLS_LOG_LEVEL: 'ERROR',
 };
 
