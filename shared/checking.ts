@@ -168,13 +168,22 @@ async function roleFacts(profileArn: string, instanceId: string): Promise<RolePo
   }
 }
 
-async function gatherDiagnosis(record: OnboardingRecord, instance: InstanceFacts, findings: MetricFindings, settings: Settings): Promise<Diagnosis> {
+/**
+ * SSM answers InvocationDoesNotExist for a while right after SendCommand; still not knowing the
+ * invocation this long after (the command's own timeout is 10 minutes) means it never reached the
+ * instance: the diagnosis is then "not sent", which a reinstall fixes, not "still running".
+ */
+const unacknowledgedAfterMs = 15 * 60 * 1000;
+
+async function gatherDiagnosis(record: OnboardingRecord, instance: InstanceFacts, findings: MetricFindings, settings: Settings, now: Date): Promise<Diagnosis> {
   const { instanceId } = instance;
-  const [role, ssm, command] = await Promise.all([
+  const [role, ssm, reported] = await Promise.all([
     instance.profileArn ? roleFacts(instance.profileArn, instanceId) : Promise.resolve(undefined),
     ssmPresence(instanceId),
     commandOfThisLaunch(record, instance) ? commandStatus(record.commandId ?? '', instanceId) : Promise.resolve(undefined),
   ]);
+  const sentAt = record.commandSentAt ? Date.parse(record.commandSentAt) : Number.NaN;
+  const command = reported?.state === 'not-yet-known' && now.getTime() - sentAt > unacknowledgedAfterMs ? undefined : reported;
   return diagnose({
     instanceId,
     os: instance.os,
@@ -282,7 +291,7 @@ async function checkRunning(
     return { instanceId, action: 'healthy', status: saved.status, reason: `${findings.present.join(', ')} arrive` };
   }
 
-  const diagnosis = await gatherDiagnosis(record, instance, findings, settings);
+  const diagnosis = await gatherDiagnosis(record, instance, findings, settings, now);
   const decision = decideAfterDiagnosis({ diagnosis, record, attempt, os: instance.os, settings, now });
   logger.info('check decision', { instanceId, attempt, diagnosis: diagnosis.code, decision });
   const result = (action: CheckResult['action'], saved: OnboardingRecord): CheckResult => ({

@@ -87,6 +87,19 @@ describe('the checker finds the metrics', () => {
 });
 
 describe('the checker retries what a retry can fix', () => {
+  it('an invocation SSM still does not know 15 minutes after it was sent was never delivered: the install is re-sent', async () => {
+    const sentLongAgo = new Date(now.getTime() - 16 * 60_000).toISOString();
+    resetAws({ commandSentAt: sentLongAgo });
+    ssm.on(GetCommandInvocationCommand).rejects(awsError('InvocationDoesNotExist'));
+    ssm.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-again' } });
+
+    const result = await check(1);
+
+    expect(result).toMatchObject({ action: 'retry', diagnosis: 'command-not-sent' });
+    expect(ssm).toHaveReceivedCommand(SendCommandCommand);
+    expect(table.record).toMatchObject({ commandId: 'cmd-again', reinstalls: 1 });
+  });
+
   it('right after SendCommand, InvocationDoesNotExist means "not yet known": re-check later, no alert', async () => {
     ssm.on(GetCommandInvocationCommand).rejects(awsError('InvocationDoesNotExist'));
 
