@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AssociateIamInstanceProfileCommand, DescribeInstancesCommand } from '@aws-sdk/client-ec2';
 import { SendCommandCommand } from '@aws-sdk/client-ssm';
 import { CreateScheduleCommand } from '@aws-sdk/client-scheduler';
@@ -6,25 +6,22 @@ import { PutCommand, type PutCommandInput } from '@aws-sdk/lib-dynamodb';
 import {
   agentProfileArn,
   awsError,
-  coldStart,
   dynamodb,
   ec2,
   ec2Instance,
   existingRecord,
   expectInstanceUntouched,
-  expectProfileNeverRemovedOrReplaced,
   givenInstance,
   instanceId,
   lastRecordWritten,
   recordsWritten,
-  resetAws,
-  restoreWorld,
   retryInput,
   runningEvent,
   scheduler,
   ssm,
   steps,
   table,
+  useOnboardScenario,
 } from './onboard-harness.js';
 
 // aws-sdk-client-mock replaces `send`, so the SDK's own adaptive retries (5 attempts) do not run
@@ -34,17 +31,7 @@ const throttled = [
   ['RequestLimitExceeded', 'Request limit exceeded.'],
 ] as const;
 
-let onboard: Awaited<ReturnType<typeof coldStart>>;
-
-beforeEach(async () => {
-  resetAws();
-  onboard = await coldStart();
-});
-
-afterEach(() => {
-  expectProfileNeverRemovedOrReplaced();
-  restoreWorld();
-});
+const onboard = useOnboardScenario();
 
 describe('EC2 throttles DescribeInstances past the SDK retries', () => {
   it.each(throttled)('%s: the invocation fails with it (Lambda retries the event) and nothing is done to the instance', async (code, message) => {

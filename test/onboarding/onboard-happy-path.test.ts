@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AssociateIamInstanceProfileCommand } from '@aws-sdk/client-ec2';
 import { AttachRolePolicyCommand, GetInstanceProfileCommand } from '@aws-sdk/client-iam';
 import { DescribeInstanceInformationCommand, SendCommandCommand } from '@aws-sdk/client-ssm';
@@ -7,10 +7,8 @@ import {
   agentProfileArn,
   atSecondsFromNow,
   awsError,
-  coldStart,
   ec2,
   ec2Instance,
-  expectProfileNeverRemovedOrReplaced,
   givenInstance,
   iam,
   instanceId,
@@ -18,27 +16,16 @@ import {
   launchTime,
   onlySchedule,
   recordsWritten,
-  resetAws,
-  restoreWorld,
   runningEvent,
   scheduler,
   ssm,
   stackEnv,
   steps,
   table,
+  useOnboardScenario,
 } from './onboard-harness.js';
 
-let onboard: Awaited<ReturnType<typeof coldStart>>;
-
-beforeEach(async () => {
-  resetAws();
-  onboard = await coldStart();
-});
-
-afterEach(() => {
-  expectProfileNeverRemovedOrReplaced();
-  restoreWorld();
-});
+const onboard = useOnboardScenario();
 
 describe('onboarding a new instance', () => {
   it('a Linux instance launched without a profile gets the agent profile, the Linux install command and a check', async () => {

@@ -3,7 +3,7 @@
 // rule, and builders for instances, events and AWS errors.
 import 'aws-sdk-client-mock-vitest/extend';
 import { mockClient } from 'aws-sdk-client-mock';
-import { expect, vi } from 'vitest';
+import { afterEach, beforeEach, expect, vi } from 'vitest';
 import type { Context, EventBridgeEvent } from 'aws-lambda';
 import {
   AssociateIamInstanceProfileCommand,
@@ -306,3 +306,40 @@ export async function coldStart(overrides: Record<string, string | undefined> = 
     StaleRecordError,
   };
 }
+
+type ColdStarted = Awaited<ReturnType<typeof coldStart>>;
+
+/**
+ * The world of one onboarding test file: before each test the AWS mocks are reset and the handler
+ * cold-started with the stack's settings; after it, no test may have removed or replaced a
+ * profile, and the clock and environment are put back. Returns the current test's handler;
+ * `restart(overrides)` cold-starts it again with other settings.
+ */
+export function useOnboardScenario(): ColdStarted & { restart: (overrides: Record<string, string | undefined>) => Promise<void> } {
+  let current: ColdStarted | undefined;
+  const started = (): ColdStarted => {
+    if (!current) throw new Error('the onboard handler is used outside a test');
+    return current;
+  };
+  beforeEach(async () => {
+    resetAws();
+    current = await coldStart();
+  });
+  afterEach(() => {
+    expectProfileNeverRemovedOrReplaced();
+    restoreWorld();
+  });
+  return {
+    invoke: (event: unknown) => started().invoke(event),
+    get InvalidInputError() {
+      return started().InvalidInputError;
+    },
+    get StaleRecordError() {
+      return started().StaleRecordError;
+    },
+    restart: async (overrides) => {
+      current = await coldStart(overrides);
+    },
+  };
+}
+

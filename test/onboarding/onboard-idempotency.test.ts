@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AssociateIamInstanceProfileCommand } from '@aws-sdk/client-ec2';
 import { SendCommandCommand } from '@aws-sdk/client-ssm';
 import { GetCommand, type GetCommandInput } from '@aws-sdk/lib-dynamodb';
@@ -6,39 +6,26 @@ import type { OnboardingStatus } from '../../shared/onboarding-state.js';
 import {
   agentProfileArn,
   atSecondsFromNow,
-  coldStart,
   dynamodb,
   ec2,
   ec2Instance,
   existingRecord,
   expectInstanceUntouched,
-  expectProfileNeverRemovedOrReplaced,
   givenInstance,
   instanceId,
   lastRecordWritten,
   launchTime,
   onlySchedule,
   recordsWritten,
-  resetAws,
-  restoreWorld,
   runningEvent,
   ssm,
   stackEnv,
   steps,
   table,
+  useOnboardScenario,
 } from './onboard-harness.js';
 
-let onboard: Awaited<ReturnType<typeof coldStart>>;
-
-beforeEach(async () => {
-  resetAws();
-  onboard = await coldStart();
-});
-
-afterEach(() => {
-  expectProfileNeverRemovedOrReplaced();
-  restoreWorld();
-});
+const onboard = useOnboardScenario();
 
 const restartedAt = new Date('2025-03-04T09:59:45.000Z');
 const earlierLaunch = '2025-03-01T08:00:00.000Z';

@@ -1,40 +1,28 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AssociateIamInstanceProfileCommand, DescribeInstancesCommand } from '@aws-sdk/client-ec2';
 import { CreateScheduleCommand } from '@aws-sdk/client-scheduler';
 import { SendCommandCommand } from '@aws-sdk/client-ssm';
 import {
   awsError,
-  coldStart,
   ec2,
   ec2Instance,
   expectInstanceUntouched,
-  expectProfileNeverRemovedOrReplaced,
   givenInstance,
   instanceId,
   lastRecordWritten,
   existingRecord,
   recordsWritten,
   resetAws,
-  restoreWorld,
   retryInput,
   runningEvent,
   scheduler,
   ssm,
   steps,
   table,
+  useOnboardScenario,
 } from './onboard-harness.js';
 
-let onboard: Awaited<ReturnType<typeof coldStart>>;
-
-beforeEach(async () => {
-  resetAws();
-  onboard = await coldStart();
-});
-
-afterEach(() => {
-  expectProfileNeverRemovedOrReplaced();
-  restoreWorld();
-});
+const onboard = useOnboardScenario();
 
 describe('the instance is terminated while it is being onboarded', () => {
   it('associating the profile fails with InvalidInstanceID.NotFound: recorded as gone, no command, the invocation succeeds', async () => {
@@ -135,7 +123,7 @@ describe('opt-out and opt-in tags', () => {
   });
 
   it('with OPT_IN_TAG=monitoring=on, an instance without the tag is skipped, and the record names the tag', async () => {
-    onboard = await coldStart({ OPT_IN_TAG: 'monitoring=on' });
+    await onboard.restart({ OPT_IN_TAG: 'monitoring=on' });
 
     const result = await onboard.invoke(runningEvent());
 
@@ -145,7 +133,7 @@ describe('opt-out and opt-in tags', () => {
   });
 
   it('with OPT_IN_TAG=monitoring=on, an instance tagged monitoring=on is onboarded', async () => {
-    onboard = await coldStart({ OPT_IN_TAG: 'monitoring=on' });
+    await onboard.restart({ OPT_IN_TAG: 'monitoring=on' });
     givenInstance(ec2Instance({ tags: { monitoring: 'on' } }));
 
     const result = await onboard.invoke(runningEvent());
@@ -155,7 +143,7 @@ describe('opt-out and opt-in tags', () => {
   });
 
   it('an opted-in instance that is also opted out is skipped', async () => {
-    onboard = await coldStart({ OPT_IN_TAG: 'monitoring' });
+    await onboard.restart({ OPT_IN_TAG: 'monitoring' });
     givenInstance(ec2Instance({ tags: { monitoring: 'yes', 'cw-autopilot:skip': 'true' } }));
 
     await onboard.invoke(runningEvent());

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AssociateIamInstanceProfileCommand, DescribeIamInstanceProfileAssociationsCommand } from '@aws-sdk/client-ec2';
 import {
   AttachRolePolicyCommand,
@@ -11,20 +11,17 @@ import { CreateScheduleCommand } from '@aws-sdk/client-scheduler';
 import {
   agentProfileArn,
   awsError,
-  coldStart,
   ec2,
   ec2Instance,
-  expectProfileNeverRemovedOrReplaced,
   givenInstance,
   iam,
   instanceId,
   lastRecordWritten,
-  resetAws,
-  restoreWorld,
   runningEvent,
   scheduler,
   ssm,
   steps,
+  useOnboardScenario,
 } from './onboard-harness.js';
 
 const cloudWatchAgentPolicy = 'arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy';
@@ -80,17 +77,7 @@ function givenProfileAssociatedMeanwhile(): void {
   });
 }
 
-let onboard: Awaited<ReturnType<typeof coldStart>>;
-
-beforeEach(async () => {
-  resetAws();
-  onboard = await coldStart();
-});
-
-afterEach(() => {
-  expectProfileNeverRemovedOrReplaced();
-  restoreWorld();
-});
+const onboard = useOnboardScenario();
 
 describe('a freshly created agent profile IAM has not propagated yet', () => {
   it('is associated on the third try after two "Invalid IAM Instance Profile name" answers, and onboarding goes on', async () => {
@@ -127,7 +114,7 @@ describe('a freshly created agent profile IAM has not propagated yet', () => {
   });
 
   it('tries as many times as PROFILE_RETRY_ATTEMPTS says', async () => {
-    onboard = await coldStart({ PROFILE_RETRY_ATTEMPTS: '5' });
+    await onboard.restart({ PROFILE_RETRY_ATTEMPTS: '5' });
     ec2.on(AssociateIamInstanceProfileCommand).rejects(profileNotYetVisible());
 
     await expect(onboard.invoke(runningEvent())).rejects.toThrow(/Invalid IAM Instance Profile name/);
@@ -215,7 +202,7 @@ describe('an instance launched with a workload profile', () => {
   });
 
   it('with MODIFY_EXISTING_ROLES=false: its role is not touched and the record says which policies it lacks', async () => {
-    onboard = await coldStart({ MODIFY_EXISTING_ROLES: 'false' });
+    await onboard.restart({ MODIFY_EXISTING_ROLES: 'false' });
     givenInstance(ec2Instance({ profileArn: workloadProfileArn }));
     givenWorkloadRole([]);
 

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AssociateIamInstanceProfileCommand } from '@aws-sdk/client-ec2';
 import { SendCommandCommand } from '@aws-sdk/client-ssm';
 import { CreateScheduleCommand } from '@aws-sdk/client-scheduler';
@@ -6,19 +6,15 @@ import {
   agentProfileArn,
   atSecondsFromNow,
   awsError,
-  coldStart,
   ec2,
   ec2Instance,
   existingRecord,
-  expectProfileNeverRemovedOrReplaced,
   givenInstance,
   givenSsmPing,
   instanceId,
   lastRecordWritten,
   onlySchedule,
   recordsWritten,
-  resetAws,
-  restoreWorld,
   retryInput,
   runningEvent,
   scheduler,
@@ -26,20 +22,11 @@ import {
   stackEnv,
   steps,
   table,
+  useOnboardScenario,
 } from './onboard-harness.js';
 
-let onboard: Awaited<ReturnType<typeof coldStart>>;
-
-beforeEach(async () => {
-  resetAws();
   // SSM_MAX_ATTEMPTS is 3 and SSM_RETRY_DELAY_SECONDS 120 in these scenarios.
-  onboard = await coldStart();
-});
-
-afterEach(() => {
-  expectProfileNeverRemovedOrReplaced();
-  restoreWorld();
-});
+const onboard = useOnboardScenario();
 
 /** A record left by attempts that found the instance not online yet, its profile done. */
 function waitingForSsm(ssmAttempts: number) {
