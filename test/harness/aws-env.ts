@@ -18,7 +18,8 @@ export interface AwsTestEnvironment {
 // instead of reaching real AWS.
 const nowhere = 'http://127.0.0.1:9';
 
-function isolateFromRealAws(): void {
+/** Points every AWS SDK client of this process at a local address, with dummy credentials. */
+export function isolateFromRealAws(): void {
   for (const name of Object.keys(process.env)) {
     if (name.startsWith('AWS_ENDPOINT_URL_') || name === 'AWS_PROFILE' || name === 'AWS_SESSION_TOKEN') delete process.env[name];
   }

@@ -2,6 +2,7 @@ import type { Context } from 'aws-lambda';
 import { startAwsProxy, type AwsProxy } from '../harness/aws-proxy.js';
 import { resetMoto, startMotoServer, type MotoServer } from '../harness/moto-server.js';
 import { deployStack, type DeployedStack } from '../harness/stack.js';
+import { isolateFromRealAws } from '../harness/aws-env.js';
 
 /** A product function as the simulator invokes it. */
 export type LambdaHandler = (event: unknown, context: Context) => Promise<unknown>;
@@ -33,24 +34,6 @@ export interface SimulationEnvironmentOptions {
   env?: Record<string, string>;
   /** Powertools log level of the handlers. Default SILENT: the timeline says what they did. */
   logLevel?: string;
-}
-
-// An address where nothing listens: a client used before the proxy is up fails fast instead of
-// reaching real AWS.
-const nowhere = 'http://127.0.0.1:9';
-
-/** Points every AWS SDK client of this process at a local address, with dummy credentials. */
-export function isolateFromRealAws(): void {
-  for (const name of Object.keys(process.env)) {
-    if (name.startsWith('AWS_ENDPOINT_URL_') || name === 'AWS_PROFILE' || name === 'AWS_SESSION_TOKEN') delete process.env[name];
-  }
-  delete process.env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS;
-  process.env.AWS_ENDPOINT_URL = nowhere;
-  process.env.AWS_REGION = 'us-east-1';
-  process.env.AWS_DEFAULT_REGION = 'us-east-1';
-  process.env.AWS_ACCESS_KEY_ID = 'testing';
-  process.env.AWS_SECRET_ACCESS_KEY = 'testing';
-  process.env.AWS_EC2_METADATA_DISABLED = 'true';
 }
 
 /**
