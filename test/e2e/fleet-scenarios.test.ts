@@ -5,6 +5,7 @@ import { DescribeIamInstanceProfileAssociationsCommand, EC2Client } from '@aws-s
 import { IAMClient, ListAttachedRolePoliciesCommand } from '@aws-sdk/client-iam';
 import { CloudWatchClient, DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
 import { localClientConfig } from '../harness/client-config.js';
+import { latestAgentVersion } from '../harness/command-execution.js';
 import { agentManagedPolicies } from '../harness/stack.js';
 import { FleetSimulator, type InstanceOutcome, type RunReport } from '../simulator/fleet-simulator.js';
 import { everyFaultFleet, type InstanceFault } from '../simulator/scenarios.js';
@@ -43,6 +44,7 @@ const scenarios: [string, InstanceFault, string][] = [
   ['agent-stops-publishing-windows', 'agent-stops-publishing', 'a Windows agent that stops publishing later: healthy, then its missing-data alarm goes off'],
   ['terminated-mid-onboarding-linux', 'terminated-mid-onboarding', 'an instance terminated mid-onboarding ends gone: no alert, no alarm, no schedule left'],
   ['workload-profile-linux', 'workload-profile', 'an instance with a workload profile keeps it, its role gets the agent policies, and it is healthy'],
+  ['older-agent-from-distributor-linux', 'older-agent-from-distributor', 'an instance with an older Distributor-installed agent is reinstalled (not updated in place) and healthy'],
   ['opt-out-linux', 'opt-out', 'an instance with the opt-out tag is skipped: no profile, no command, no alert'],
 ];
 
@@ -122,6 +124,12 @@ describe('a fleet with one instance per fault ends with every instance in the ri
     expect(policies.AttachedPolicies?.map((policy) => policy.PolicyArn)).toEqual(expect.arrayContaining([...agentManagedPolicies]));
     ec2.destroy();
     iam.destroy();
+  });
+
+  it('an older Distributor-installed agent is uninstalled and the current one installed, by one command', () => {
+    const outcome = outcomeOf('older-agent-from-distributor-linux');
+    expect(outcome.installs).toBe(1);
+    expect(simulation.environment.proxy.agents.get(outcome.instanceId)).toEqual({ version: latestAgentVersion, installedBy: 'distributor' });
   });
 
   it('the opted-out instance was not touched: no profile associated, no command', async () => {

@@ -1,6 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import {
+  documentStepsOf,
+  runCommand,
+  type AgentOnInstance,
+  type CommandOutcome,
+  type DocumentStep,
+  type InvocationState,
+  type StepState,
+} from './command-execution.js';
+
+export type { AgentOnInstance, CommandOutcome, InvocationState, StepState } from './command-execution.js';
 
 // A small HTTP server between the SDK (AWS_ENDPOINT_URL) and moto. Every request goes to moto
 // unchanged, except the SSM calls moto does not implement (or implements too loosely for the
@@ -10,7 +21,10 @@ import type { AddressInfo } from 'node:net';
 //   region; here an instance must be registered (not Inactive), like AWS (InvalidInstanceId),
 //   and the command is recorded for the instances asked for only.
 // - GetCommandInvocation: moto always answers Success with plugin "aws:runShellScript"; here a
-//   multi-step document's invocation is answered per step, and tests can make it fail/time out.
+//   multi-step document's invocation is answered per step. Each command runs, at SendCommand time,
+//   by the SSM agent's rules (command-execution.ts: onFailure read from a step's inputs only,
+//   Distributor's install types over the agent each simulated instance has), and tests can make a
+//   step fail or time out.
 // It also injects faults (throttling, 5xx, delays) and logs every AWS call.
 
 /** SSM agent ping status, as DescribeInstanceInformation reports it. */
@@ -61,29 +75,6 @@ export interface SimulatedSsm {
   requireRegistration(required: boolean): void;
 }
 
-/** How a command invocation ends on one instance. Step names are the document's `mainSteps` names. */
-export type CommandOutcome = (
-  | { status: 'Success'; output?: string }
-  | {
-      status: 'Failed';
-      /** The step that fails, e.g. `installAgent` or `configureAgent`. */
-      step: string;
-      /** StandardOutputContent of the failed step (and StandardErrorContent unless `errorOutput`). */
-      output: string;
-      errorOutput?: string;
-      /** Default 1. */
-      responseCode?: number;
-    }
-  | { status: 'InProgress' }
-  | { status: 'TimedOut'; /** The step running when the time-out hit; default the first. */ step?: string }
-) & {
-  /**
-   * GetCommandInvocation answers InvocationDoesNotExist (and ListCommandInvocations omits the
-   * invocation) for this many polls after SendCommand, as AWS does for a while.
-   */
-  invisibleForPolls?: number;
-};
-
 /** A SendCommand the proxy saw succeed. */
 export interface SentCommand {
   commandId: string;
@@ -108,6 +99,24 @@ export interface SimulatedCommands {
   clearOutcome(instanceId: string): void;
   /** Every SendCommand that succeeded through the proxy, oldest first. */
   sent(): SentCommand[];
+  /**
+   * How a command ran on an instance, step by step (what GetCommandInvocation reports once the
+   * invocation is visible); undefined for an instance it did not target, or a one-step document
+   * moto answers for.
+   */
+  invocation(commandId: string, instanceId: string): InvocationState | undefined;
+}
+
+/**
+ * The CloudWatch agent on each simulated instance: none until a command installs it, or a test
+ * says the instance came with one (an AMI with the agent baked in, an rpm/msi install, or an
+ * older Distributor install from months ago).
+ */
+export interface SimulatedAgents {
+  /** The agent on the instance now, if any. */
+  get(instanceId: string): AgentOnInstance | undefined;
+  /** Puts an agent on the instance (or removes it with undefined), as if installed before the product saw it. */
+  set(instanceId: string, agent: AgentOnInstance | undefined): void;
 }
 
 /** An injected fault: `throttle` (the service's throttling error), `5xx` (HTTP 500), `503`, or a delay. */
@@ -133,6 +142,7 @@ export interface AwsProxy {
   motoUrl: string;
   ssm: SimulatedSsm;
   commands: SimulatedCommands;
+  agents: SimulatedAgents;
   faults: { set(injector: FaultInjector | undefined): void; clear(): void };
   /** The AWS calls made so far (since start or the last reset), oldest first. */
   calls(): AwsCall[];
@@ -146,8 +156,10 @@ const accountId = '123456789012';
 const defaultAgentVersion = '3.3.1142.0';
 
 interface CommandRecord extends SentCommand {
-  /** Outcome bound at SendCommand time, per instance. */
+  /** Outcome bound at SendCommand time, per instance (for `invisibleForPolls`). */
   outcomes: Map<string, CommandOutcome>;
+  /** How the command ran on each instance, decided at SendCommand time. */
+  runs: Map<string, InvocationState>;
   /** Polls seen per instance (for `invisibleForPolls`). */
   polls: Map<string, number>;
 }
@@ -395,80 +407,6 @@ function describeInstanceInformation(call: CallInfo, input: Json, registry: Map<
   });
 }
 
-/** One step's state in an invocation. */
-interface StepState {
-  name: string;
-  status: 'Pending' | 'InProgress' | 'Success' | 'Failed' | 'TimedOut' | 'Cancelled';
-  statusDetails: string;
-  responseCode: number;
-  output: string;
-  errorOutput: string;
-}
-
-interface InvocationState {
-  status: 'InProgress' | 'Success' | 'Failed' | 'TimedOut';
-  statusDetails: string;
-  responseCode: number;
-  steps: StepState[];
-}
-
-const successOutcome: CommandOutcome = { status: 'Success' };
-
-function invocationState(outcome: CommandOutcome, steps: string[]): InvocationState {
-  const step = (name: string, status: StepState['status'], extra: Partial<StepState> = {}): StepState => ({
-    name,
-    status,
-    statusDetails: status === 'TimedOut' ? 'ExecutionTimedOut' : status,
-    responseCode: status === 'Success' ? 0 : status === 'Failed' ? 1 : -1,
-    output: '',
-    errorOutput: '',
-    ...extra,
-  });
-  switch (outcome.status) {
-    case 'Success':
-      return {
-        status: 'Success',
-        statusDetails: 'Success',
-        responseCode: 0,
-        steps: steps.map((name) => step(name, 'Success', { output: outcome.output ?? '' })),
-      };
-    case 'InProgress':
-      return {
-        status: 'InProgress',
-        statusDetails: 'InProgress',
-        responseCode: -1,
-        steps: steps.map((name, index) => step(name, index === 0 ? 'InProgress' : 'Pending')),
-      };
-    case 'TimedOut': {
-      const at = Math.max(0, outcome.step ? steps.indexOf(outcome.step) : 0);
-      return {
-        status: 'TimedOut',
-        statusDetails: 'ExecutionTimedOut',
-        responseCode: -1,
-        steps: steps.map((name, index) => step(name, index < at ? 'Success' : index === at ? 'TimedOut' : 'Cancelled')),
-      };
-    }
-    case 'Failed': {
-      const at = steps.indexOf(outcome.step);
-      const responseCode = outcome.responseCode ?? 1;
-      // Without `onFailure: exit` the later steps of a 2.2 document still run; they fail too
-      // (configure on an agent that is not installed), with no output of their own.
-      return {
-        status: 'Failed',
-        statusDetails: 'Failed',
-        responseCode,
-        steps: steps.map((name, index) =>
-          index < at || at < 0
-            ? step(name, 'Success')
-            : index === at
-              ? step(name, 'Failed', { responseCode, output: outcome.output, errorOutput: outcome.errorOutput ?? outcome.output })
-              : step(name, 'Failed'),
-        ),
-      };
-    }
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 
 /** Options of {@link startAwsProxy}. */
@@ -495,6 +433,7 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
   let registrationRequired = true;
   const outcomeQueues = new Map<string, CommandOutcome[]>();
   const commands = new Map<string, CommandRecord>();
+  const agents = new Map<string, AgentOnInstance>();
   let injector: FaultInjector | undefined;
   let callLog: AwsCall[] = [];
 
@@ -533,8 +472,8 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
     outgoing.end(body);
   }
 
-  /** The document's step names, read from moto with the caller's own credentials scope. */
-  async function documentSteps(name: string, headers: IncomingHttpHeaders): Promise<string[] | undefined> {
+  /** The document's steps, read from moto with the caller's own credentials scope. */
+  async function documentSteps(name: string, headers: IncomingHttpHeaders): Promise<DocumentStep[] | undefined> {
     const body = Buffer.from(JSON.stringify({ Name: name }));
     const { response, body: answer } = await toMoto(
       'POST',
@@ -551,11 +490,7 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
     if (response.statusCode !== 200) return undefined;
     const content = str(parseJson(answer.toString('utf8')).Content);
     if (!content) return undefined;
-    const document = parseJson(content);
-    const steps = (Array.isArray(document.mainSteps) ? document.mainSteps : [])
-      .map((step) => (isObject(step) ? str(step.name) : undefined))
-      .filter((step): step is string => step !== undefined);
-    return steps.length > 0 ? steps : undefined;
+    return documentStepsOf(content);
   }
 
   function nextOutcome(instanceId: string): CommandOutcome | undefined {
@@ -609,29 +544,34 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
       parameters,
       comment: str(input.Comment) ?? '',
       requestedAt: new Date(),
-      steps: await documentSteps(documentName, req.headers).catch(() => undefined),
+      steps: undefined,
       outcomes: new Map(),
+      runs: new Map(),
       polls: new Map(),
     };
+    const plan = await documentSteps(documentName, req.headers).catch(() => undefined);
+    record.steps = plan?.map((step) => step.name);
     for (const instanceId of instanceIds) {
-      const outcome = nextOutcome(instanceId);
+      let outcome = nextOutcome(instanceId);
+      if (!outcome && registry.get(instanceId)?.pingStatus === 'ConnectionLost') outcome = { status: 'TimedOut' };
       if (outcome) record.outcomes.set(instanceId, outcome);
-      else if (registry.get(instanceId)?.pingStatus === 'ConnectionLost') record.outcomes.set(instanceId, { status: 'TimedOut' });
+      // One-step documents behave as moto has them unless the test set an outcome.
+      if (!outcome && (!plan || plan.length < 2)) continue;
+      const run = runCommand(plan ?? [{ name: 'aws:runShellScript', action: 'aws:runShellScript', inputs: {} }], outcome, agents.get(instanceId));
+      record.runs.set(instanceId, run.invocation);
+      if (run.agent) agents.set(instanceId, run.agent);
+      else agents.delete(instanceId);
     }
     commands.set(commandId, record);
     return { status, headers, body: JSON.stringify(output) };
   }
 
-  /** The outcome of a command on an instance, or undefined to let moto answer. */
-  function outcomeOf(record: CommandRecord, instanceId: string): CommandOutcome | undefined {
-    return record.outcomes.get(instanceId) ?? outcomeQueues.get(instanceId)?.[0];
-  }
 
   /** Counts a poll; true while the invocation should still look absent. */
   function stillInvisible(record: CommandRecord, instanceId: string): boolean {
     const polls = (record.polls.get(instanceId) ?? 0) + 1;
     record.polls.set(instanceId, polls);
-    return polls <= (outcomeOf(record, instanceId)?.invisibleForPolls ?? 0);
+    return polls <= (record.outcomes.get(instanceId)?.invisibleForPolls ?? 0);
   }
 
   function isoTime(date: Date): string {
@@ -648,11 +588,8 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
       awsError(call, 400, 'InvocationDoesNotExist', `Command ${commandId} has no invocation on ${instanceId}`);
     if (!record.instanceIds.includes(instanceId)) return notFound();
     if (stillInvisible(record, instanceId)) return notFound();
-    const outcome = outcomeOf(record, instanceId);
-    const steps = record.steps;
-    // One-step documents behave as moto has them unless the test set an outcome.
-    if (!outcome && (!steps || steps.length < 2)) return 'forward';
-    const state = invocationState(outcome ?? successOutcome, steps ?? ['aws:runShellScript']);
+    const state = record.runs.get(instanceId);
+    if (!state) return 'forward';
     let step: StepState | undefined;
     if (pluginName !== undefined) {
       step = state.steps.find((candidate) => candidate.name === pluginName);
@@ -700,7 +637,7 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
       for (const target of record.instanceIds) {
         if (instanceId !== undefined && target !== instanceId) continue;
         if (stillInvisible(record, target)) continue;
-        const state = invocationState(outcomeOf(record, target) ?? successOutcome, record.steps ?? ['aws:runShellScript']);
+        const state = record.runs.get(target) ?? runCommand([{ name: 'aws:runShellScript', action: 'aws:runShellScript', inputs: {} }], undefined, undefined).invocation;
         const requested = record.requestedAt.getTime() / 1000;
         rows.push({
           CommandId: record.commandId,
@@ -854,10 +791,24 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
         outcomeQueues.delete(instanceId);
       },
       sent() {
-        return [...commands.values()].map(({ outcomes: _outcomes, polls: _polls, ...sent }) => ({
+        return [...commands.values()].map(({ outcomes: _outcomes, runs: _runs, polls: _polls, ...sent }) => ({
           ...sent,
           instanceIds: [...sent.instanceIds],
         }));
+      },
+      invocation(commandId, instanceId) {
+        const state = commands.get(commandId)?.runs.get(instanceId);
+        return state ? structuredClone(state) : undefined;
+      },
+    },
+    agents: {
+      get(instanceId) {
+        const agent = agents.get(instanceId);
+        return agent ? { ...agent } : undefined;
+      },
+      set(instanceId, agent) {
+        if (agent) agents.set(instanceId, { ...agent });
+        else agents.delete(instanceId);
       },
     },
     faults: {
@@ -877,6 +828,7 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
       registrationRequired = true;
       outcomeQueues.clear();
       commands.clear();
+      agents.clear();
       injector = undefined;
       callLog = [];
     },

@@ -211,9 +211,12 @@ describe('simulated commands', () => {
       ResponseCode: 1,
       PluginName: 'installAgent',
       DocumentName: stack.settings.agentDocumentName,
-      StandardOutputContent: 'Failed to download AmazonCloudWatchAgent',
-      StandardErrorContent: 'Failed to download AmazonCloudWatchAgent',
+      // The SSM agent appends this to a failed step whose inputs carry onFailure (runpluginutil.go).
+      StandardOutputContent: 'Failed to download AmazonCloudWatchAgent\nStep was found to have onFailure property. Further document steps will be skipped.',
+      StandardErrorContent: 'Failed to download AmazonCloudWatchAgent\nStep was found to have onFailure property. Further document steps will be skipped.',
     });
+    // onFailure: exit in the install step's inputs: configure never ran.
+    expect(await invocation(failing.instanceId, 'configureAgent')).toMatchObject({ Status: 'Success', StatusDetails: 'Skipped', ResponseCode: 0 });
     expect(await invocation(healthy.instanceId, 'configureAgent')).toMatchObject({ Status: 'Success', ResponseCode: 0 });
     expect((await errorOf(invocation(healthy.instanceId))).name).toBe('InvalidPluginName');
     expect((await errorOf(invocation(bystander.instanceId, 'installAgent'))).name).toBe('InvocationDoesNotExist');
@@ -221,9 +224,9 @@ describe('simulated commands', () => {
     const listed = await ssm.send(new ListCommandInvocationsCommand({ CommandId: commandId, Details: true }));
     const failed = listed.CommandInvocations?.find((i) => i.InstanceId === failing.instanceId);
     expect(failed).toMatchObject({ Status: 'Failed', DocumentName: stack.settings.agentDocumentName });
-    expect(failed?.CommandPlugins?.map((p) => [p.Name, p.Status])).toEqual([
-      ['installAgent', 'Failed'],
-      ['configureAgent', 'Failed'],
+    expect(failed?.CommandPlugins?.map((p) => [p.Name, p.Status, p.StatusDetails])).toEqual([
+      ['installAgent', 'Failed', 'Failed'],
+      ['configureAgent', 'Success', 'Skipped'],
     ]);
 
     // The second command to the same instance takes the next outcome.

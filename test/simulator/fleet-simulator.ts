@@ -12,7 +12,7 @@ import { DeleteScheduleCommand, GetScheduleCommand, ListSchedulesCommand, Schedu
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { metricsPublishedBy, renderedAgentConfigs, type ExpectedMetric } from '../../shared/agent-config.js';
 import type { OnboardingRecord } from '../../shared/onboarding-state.js';
-import type { CommandOutcome, SentCommand } from '../harness/aws-proxy.js';
+import type { InvocationState, SentCommand } from '../harness/aws-proxy.js';
 import { localClientConfig } from '../harness/client-config.js';
 import { createWorkloadProfile, launchInstance, stateChangeEvent, type InstanceState } from '../harness/fleet.js';
 import type { SimulatedClock } from './clock.js';
@@ -32,8 +32,8 @@ export interface SimulatedInstance {
   /** Simulated time of its launch (ms since the epoch). */
   launchedAt: number;
   online: boolean;
-  /** Install commands sent to it, in order, with the outcome each got. */
-  commands: { commandId: string; requestedAt: number; outcome: CommandOutcome }[];
+  /** Install commands sent to it, in order, with how each ended on the instance (the invocation's status). */
+  commands: { commandId: string; requestedAt: number; status: InvocationState['status'] }[];
   /** Simulated time of the agent's first datapoint; undefined while it does not publish. */
   publishingSince: number | undefined;
   /** Simulated time the agent stops publishing, if it does. */
@@ -419,6 +419,7 @@ export class FleetSimulator {
     };
     this.instances.push(instance);
     this.#env.proxy.commands.setOutcome(instance.instanceId, ...spec.commandOutcomes);
+    if (spec.agentAtLaunch) this.#env.proxy.agents.set(instance.instanceId, spec.agentAtLaunch);
     this.#worldLine(
       instance,
       'launched',
@@ -474,15 +475,19 @@ export class FleetSimulator {
       for (const instanceId of command.instanceIds) {
         const instance = this.instance(instanceId);
         if (!instance) continue;
-        const outcomes = instance.spec.commandOutcomes;
-        const outcome = outcomes[Math.min(instance.commands.length, outcomes.length - 1)] ?? { status: 'Success' };
-        instance.commands.push({ commandId: command.commandId, requestedAt: command.requestedAt.getTime(), outcome });
-        const words = outcome.status === 'Failed' ? `Failed at ${outcome.step}` : outcome.status;
+        // How the command really ran on the instance, by the SSM agent's rules (the proxy's model).
+        const invocation = this.#env.proxy.commands.invocation(command.commandId, instanceId);
+        const status = invocation?.status ?? 'Success';
+        instance.commands.push({ commandId: command.commandId, requestedAt: command.requestedAt.getTime(), status });
+        const failedStep = invocation?.steps.find((step) => step.status === 'Failed' || step.status === 'TimedOut');
+        const words = failedStep ? `${failedStep.status} at ${failedStep.name}` : status;
         this.#worldLineAt(command.requestedAt.getTime(), instance, 'command-runs', `${command.documentName} ${command.commandId.slice(0, 8)} on the instance: ${words}`);
         if (instance.commands.length === 1 && instance.spec.terminateAfterCommandMs !== undefined) {
           this.#addWorld(this.#clock.now() + instance.spec.terminateAfterCommandMs, () => this.#terminate(instance));
         }
-        if (outcome.status === 'Success' && instance.publishingSince === undefined && instance.spec.agentStartMs !== undefined && !instance.terminated) {
+        // The agent publishes once a configure step ran on an installed agent.
+        const configured = invocation ? invocation.steps.some((step) => step.name === 'configureAgent' && step.status === 'Success' && step.statusDetails === 'Success') : true;
+        if (status === 'Success' && configured && instance.publishingSince === undefined && instance.spec.agentStartMs !== undefined && !instance.terminated) {
           const start = command.requestedAt.getTime() + instance.spec.agentStartMs;
           instance.publishingSince = start;
           if (instance.spec.agentStopsAfterMs !== undefined) instance.publishingUntil = start + instance.spec.agentStopsAfterMs;

@@ -1,5 +1,5 @@
 import type { OsFamily } from '../../shared/agent-config.js';
-import type { CommandOutcome } from '../harness/aws-proxy.js';
+import type { AgentOnInstance, CommandOutcome } from '../harness/aws-proxy.js';
 import { SeededRandom } from './random.js';
 
 /** What can be wrong with one simulated instance (`none`: nothing). */
@@ -14,6 +14,7 @@ export type InstanceFault =
   | 'agent-stops-publishing' // publishes for a few minutes, then stops for good
   | 'terminated-mid-onboarding' // terminated a minute after its install command
   | 'workload-profile' // launched with a workload's own instance profile (role without the agent policies)
+  | 'older-agent-from-distributor' // came with an older agent that Distributor installed months ago (Quick Setup, an association)
   | 'opt-out'; // carries the opt-out tag
 
 export const instanceFaults: readonly InstanceFault[] = [
@@ -27,6 +28,7 @@ export const instanceFaults: readonly InstanceFault[] = [
   'agent-stops-publishing',
   'terminated-mid-onboarding',
   'workload-profile',
+  'older-agent-from-distributor',
   'opt-out',
 ];
 
@@ -50,6 +52,8 @@ export interface InstanceSpec {
   /** Simulated ms after its (first) install command when it is terminated; undefined: never. */
   terminateAfterCommandMs: number | undefined;
   tags: Record<string, string>;
+  /** The agent already on the instance at launch; undefined: none. */
+  agentAtLaunch?: AgentOnInstance;
 }
 
 /** What the product should end with for an instance. */
@@ -68,6 +72,7 @@ export function expectedOutcome(fault: InstanceFault): ExpectedOutcome {
     case 'online-late':
     case 'install-fails-once':
     case 'workload-profile':
+    case 'older-agent-from-distributor':
       return { status: 'healthy', alert: undefined };
     case 'never-online':
       // Somebody must hear about an instance that never reports (DESIGN "The job").
@@ -153,6 +158,10 @@ export function planInstance(input: { name: string; os: OsFamily; fault: Instanc
       break;
     case 'opt-out':
       spec.tags['cw-autopilot:skip'] = 'true';
+      break;
+    case 'older-agent-from-distributor':
+      // A version from long before the one Distributor serves now (the version number is made up).
+      spec.agentAtLaunch = { version: '1.247350.0', installedBy: 'distributor' };
       break;
     case 'workload-profile':
     case 'none':
