@@ -1,0 +1,111 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parseDocument, type Tags } from 'yaml';
+
+// The README is what a reviewer reads instead of serverless.yml and the code: these tests hold the
+// parts of it that restate them (the roles' permissions, the state record's fields) to the source.
+
+const read = (file: string) => readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
+const readme = read('README.md');
+
+interface Statement {
+  Action: string | string[];
+}
+interface Resource {
+  Type: string;
+  Properties: {
+    AssumeRolePolicyDocument?: unknown;
+    ManagedPolicyArns?: string[];
+    Policies?: { PolicyDocument: { Statement: Statement[] } }[];
+    TimeToLiveSpecification?: { AttributeName: string; Enabled: boolean };
+  };
+}
+
+// CloudFormation short tags (!Ref, !Sub, !GetAtt) read as plain values: only names and actions matter.
+const cfnTags: Tags = ['!Ref', '!Sub', '!GetAtt', '!Not', '!Equals'].map((tag) => ({ tag, resolve: (value: unknown) => value }));
+const resources = (
+  parseDocument(read('serverless.yml'), { customTags: cfnTags }).toJS() as { resources: { Resources: Record<string, Resource> } }
+).resources.Resources;
+
+/** The text of a README section: from its heading to the next heading of the same or a higher level. */
+function section(text: string, heading: string): string {
+  const level = /^#+/.exec(heading)?.[0].length ?? 0;
+  const lines = text.split('\n');
+  const start = lines.indexOf(heading);
+  if (start < 0) throw new Error(`README has no heading "${heading}"`);
+  const end = lines.findIndex((line, i) => i > start && /^#+ /.test(line) && (/^#+/.exec(line)?.[0].length ?? 0) <= level);
+  return lines.slice(start + 1, end < 0 ? undefined : end).join('\n');
+}
+
+/** The backticked IAM actions (`service:Action`) in a text. */
+function actionsIn(text: string): Set<string> {
+  return new Set([...text.matchAll(/`([a-z0-9-]+:[A-Za-z]+)`/g)].map((match) => match[1] as string));
+}
+
+/** The actions column of the tables in a text: what the README says a role is granted. */
+function tabledActions(text: string): Set<string> {
+  const rows = text.split('\n').filter((line) => line.startsWith('|') && !line.startsWith('|---'));
+  return new Set(rows.flatMap((row) => [...actionsIn(row.split('|')[2] ?? '')]));
+}
+
+function grantedActions(role: string): Set<string> {
+  const policies = resources[role]?.Properties.Policies;
+  if (!policies) throw new Error(`serverless.yml has no inline policies on ${role}`);
+  return new Set(policies.flatMap((policy) => policy.PolicyDocument.Statement.flatMap((statement) => [statement.Action].flat())));
+}
+
+const securityModel = section(readme, '## Security model');
+/** What the section says of every function's role (its own log group), before the per-role tables. */
+const everyFunctionRole = section(securityModel, '### What each function may do in the account').split('\n#### ')[0] ?? '';
+const roleSections: Record<string, string> = {
+  OnboardRole: '#### `onboard` (`OnboardRole`)',
+  CheckRole: '#### `check` (`CheckRole`)',
+  OffboardRole: '#### `offboard` (`OffboardRole`)',
+  AuditRole: '#### `audit` (`AuditRole`)',
+  SchedulerTargetRole: '#### The scheduler role (`SchedulerTargetRole`) and the agent role (`AgentRole`)',
+};
+
+describe('the README security model', () => {
+  it('covers every IAM role the stack creates', () => {
+    const roles = Object.entries(resources).filter(([, resource]) => resource.Type === 'AWS::IAM::Role').map(([name]) => name);
+    expect(roles.sort()).toEqual([...Object.keys(roleSections), 'AgentRole'].sort());
+  });
+
+  for (const [role, heading] of Object.entries(roleSections)) {
+    it(`names every action ${role} is granted, and tables none it is not`, () => {
+      const text = section(securityModel, heading);
+      const granted = grantedActions(role);
+      const named = actionsIn(role === 'SchedulerTargetRole' ? text : `${everyFunctionRole}\n${text}`);
+      expect([...granted].filter((action) => !named.has(action))).toEqual([]);
+      expect([...tabledActions(text)].filter((action) => !granted.has(action))).toEqual([]);
+    });
+  }
+
+  it('names the managed policies of the agent role', () => {
+    const text = section(securityModel, roleSections.SchedulerTargetRole as string);
+    const policies = (resources.AgentRole?.Properties.ManagedPolicyArns ?? []).map((arn) => arn.slice(arn.lastIndexOf('/') + 1));
+    expect(policies).toEqual(['CloudWatchAgentServerPolicy', 'AmazonSSMManagedInstanceCore']);
+    for (const policy of policies) expect(text).toContain(`\`${policy}\``);
+  });
+});
+
+describe('the README state table', () => {
+  it('lists each attribute of the instance record once, and the TTL attribute', () => {
+    const source = read('shared/onboarding-state.ts');
+    const body = /export interface OnboardingRecord \{\n([\s\S]*?)\n\}/.exec(source)?.[1];
+    if (!body) throw new Error('shared/onboarding-state.ts has no OnboardingRecord interface');
+    const fields = [...body.matchAll(/^ {2}(\w+)\??:/gm)].map((match) => match[1] as string);
+    const ttl = resources.StateTable?.Properties.TimeToLiveSpecification;
+    expect(ttl?.Enabled).toBe(true);
+    // The key is named above the table, not in it.
+    const expected = new Set([...fields, ttl?.AttributeName as string]);
+    expected.delete('instanceId');
+
+    const rows = section(readme, '### The state table')
+      .split('\n')
+      .filter((line) => line.startsWith('| `'));
+    const listed = rows.flatMap((row) => [...(row.split('|')[1] ?? '').matchAll(/`(\w+)`/g)].map((match) => match[1] as string));
+    expect(listed.filter((name, i) => listed.indexOf(name) !== i)).toEqual([]);
+    expect([...listed].sort()).toEqual([...expected].sort());
+  });
+});
