@@ -24,6 +24,9 @@ export function checkCurrency(attempt: number | undefined, record: OnboardingRec
   const next = record.checkAttempts + 1;
   if (attempt === undefined) {
     if (onboardingBusy.has(record.status)) return { run: false, reason: `onboarding is in progress (status ${record.status})` };
+    // Out of scope (opt-out tag, or no opt-in tag): a check could re-send the install command to an
+    // instance its owners keep out of the product. Onboarding decides scope; the checker follows it.
+    if (record.status === 'skipped') return { run: false, reason: `the instance is out of scope (${record.reason ?? 'skipped'}): onboarding skipped it` };
     return { run: true, attempt: next };
   }
   if (awaitingCheck.has(record.status) && attempt === next) return { run: true, attempt };

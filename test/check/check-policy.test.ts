@@ -31,6 +31,14 @@ describe('which checks run', () => {
     expect(checkCurrency(undefined, recordOf({ status: 'waiting-for-ssm' }))).toMatchObject({ run: false, reason: 'onboarding is in progress (status waiting-for-ssm)' });
     expect(checkCurrency(undefined, undefined)).toMatchObject({ run: false });
   });
+
+  it('a check by hand of an instance onboarding skipped (opt-out or no opt-in tag) does nothing, so no install is sent', () => {
+    expect(checkCurrency(undefined, recordOf({ status: 'skipped', reason: 'opt-out tag cw-autopilot:skip=true' }))).toEqual({
+      run: false,
+      reason: 'the instance is out of scope (opt-out tag cw-autopilot:skip=true): onboarding skipped it',
+    });
+    expect(checkCurrency(1, recordOf({ status: 'skipped', checkAttempts: 0 }))).toMatchObject({ run: false });
+  });
 });
 
 describe('retry policy', () => {
