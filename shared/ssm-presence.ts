@@ -1,5 +1,6 @@
 import { DescribeInstanceInformationCommand } from '@aws-sdk/client-ssm';
 import { ssm } from './aws-clients.js';
+import { awsErrorName } from './aws-errors.js';
 
 /** What Systems Manager knows of an instance's SSM agent. */
 export interface SsmPresence {
@@ -15,16 +16,33 @@ export function isOnline(presence: SsmPresence): boolean {
   return presence.pingStatus === 'Online';
 }
 
+const notRegistered: SsmPresence = { pingStatus: 'NotRegistered', agentVersion: undefined, platformType: undefined, lastPing: undefined };
+
+/**
+ * The API reference says an id "that isn't valid or a node that you don't own" gets an error
+ * (InvalidInstanceId), while a filter that matches nothing answers an empty list: an instance SSM
+ * has never heard of may come back either way, and both mean "not registered".
+ */
+function isUnknownInstance(error: unknown): boolean {
+  return awsErrorName(error) === 'InvalidInstanceId';
+}
+
 /** Asks Systems Manager whether one instance is registered and online. */
 export async function ssmPresence(instanceId: string): Promise<SsmPresence> {
-  const result = await ssm.send(
-    new DescribeInstanceInformationCommand({
-      Filters: [{ Key: 'InstanceIds', Values: [instanceId] }],
-      MaxResults: 5,
-    }),
-  );
+  let result;
+  try {
+    result = await ssm.send(
+      new DescribeInstanceInformationCommand({
+        Filters: [{ Key: 'InstanceIds', Values: [instanceId] }],
+        MaxResults: 5,
+      }),
+    );
+  } catch (error) {
+    if (isUnknownInstance(error)) return { ...notRegistered };
+    throw error;
+  }
   const info = result.InstanceInformationList?.find((item) => item.InstanceId === instanceId);
-  if (!info) return { pingStatus: 'NotRegistered', agentVersion: undefined, platformType: undefined, lastPing: undefined };
+  if (!info) return { ...notRegistered };
   return {
     pingStatus: info.PingStatus ?? 'Unknown',
     agentVersion: info.AgentVersion,
@@ -49,32 +67,48 @@ export const maxInstanceInformationPerCall = 50;
 export async function describeInstanceInformation(instanceIds: string[]): Promise<Map<string, SsmPresence>> {
   const found = new Map<string, SsmPresence>();
   for (let from = 0; from < instanceIds.length; from += maxInstanceInformationPerCall) {
-    const chunk = instanceIds.slice(from, from + maxInstanceInformationPerCall);
-    let nextToken: string | undefined;
-    do {
-      const page = await ssm.send(
+    await describeChunk(instanceIds.slice(from, from + maxInstanceInformationPerCall), found);
+  }
+  for (const instanceId of instanceIds) {
+    if (!found.has(instanceId)) found.set(instanceId, { ...notRegistered });
+  }
+  return found;
+}
+
+/**
+ * One chunk's pages. Where SSM refuses the chunk because one id is unknown to it (InvalidInstanceId),
+ * the chunk is halved until the unknown ids stand alone: a few more calls for a rare case, and the
+ * rest of the chunk is still read.
+ */
+async function describeChunk(chunk: string[], found: Map<string, SsmPresence>): Promise<void> {
+  let nextToken: string | undefined;
+  do {
+    let page;
+    try {
+      page = await ssm.send(
         new DescribeInstanceInformationCommand({
           Filters: [{ Key: 'InstanceIds', Values: chunk }],
           MaxResults: maxInstanceInformationPerCall,
           NextToken: nextToken,
         }),
       );
-      for (const info of page.InstanceInformationList ?? []) {
-        if (!info.InstanceId) continue;
-        found.set(info.InstanceId, {
-          pingStatus: info.PingStatus ?? 'Unknown',
-          agentVersion: info.AgentVersion,
-          platformType: info.PlatformType,
-          lastPing: info.LastPingDateTime?.toISOString(),
-        });
-      }
-      nextToken = page.NextToken;
-    } while (nextToken);
-  }
-  for (const instanceId of instanceIds) {
-    if (!found.has(instanceId)) {
-      found.set(instanceId, { pingStatus: 'NotRegistered', agentVersion: undefined, platformType: undefined, lastPing: undefined });
+    } catch (error) {
+      if (!isUnknownInstance(error) || nextToken !== undefined) throw error;
+      if (chunk.length === 1) return; // left NotRegistered by the caller
+      const half = Math.ceil(chunk.length / 2);
+      await describeChunk(chunk.slice(0, half), found);
+      await describeChunk(chunk.slice(half), found);
+      return;
     }
-  }
-  return found;
+    for (const info of page.InstanceInformationList ?? []) {
+      if (!info.InstanceId) continue;
+      found.set(info.InstanceId, {
+        pingStatus: info.PingStatus ?? 'Unknown',
+        agentVersion: info.AgentVersion,
+        platformType: info.PlatformType,
+        lastPing: info.LastPingDateTime?.toISOString(),
+      });
+    }
+    nextToken = page.NextToken;
+  } while (nextToken);
 }

@@ -10,6 +10,7 @@ export interface AwsTestEnvironment {
   readonly proxy: AwsProxy;
   readonly ssm: AwsProxy['ssm'];
   readonly commands: AwsProxy['commands'];
+  readonly agents: AwsProxy['agents'];
   readonly faults: AwsProxy['faults'];
   calls(): AwsCall[];
 }
@@ -83,6 +84,9 @@ export function useAws(): AwsTestEnvironment {
     },
     get commands() {
       return started().commands;
+    },
+    get agents() {
+      return started().agents;
     },
     get faults() {
       return started().faults;

@@ -73,6 +73,12 @@ export interface SimulatedSsm {
    * InvalidInstanceId, as AWS does. Default true; false lets every SendCommand through to moto.
    */
   requireRegistration(required: boolean): void;
+  /**
+   * What DescribeInstanceInformation does with an `InstanceIds` filter value SSM does not know:
+   * `omit` it from the list (default), or answer `InvalidInstanceId` (the API reference's words
+   * allow both readings).
+   */
+  unknownInstanceIds(mode: 'omit' | 'error'): void;
 }
 
 /** A SendCommand the proxy saw succeed. */
@@ -302,6 +308,7 @@ function faultAnswer(call: CallInfo, fault: 'throttle' | '5xx' | '503'): Answer 
   const byProtocol: Record<Protocol, Record<typeof fault, [number, string]>> = {
     // EC2 answers RequestLimitExceeded with HTTP 503.
     ec2: { throttle: [503, 'RequestLimitExceeded'], '5xx': [500, 'InternalError'], '503': [503, 'Unavailable'] },
+    // SNS (query protocol) throttles with Throttled, HTTP 429 (SNS service model: ThrottledException).
     query: { throttle: [400, 'Throttling'], '5xx': [500, 'InternalFailure'], '503': [503, 'ServiceUnavailable'] },
     json: { throttle: [400, 'ThrottlingException'], '5xx': [500, 'InternalServerError'], '503': [503, 'ServiceUnavailable'] },
     'rest-json': {
@@ -310,9 +317,11 @@ function faultAnswer(call: CallInfo, fault: 'throttle' | '5xx' | '503'): Answer 
       '503': [503, 'ServiceUnavailableException'],
     },
   };
-  const [status, code] = byProtocol[call.protocol][fault];
-  const queryCode = { throttle: 'Throttling', '5xx': 'InternalFailure', '503': 'ServiceUnavailable' }[fault];
-  const message = fault === 'throttle' ? 'Rate exceeded' : `injected fault: ${code}`;
+  const [status, code] =
+    call.service === 'sns' && fault === 'throttle' ? ([429, 'Throttled'] as [number, string]) : byProtocol[call.protocol][fault];
+  const queryCode = call.service === 'sns' && fault === 'throttle' ? 'Throttled' : { throttle: 'Throttling', '5xx': 'InternalFailure', '503': 'ServiceUnavailable' }[fault];
+  // EC2's own throttling message ("Request limit exceeded."); the other services say "Rate exceeded".
+  const message = fault === 'throttle' ? (call.protocol === 'ec2' ? 'Request limit exceeded.' : 'Rate exceeded') : `injected fault: ${code}`;
   return awsError(call, status, code, message, queryCode);
 }
 
@@ -356,7 +365,16 @@ function checkMaxResults(call: CallInfo, value: unknown, min: number, max: numbe
   return undefined;
 }
 
-const instanceFilterKeys: Record<string, (instance: ManagedInstance) => string> = {
+// The two filter lists name the platform differently (SSM API reference: InstanceInformationStringFilter
+// key "PlatformType"; the legacy InstanceInformationFilter key "PlatformTypes").
+const filterKeys: Record<string, (instance: ManagedInstance) => string> = {
+  InstanceIds: (i) => i.instanceId,
+  PingStatus: (i) => i.pingStatus,
+  PlatformType: (i) => i.platformType,
+  ResourceType: () => 'EC2Instance',
+  AgentVersion: (i) => i.agentVersion,
+};
+const legacyFilterKeys: Record<string, (instance: ManagedInstance) => string> = {
   InstanceIds: (i) => i.instanceId,
   PingStatus: (i) => i.pingStatus,
   PlatformTypes: (i) => i.platformType,
@@ -364,26 +382,49 @@ const instanceFilterKeys: Record<string, (instance: ManagedInstance) => string> 
   AgentVersion: (i) => i.agentVersion,
 };
 
-function describeInstanceInformation(call: CallInfo, input: Json, registry: Map<string, ManagedInstance>): Answer {
+function describeInstanceInformation(
+  call: CallInfo,
+  input: Json,
+  registry: Map<string, ManagedInstance>,
+  unknownIds: 'omit' | 'error',
+): Answer {
   const tooMany = checkMaxResults(call, input.MaxResults, 5, 50);
   if (tooMany) return tooMany;
-  const conditions: { key: string; values: string[] }[] = [];
-  for (const filter of Array.isArray(input.Filters) ? input.Filters : []) {
-    if (isObject(filter)) conditions.push({ key: str(filter.Key) ?? '', values: strings(filter.Values) });
+  const filters = Array.isArray(input.Filters) ? input.Filters : [];
+  const legacy = Array.isArray(input.InstanceInformationFilterList) ? input.InstanceInformationFilterList : [];
+  if (filters.length > 0 && legacy.length > 0) {
+    // API reference: "Attempting to use InstanceInformationFilterList and Filters leads to an
+    // exception error." (the error code is not documented: assumed ValidationException).
+    return awsError(call, 400, 'ValidationException', 'InstanceInformationFilterList and Filters cannot be used together.');
   }
-  for (const filter of Array.isArray(input.InstanceInformationFilterList) ? input.InstanceInformationFilterList : []) {
-    if (isObject(filter)) conditions.push({ key: str(filter.key) ?? '', values: strings(filter.valueSet) });
+  const conditions: { key: string; values: string[]; read: ((instance: ManagedInstance) => string) | undefined }[] = [];
+  for (const filter of filters) {
+    if (isObject(filter)) conditions.push({ key: str(filter.Key) ?? '', values: strings(filter.Values), read: filterKeys[str(filter.Key) ?? ''] });
+  }
+  for (const filter of legacy) {
+    if (isObject(filter)) conditions.push({ key: str(filter.key) ?? '', values: strings(filter.valueSet), read: legacyFilterKeys[str(filter.key) ?? ''] });
   }
   for (const condition of conditions) {
-    if (!instanceFilterKeys[condition.key]) {
+    if (!condition.read) {
       return awsError(call, 400, 'InvalidFilterKey', `The harness does not simulate the filter key "${condition.key}"`);
     }
     if (condition.values.length === 0) {
       return awsError(call, 400, 'InvalidInstanceInformationFilterValue', `Filter ${condition.key} has no values`);
     }
+    // Seen from AWS (boto/boto3#3027): "ResourceType filter may contain only one value."
+    if (condition.key === 'ResourceType' && condition.values.length > 1) {
+      return awsError(call, 400, 'InvalidInstanceInformationFilterValue', 'ResourceType filter may contain only one value.');
+    }
+    // API reference: "If you specify a node ID that isn't valid or a node that you don't own, you
+    // receive an error." What AWS answers for a well-formed id it has never seen is unverified, so
+    // both are simulated: left out (default) or InvalidInstanceId.
+    if (condition.key === 'InstanceIds' && unknownIds === 'error') {
+      const unknown = condition.values.filter((id) => !registry.has(id));
+      if (unknown.length > 0) return awsError(call, 400, 'InvalidInstanceId', `Instance ids not valid: ${unknown.join(', ')}`);
+    }
   }
   const matching = [...registry.values()].filter((instance) =>
-    conditions.every((condition) => condition.values.includes(instanceFilterKeys[condition.key]?.(instance) ?? '')),
+    conditions.every((condition) => condition.values.includes(condition.read?.(instance) ?? '')),
   );
   const offset = pageToken.decode(str(input.NextToken));
   if (offset === undefined) return awsError(call, 400, 'InvalidNextToken', 'The specified token is not valid.');
@@ -431,6 +472,7 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
 
   const registry = new Map<string, ManagedInstance>();
   let registrationRequired = true;
+  let unknownInstanceIds: 'omit' | 'error' = 'omit';
   const outcomeQueues = new Map<string, CommandOutcome[]>();
   const commands = new Map<string, CommandRecord>();
   const agents = new Map<string, AgentOnInstance>();
@@ -502,6 +544,15 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
   async function sendCommand(call: CallInfo, req: IncomingMessage, body: Buffer): Promise<Answer> {
     const input = parseJson(body.toString('utf8'));
     const requested = strings(input.InstanceIds);
+    // SendCommand API reference: InstanceIds, "up to 50 IDs".
+    if (requested.length > 50) {
+      return awsError(
+        call,
+        400,
+        'ValidationException',
+        `1 validation error detected: Value at 'instanceIds' failed to satisfy constraint: Member must have length less than or equal to 50`,
+      );
+    }
     if (registrationRequired && requested.length > 0) {
       const unreachable = requested.filter((id) => {
         const instance = registry.get(id);
@@ -530,7 +581,8 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
     const instanceIds = requested.length > 0 ? requested : strings(command.InstanceIds);
     // moto adds every instance of the region to the command: report only the ones asked for.
     command.InstanceIds = instanceIds;
-    command.TargetCount = instanceIds.length;
+    // A real SendCommand answers with the counts at 0 (moto's own note; the CLI's documented output).
+    command.TargetCount = 0;
     command.CompletedCount = 0;
     command.Status = 'Pending';
     command.StatusDetails = 'Pending';
@@ -552,8 +604,10 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
     const plan = await documentSteps(documentName, req.headers).catch(() => undefined);
     record.steps = plan?.map((step) => step.name);
     for (const instanceId of instanceIds) {
-      let outcome = nextOutcome(instanceId);
-      if (!outcome && registry.get(instanceId)?.pingStatus === 'ConnectionLost') outcome = { status: 'TimedOut' };
+      // An agent that is not connected never gets the command ("Understanding command statuses"),
+      // so the instance's next outcome is kept for a command it does get.
+      const outcome: CommandOutcome | undefined =
+        registry.get(instanceId)?.pingStatus === 'ConnectionLost' ? { status: 'DeliveryTimedOut' } : nextOutcome(instanceId);
       if (outcome) record.outcomes.set(instanceId, outcome);
       // One-step documents behave as moto has them unless the test set an outcome.
       if (!outcome && (!plan || plan.length < 2)) continue;
@@ -686,7 +740,7 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
     const input = () => parseJson(body.toString('utf8'));
     switch (call.operation) {
       case 'DescribeInstanceInformation':
-        return describeInstanceInformation(call, input(), registry);
+        return describeInstanceInformation(call, input(), registry, unknownInstanceIds);
       case 'ListCommandInvocations':
         return listCommandInvocations(call, input());
       case 'SendCommand':
@@ -781,6 +835,9 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
       requireRegistration(required) {
         registrationRequired = required;
       },
+      unknownInstanceIds(mode) {
+        unknownInstanceIds = mode;
+      },
     },
     commands: {
       setOutcome(instanceId, ...outcomes) {
@@ -826,6 +883,7 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
     reset() {
       registry.clear();
       registrationRequired = true;
+      unknownInstanceIds = 'omit';
       outcomeQueues.clear();
       commands.clear();
       agents.clear();

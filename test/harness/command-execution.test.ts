@@ -136,10 +136,23 @@ describe('outcomes a test forces', () => {
     expect(run.agent?.installedBy).toBe('distributor');
   });
 
-  it('a time-out in the install step cancels configure and installs nothing', () => {
+  it('a time-out in the install step does not stop the document: configure still runs, and fails without an agent', () => {
     const run = runCommand(productSteps(), { status: 'TimedOut', step: 'installAgent' }, undefined);
-    expect(run.invocation.status).toBe('TimedOut');
-    expect(run.invocation.steps.map((step) => step.status)).toEqual(['TimedOut', 'Cancelled']);
+    expect(run.invocation.status).toBe('Failed');
+    expect(run.invocation.steps.map((step) => step.status)).toEqual(['TimedOut', 'Failed']);
+    expect(run.agent).toBeUndefined();
+  });
+
+  it('a time-out in the configure step leaves the invocation TimedOut and the agent installed', () => {
+    const run = runCommand(productSteps(), { status: 'TimedOut', step: 'configureAgent' }, undefined);
+    expect(run.invocation).toMatchObject({ status: 'TimedOut', statusDetails: 'ExecutionTimedOut' });
+    expect(run.agent?.installedBy).toBe('distributor');
+  });
+
+  it('a command that never reached the instance is DeliveryTimedOut, and no step ran', () => {
+    const run = runCommand(productSteps(), { status: 'DeliveryTimedOut' }, undefined);
+    expect(run.invocation).toMatchObject({ status: 'TimedOut', statusDetails: 'DeliveryTimedOut' });
+    expect(run.invocation.steps.map((step) => step.statusDetails)).toEqual(['DeliveryTimedOut', 'DeliveryTimedOut']);
     expect(run.agent).toBeUndefined();
   });
 

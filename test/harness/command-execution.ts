@@ -79,7 +79,24 @@ export type CommandOutcome = (
       responseCode?: number;
     }
   | { status: 'InProgress' }
-  | { status: 'TimedOut'; /** The step running when the time-out hit; default the first. */ step?: string }
+  | {
+      /**
+       * The step's execution timed out; later steps still run (RunPlugins stops early only for
+       * onFailure/onSuccess exits and exit codes 168/169).
+       */
+      status: 'TimedOut';
+      /** The step running when the time-out hit; default the first. */
+      step?: string;
+    }
+  | {
+      /**
+       * The command never reached the instance (its SSM agent was not connected): "Delivery Timed
+       * Out" ("Understanding command statuses"). No step runs. AWS reports it after the delivery
+       * timeout (TimeoutSeconds); the proxy, which has no clock of the simulation, reports it at
+       * once (assumed to be equivalent for the product, which polls later anyway).
+       */
+      status: 'DeliveryTimedOut';
+    }
 ) & {
   /**
    * GetCommandInvocation answers InvocationDoesNotExist (and ListCommandInvocations omits the
@@ -220,8 +237,8 @@ function onFailureOf(documentStep: DocumentStep): 'exit' | 'successAndExit' | un
 /**
  * Runs a command's steps on one instance, as the SSM agent would (runpluginutil.go RunPlugins):
  * each step runs unless an earlier one failed with `onFailure: exit` (or `successAndExit`) in its
- * inputs; then the rest are skipped. The invocation is Failed when a step failed, TimedOut when
- * one timed out, else Success (aggregator.go DocumentResultAggregator: "Skipped is a form of
+ * inputs; then the rest are skipped. A step that timed out does not stop the rest. The invocation
+ * is Failed when a step failed, else TimedOut when one timed out, else Success (aggregator.go DocumentResultAggregator: "Skipped is a form of
  * success").
  *
  * A skipped step is reported with Status Success and StatusDetails Skipped: the agent sends the
@@ -233,6 +250,18 @@ function onFailureOf(documentStep: DocumentStep): 'exit' | 'successAndExit' | un
  * run.invocation.steps.map((s) => s.statusDetails); // ['Failed', 'Skipped'] with onFailure: exit in the install step's inputs
  */
 export function runCommand(steps: DocumentStep[], outcome: CommandOutcome | undefined, agentBefore: AgentOnInstance | undefined): CommandRun {
+  if (outcome?.status === 'DeliveryTimedOut') {
+    return {
+      invocation: {
+        status: 'TimedOut',
+        statusDetails: 'DeliveryTimedOut',
+        responseCode: -1,
+        // Assumed: each step of an undelivered invocation reads as the invocation does.
+        steps: steps.map((documentStep) => step(documentStep.name, 'TimedOut', { statusDetails: 'DeliveryTimedOut' })),
+      },
+      agent: agentBefore,
+    };
+  }
   if (outcome?.status === 'InProgress') {
     return {
       invocation: {
@@ -250,10 +279,6 @@ export function runCommand(steps: DocumentStep[], outcome: CommandOutcome | unde
   let timedOut = false;
   const states: StepState[] = [];
   for (const [index, documentStep] of steps.entries()) {
-    if (timedOut) {
-      states.push(step(documentStep.name, 'Cancelled'));
-      continue;
-    }
     if (skipFrom !== undefined) {
       states.push(
         step(documentStep.name, 'Success', {
@@ -264,6 +289,8 @@ export function runCommand(steps: DocumentStep[], outcome: CommandOutcome | unde
       continue;
     }
     if (index === timedOutAt) {
+      // The plugin is stopped: exit code 137 on Linux, -1 on Windows (CommandStoppedPreemptivelyExitCode);
+      // -1 here, the proxy does not know the platform.
       states.push(step(documentStep.name, 'TimedOut'));
       timedOut = true;
       continue;

@@ -17,6 +17,7 @@ import {
 } from '@aws-sdk/client-ssm';
 import { metricsPublishedBy } from '../../shared/agent-config.js';
 import { parseSettings } from '../../shared/settings.js';
+import { latestAgentVersion } from '../harness/command-execution.js';
 import { useAws } from '../harness/aws-env.js';
 import { localClientConfig } from '../harness/client-config.js';
 import { createWorkloadProfile, launchInstance, stateChangeEvent, testImages } from '../harness/fleet.js';
@@ -94,7 +95,7 @@ describe('moto through the proxy', () => {
 });
 
 describe('simulated Systems Manager', () => {
-  it('lists only registered instances, filtered by InstanceIds, PingStatus and PlatformTypes', async () => {
+  it('lists only registered instances, filtered by InstanceIds, PingStatus and PlatformType', async () => {
     const { ssm } = clients();
     const [linux, windows, lost] = ids(3) as [string, string, string];
     aws.ssm.register(linux, { platformType: 'Linux' });
@@ -121,11 +122,23 @@ describe('simulated Systems Manager', () => {
       new DescribeInstanceInformationCommand({
         Filters: [
           { Key: 'PingStatus', Values: ['Online'] },
-          { Key: 'PlatformTypes', Values: ['Linux'] },
+          { Key: 'PlatformType', Values: ['Linux'] },
         ],
       }),
     );
     expect(online.InstanceInformationList?.map((i) => i.InstanceId)).toEqual([linux]);
+    // PlatformTypes is the legacy list's key, not one of Filters'.
+    const legacyKey = await errorOf(ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: 'PlatformTypes', Values: ['Linux'] }] })));
+    expect(legacyKey.name).toBe('InvalidFilterKey');
+    const both = await errorOf(
+      ssm.send(
+        new DescribeInstanceInformationCommand({
+          Filters: [{ Key: 'InstanceIds', Values: [linux] }],
+          InstanceInformationFilterList: [{ key: 'InstanceIds', valueSet: [linux] }],
+        }),
+      ),
+    );
+    expect(both.name).toBe('ValidationException');
 
     const legacy = await ssm.send(
       new DescribeInstanceInformationCommand({ InstanceInformationFilterList: [{ key: 'InstanceIds', valueSet: [lost] }] }),
@@ -136,6 +149,19 @@ describe('simulated Systems Manager', () => {
     aws.ssm.unregister(linux);
     const all = await ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: 'ResourceType', Values: ['EC2Instance'] }] }));
     expect(all.InstanceInformationList?.map((i) => i.InstanceId)).toEqual([windows, lost]);
+  });
+
+  it('answers InvalidInstanceId for an unknown id when told to (the API reference allows that reading)', async () => {
+    const { ssm } = clients();
+    const [known] = ids(1) as [string];
+    aws.ssm.register(known, { platformType: 'Linux' });
+    aws.ssm.unknownInstanceIds('error');
+    const error = await errorOf(
+      ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: 'InstanceIds', Values: [known, 'i-0ffffffffffffffff'] }], MaxResults: 5 })),
+    );
+    expect(error.name).toBe('InvalidInstanceId');
+    const listed = await ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: 'InstanceIds', Values: [known] }], MaxResults: 5 }));
+    expect(listed.InstanceInformationList?.map((i) => i.InstanceId)).toEqual([known]);
   });
 
   it('pages with MaxResults and NextToken, and rejects MaxResults outside 5..50 like AWS', async () => {
@@ -172,6 +198,49 @@ describe('simulated commands', () => {
       ssm.send(new SendCommandCommand({ DocumentName: stack.settings.agentDocumentName, InstanceIds: [instanceId] })),
     );
     expect(error.name).toBe('InvalidInstanceId');
+  });
+
+  it('takes at most 50 instance ids a SendCommand, and answers with the counts at 0 as AWS does', async () => {
+    const stack = await deployStack();
+    const { ssm } = clients();
+    const many = ids(51);
+    for (const id of many) aws.ssm.register(id, { platformType: 'Linux' });
+    const error = await errorOf(ssm.send(new SendCommandCommand({ DocumentName: stack.settings.agentDocumentName, InstanceIds: many })));
+    expect(error.name).toBe('ValidationException');
+    const sent = await ssm.send(new SendCommandCommand({ DocumentName: stack.settings.agentDocumentName, InstanceIds: many.slice(0, 50) }));
+    expect(sent.Command).toMatchObject({ TargetCount: 0, CompletedCount: 0, Status: 'Pending' });
+    expect(sent.Command?.InstanceIds).toHaveLength(50);
+  });
+
+  it('a command to an instance whose SSM agent lost its connection is never delivered: DeliveryTimedOut, its outcome kept for the next one', async () => {
+    const stack = await deployStack();
+    const { ssm } = clients();
+    const [lost] = ids(1) as [string];
+    aws.ssm.register(lost, { platformType: 'Linux' });
+    aws.ssm.setPing(lost, 'ConnectionLost');
+    aws.commands.setOutcome(lost, { status: 'Failed', step: 'configureAgent', output: 'bad config' }, { status: 'Success' });
+    const first = await ssm.send(new SendCommandCommand({ DocumentName: stack.settings.agentDocumentName, InstanceIds: [lost] }));
+    expect(aws.commands.invocation(first.Command?.CommandId ?? '', lost)).toMatchObject({ status: 'TimedOut', statusDetails: 'DeliveryTimedOut' });
+    expect(aws.agents.get(lost)).toBeUndefined();
+    aws.ssm.setPing(lost, 'Online');
+    const second = await ssm.send(new SendCommandCommand({ DocumentName: stack.settings.agentDocumentName, InstanceIds: [lost] }));
+    const ran = await ssm.send(new GetCommandInvocationCommand({ CommandId: second.Command?.CommandId ?? '', InstanceId: lost, PluginName: 'configureAgent' }));
+    expect(ran).toMatchObject({ Status: 'Failed', StandardErrorContent: 'bad config' });
+  });
+
+  it('runs the stack document over an older Distributor-installed agent: uninstall and reinstall, then configure', async () => {
+    const stack = await deployStack();
+    const { ssm } = clients();
+    const [old] = ids(1) as [string];
+    aws.ssm.register(old, { platformType: 'Windows' });
+    aws.agents.set(old, { version: '1.247350.0', installedBy: 'distributor' });
+    const sent = await ssm.send(
+      new SendCommandCommand({ DocumentName: stack.settings.agentDocumentName, InstanceIds: [old], Parameters: { configParameter: [stack.settings.configParameter.windows] } }),
+    );
+    const get = (plugin: string) => ssm.send(new GetCommandInvocationCommand({ CommandId: sent.Command?.CommandId ?? '', InstanceId: old, PluginName: plugin }));
+    expect(await get('installAgent')).toMatchObject({ Status: 'Success', StandardOutputContent: expect.stringContaining('Successfully uninstalled AmazonCloudWatchAgent 1.247350.0') });
+    expect(await get('configureAgent')).toMatchObject({ Status: 'Success', StatusDetails: 'Success' });
+    expect(aws.agents.get(old)).toEqual({ version: latestAgentVersion, installedBy: 'distributor' });
   });
 
   it('answers GetCommandInvocation per step, with the outcome a test set, for the instance asked only', async () => {
@@ -280,12 +349,12 @@ describe('injected faults', () => {
       ssm: ['ThrottlingException', 400],
       ec2: ['RequestLimitExceeded', 503],
       iam: ['Throttling', 400],
-      sns: ['Throttling', 400],
+      sns: ['ThrottledException', 429], // SNS's own code Throttled (service model: ThrottledException)
       cloudwatch: ['Throttling', 400],
       scheduler: ['ThrottlingException', 429],
       dynamodb: ['InternalServerError', 500],
     });
-    expect(aws.calls().map((call) => call.status)).toEqual([400, 503, 400, 400, 400, 429, 500]);
+    expect(aws.calls().map((call) => call.status)).toEqual([400, 503, 400, 429, 400, 429, 500]);
 
     aws.faults.set((_service, operation) => (operation === 'DescribeInstances' ? '503' : { delayMs: 50 }));
     expect((await errorOf(ec2.send(new DescribeInstancesCommand({})))).$metadata?.httpStatusCode).toBe(503);

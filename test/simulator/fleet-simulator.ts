@@ -76,6 +76,12 @@ interface WorldEvent {
 interface KnownSchedule {
   name: string;
   dueAt: number;
+  /** ActionAfterCompletion DELETE: the Scheduler deletes it after its one run; NONE keeps it. */
+  deleteAfterRun: boolean;
+  /** State DISABLED: the Scheduler does not run it. */
+  enabled: boolean;
+  /** A one-time schedule runs once; a kept one (NONE) stays listed afterwards. */
+  ran: boolean;
   target: ProductFunction | undefined;
   targetArn: string;
   input: unknown;
@@ -266,7 +272,19 @@ export class FleetSimulator {
     if (power === 'stop') await this.#ec2.send(new StopInstancesCommand({ InstanceIds: [instanceId] }));
     else await this.#ec2.send(new StartInstancesCommand({ InstanceIds: [instanceId] }));
     const instance = this.instance(instanceId);
-    if (instance && power === 'stop') instance.publishingUntil = this.#clock.now();
+    if (instance && power === 'stop') {
+      instance.publishingUntil = this.#clock.now();
+      this.#env.proxy.ssm.unregister(instanceId);
+      instance.online = false;
+    }
+    // The SSM agent registers again once the started instance has booted (assumed: 30 s).
+    if (instance && power === 'start' && instance.spec.onlineAfterMs !== undefined) {
+      this.#addWorld(this.#clock.now() + 30_000, async () => {
+        if (instance.terminated) return;
+        instance.online = true;
+        this.#env.proxy.ssm.register(instanceId, { platformType: instance.spec.os === 'windows' ? 'Windows' : 'Linux' });
+      });
+    }
     // The agent is a service: an installed agent starts again with the instance, a minute later
     // (an agent whose fault is to stop publishing stays stopped).
     if (instance && power === 'start' && instance.publishingSince !== undefined && instance.spec.agentStopsAfterMs === undefined) {
@@ -297,7 +315,7 @@ export class FleetSimulator {
       const nextWork = minOf([
         ...this.#world.filter((event) => !event.recurring).map((event) => event.at),
         ...this.#deliveries.map((delivery) => delivery.at),
-        ...[...this.#schedules.values()].map((schedule) => schedule.dueAt),
+        ...[...this.#schedules.values()].filter(isDue).map((schedule) => schedule.dueAt),
       ]);
       let next: number;
       if (nextWork === undefined) {
@@ -459,7 +477,9 @@ export class FleetSimulator {
     instance.terminated = true;
     instance.publishingUntil = Math.min(instance.publishingUntil ?? Infinity, this.#clock.now());
     await this.#ec2.send(new TerminateInstancesCommand({ InstanceIds: [instance.instanceId] }));
-    if (this.#env.proxy.ssm.get(instance.instanceId)) this.#env.proxy.ssm.setPing(instance.instanceId, 'ConnectionLost');
+    // DescribeInstanceInformation "does not return information for nodes that are either Stopped or
+    // Terminated" (API reference), and SendCommand refuses them.
+    this.#env.proxy.ssm.unregister(instance.instanceId);
     this.#worldLine(instance, 'terminated', 'TerminateInstances; EventBridge sends "terminated" to offboard');
     this.deliver('offboard', stateChangeEvent(instance.instanceId, 'terminated', new Date()), {
       afterMs: 2000,
@@ -654,14 +674,28 @@ export class FleetSimulator {
       const targetArn = schedule.Target?.Arn ?? '';
       const target: ProductFunction | undefined =
         targetArn === settings.onboardFunctionArn ? 'onboard' : targetArn === settings.checkFunctionArn ? 'check' : undefined;
-      this.#schedules.set(name, { name, dueAt: Date.parse(`${at[1]}Z`), target, targetArn, input: JSON.parse(schedule.Target?.Input ?? '{}') });
+      this.#schedules.set(name, {
+        name,
+        dueAt: Date.parse(`${at[1]}Z`),
+        deleteAfterRun: schedule.ActionAfterCompletion === 'DELETE',
+        enabled: schedule.State !== 'DISABLED',
+        ran: false,
+        target,
+        targetArn,
+        input: JSON.parse(schedule.Target?.Input ?? '{}'),
+      });
     }
   }
 
   async #fireSchedule(schedule: KnownSchedule): Promise<void> {
-    // ActionAfterCompletion DELETE: the Scheduler deletes it once it has invoked the target.
-    await this.#scheduler.send(new DeleteScheduleCommand({ Name: schedule.name, GroupName: this.#env.stack.settings.scheduleGroup })).catch(() => undefined);
-    this.#schedules.delete(schedule.name);
+    // Scheduler deletes a one-time schedule after its run only with ActionAfterCompletion DELETE
+    // ("Configuring automatic deletion", Scheduler user guide); with NONE it stays, and piles up.
+    if (schedule.deleteAfterRun) {
+      await this.#scheduler.send(new DeleteScheduleCommand({ Name: schedule.name, GroupName: this.#env.stack.settings.scheduleGroup })).catch(() => undefined);
+      this.#schedules.delete(schedule.name);
+    } else {
+      schedule.ran = true;
+    }
     if (!schedule.target) {
       this.#line({ at: this.#clock.now(), instanceId: undefined, subject: schedule.name, source: 'lambda', step: 'unknown-target', detail: `schedule targets ${schedule.targetArn}, which is none of the product's functions` });
       return;
@@ -675,6 +709,31 @@ export class FleetSimulator {
       origin: `schedule ${schedule.name}`,
       instanceId: instanceIdOf(schedule.input),
     });
+  }
+
+  /**
+   * Lambda's on-failure destination (the stack sends every function's to the alert topic): after the
+   * last retry Lambda publishes an invocation record ("Capturing records of Lambda asynchronous
+   * invocations", Lambda developer guide: requestContext.condition RetriesExhausted,
+   * approximateInvokeCount, requestPayload, responsePayload with errorType and errorMessage).
+   */
+  async #sendInvocationRecord(delivery: Delivery, input: unknown, message: string): Promise<void> {
+    const functionName = `cw-agent-autopilot-${delivery.target}`;
+    const [errorType, ...rest] = message.split(': ');
+    const record = {
+      version: '1.0',
+      timestamp: new Date(this.#clock.now()).toISOString(),
+      requestContext: {
+        requestId: `sim-${delivery.seq}`,
+        functionArn: `arn:aws:lambda:us-east-1:123456789012:function:${functionName}:$LATEST`,
+        condition: 'RetriesExhausted',
+        approximateInvokeCount: delivery.attempt,
+      },
+      requestPayload: input,
+      responseContext: { statusCode: 200, executedVersion: '$LATEST', functionError: 'Unhandled' },
+      responsePayload: { errorType, errorMessage: rest.join(': ') },
+    };
+    await this.#sns.send(new PublishCommand({ TopicArn: this.#env.stack.alertTopicArn, Message: JSON.stringify(record) }));
   }
 
   async #invoke(delivery: Delivery): Promise<unknown> {
@@ -693,6 +752,7 @@ export class FleetSimulator {
       this.failedDeliveries.push({ target: delivery.target, input, origin: delivery.origin, attempt: delivery.attempt, error: message, dropped });
       const retryAt = this.#clock.now() + (delivery.attempt === 1 ? 1 : 2) * minute;
       if (!dropped) this.#deliveries.push({ ...delivery, at: retryAt, seq: this.#seq++, attempt: delivery.attempt + 1 });
+      else await this.#sendInvocationRecord(delivery, input, message);
       const instance = delivery.instanceId ? this.instance(delivery.instanceId) : undefined;
       this.#line({
         at: this.#clock.now(),
@@ -776,7 +836,7 @@ export class FleetSimulator {
         continue;
       }
       const schedule = [...this.#schedules.values()]
-        .filter((candidate) => candidate.dueAt <= now)
+        .filter((candidate) => isDue(candidate) && candidate.dueAt <= now)
         .sort((a, b) => a.dueAt - b.dueAt || this.#order(a) - this.#order(b))[0];
       if (schedule) {
         await this.#fireSchedule(schedule);
@@ -843,7 +903,12 @@ function truncate(text: string, length: number): string {
 }
 
 /** The instance an invocation's input is about: `{ instanceId }` or a state-change event. */
-export function instanceIdOf(input: unknown): string | undefined {
+export /** A schedule the Scheduler will still run: enabled and not yet run. */
+function isDue(schedule: KnownSchedule): boolean {
+  return schedule.enabled && !schedule.ran;
+}
+
+function instanceIdOf(input: unknown): string | undefined {
   if (typeof input !== 'object' || input === null) return undefined;
   const value = input as { instanceId?: unknown; detail?: { 'instance-id'?: unknown }; 'detail-type'?: unknown };
   if (typeof value.instanceId === 'string') return value.instanceId;

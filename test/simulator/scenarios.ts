@@ -99,11 +99,14 @@ const installFailure: CommandOutcome = {
   errorOutput: 'failed to download installation package reliably\ndial tcp 52.216.0.1:443: i/o timeout',
   responseCode: 1,
 };
+// The agent's config downloader failing to read the parameter (amazon-cloudwatch-agent
+// tool/downloader/downloader.go); the control script stops there (set -e), before validation.
 const configureFailure: CommandOutcome = {
   status: 'Failed',
   step: 'configureAgent',
-  output: 'Configuration validation first phase failed',
-  errorOutput: 'E! [EC2] Fetch config from SSM parameter failed: AccessDeniedException: not authorized to perform ssm:GetParameter\nConfiguration validation first phase failed. Agent version: 1.0. Verify the JSON input is only using features supported by this version.',
+  output: '****** processing amazon-cloudwatch-agent ******',
+  errorOutput:
+    'fail to fetch/remove json config: error in retrieving parameter store content: AccessDeniedException: User is not authorized to perform: ssm:GetParameter',
   responseCode: 1,
 };
 const success: CommandOutcome = { status: 'Success', output: 'Successfully installed AmazonCloudWatchAgent\nSuccessfully configured and started the agent' };
@@ -112,7 +115,7 @@ const minute = 60_000;
 
 /**
  * One instance's behaviour for a fault, with delays drawn from `random` (realistic ranges: a fresh
- * instance registers with SSM in 10-60 s; Linux agents publish about a minute after the command,
+ * instance registers with SSM in 30-180 s; Linux agents publish about a minute after the command,
  * Windows ones two to four).
  */
 export function planInstance(input: { name: string; os: OsFamily; fault: InstanceFault; launchAfterMs?: number }, random: SeededRandom): InstanceSpec {
@@ -124,7 +127,9 @@ export function planInstance(input: { name: string; os: OsFamily; fault: Instanc
     fault,
     launchAfterMs: input.launchAfterMs ?? 0,
     eventDelayMs: random.int(2, 15) * 1000,
-    onlineAfterMs: random.int(10, 60) * 1000,
+    // A fresh instance registers "in 30 s to several minutes" (reports of up to ~6 minutes):
+    // 30 s to 3 minutes here (assumed distribution; see the register, C3).
+    onlineAfterMs: random.int(30, 180) * 1000,
     commandOutcomes: [success],
     agentStartMs: (windows ? random.int(120, 240) : random.int(50, 90)) * 1000,
     agentStopsAfterMs: undefined,
