@@ -27,6 +27,8 @@ interface Resource {
   DependsOn?: string[];
 }
 interface Template {
+  Parameters?: Record<string, { Type: string; Default?: string }>;
+  Conditions?: Record<string, unknown>;
   Resources: Record<string, Resource>;
   Outputs: Record<string, { Value: unknown }>;
 }
@@ -41,8 +43,8 @@ interface Statement {
 
 const outputDirectories: string[] = [];
 
-/** Runs `osls package` into a fresh directory and returns the update-stack template. */
-async function packageStack(...extraArgs: string[]): Promise<Template> {
+/** Runs `osls package` into a fresh directory and returns that directory. */
+async function packageStack(...extraArgs: string[]): Promise<string> {
   const output = mkdtempSync(path.join(tmpdir(), 'cwap-package-'));
   outputDirectories.push(output);
   try {
@@ -59,17 +61,28 @@ async function packageStack(...extraArgs: string[]): Promise<Template> {
     const failed = error as { stdout?: string; stderr?: string; message: string };
     throw new Error(`osls package failed: ${failed.message}\n${failed.stdout ?? ''}\n${failed.stderr ?? ''}`);
   }
-  return JSON.parse(readFileSync(path.join(output, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
+  return output;
+}
+
+/** The update-stack template osls wrote into a package directory: what a deploy sends. */
+function readTemplate(directory: string): Template {
+  return JSON.parse(readFileSync(path.join(directory, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
 }
 
 /**
  * Evaluates the intrinsic functions the template uses, as CloudFormation would in `account` /
- * `region`: Ref (a resource's name or ARN), Fn::GetAtt .Arn, Fn::Sub. Anything else fails the test.
+ * `region` with every stack parameter at its default (osls passes none): Ref (a parameter, a
+ * resource's name or ARN), Fn::GetAtt .Arn, Fn::Sub. Anything else fails the test.
  */
 function evaluate(template: Template, value: unknown): unknown {
   const refOf = (name: string): string => {
     const pseudo: Record<string, string> = { 'AWS::Partition': 'aws', 'AWS::Region': region, 'AWS::AccountId': account };
     if (pseudo[name]) return pseudo[name];
+    const parameter = template.Parameters?.[name];
+    if (parameter) {
+      if (parameter.Default === undefined) throw new Error(`parameter ${name} has no default, and osls passes no parameters`);
+      return parameter.Default;
+    }
     const resource = template.Resources[name];
     if (!resource) throw new Error(`Ref to unknown resource ${name}`);
     const p = resource.Properties;
@@ -133,6 +146,22 @@ function evaluate(template: Template, value: unknown): unknown {
 
 const asList = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
 
+/** Whether a condition of the template holds with the parameters at their defaults. */
+function conditionHolds(template: Template, name: string): boolean {
+  const holds = (condition: unknown): boolean => {
+    const [[fn, argument] = []] = Object.entries(condition as Record<string, unknown>);
+    if (fn === 'Fn::Not') return !holds((argument as [unknown])[0]);
+    if (fn === 'Fn::Equals') {
+      const [left, right] = (argument as [unknown, unknown]).map((side) => evaluate(template, side));
+      return left === right;
+    }
+    throw new Error(`condition ${name}: ${String(fn)} is not modelled by this test`);
+  };
+  const condition = template.Conditions?.[name];
+  if (!condition) throw new Error(`no condition ${name} in the template`);
+  return holds(condition);
+}
+
 function resourcesOfType(template: Template, type: string): [string, Resource][] {
   return Object.entries(template.Resources).filter(([, resource]) => resource.Type === type);
 }
@@ -180,11 +209,14 @@ function defaultMetrics(environment: Record<string, string>): Settings['metrics'
 
 let template: Template;
 let overridden: Template;
+/** The package directories of `template` and `overridden`. */
+const packages: string[] = [];
 
 beforeAll(async () => {
   // One after the other: both packagings share serverless-esbuild's work folder (.esbuild/).
-  template = await packageStack();
-  overridden = await packageStack('--param', 'namespace=Team/Custom', '--param', 'memoryMetric=MEM_PCT', '--param', 'auditSchedule=rate(1 day)', '--param', 'alertEmail=ops@example.com', '--param', 'checkMaxAttempts=5');
+  packages.push(await packageStack());
+  packages.push(await packageStack('--param', 'namespace=Team/Custom', '--param', 'memoryMetric=MEM_PCT', '--param', 'auditSchedule=rate(1 day)', '--param', 'alertEmail=ops@example.com', '--param', 'checkMaxAttempts=5'));
+  [template, overridden] = packages.map(readTemplate) as [Template, Template];
 }, 180_000);
 
 afterAll(() => {
@@ -443,10 +475,6 @@ describe('the audit function', () => {
   const auditName = 'cw-agent-autopilot-test-audit';
   const onboardArn = `arn:aws:lambda:${region}:${account}:function:cw-agent-autopilot-test-onboard`;
   const conditionOf = (t: Template, name: string) => (t.Resources[name] as Resource & { Condition?: string } | undefined)?.Condition;
-  const conditionHolds = (t: Template, name: string) => {
-    const [left, right] = (t as Template & { Conditions: Record<string, { 'Fn::Not': [{ 'Fn::Equals': [string, string] }] }> }).Conditions[name]!['Fn::Not'][0]['Fn::Equals'];
-    return left !== right;
-  };
 
   it('runs the audit handler for up to 15 minutes, with settings the product accepts', () => {
     const fn = functionNamed(template, auditName);
@@ -485,7 +513,7 @@ describe('the audit function', () => {
 
     expect(conditionHolds(overridden, 'AuditScheduled')).toBe(true);
     const rule = overridden.Resources.AuditScheduleRule!;
-    expect(rule.Properties).toMatchObject({ ScheduleExpression: 'rate(1 day)', State: 'ENABLED' });
+    expect(evaluate(overridden, rule.Properties)).toMatchObject({ ScheduleExpression: 'rate(1 day)', State: 'ENABLED' });
     expect(evaluate(overridden, rule.Properties.Targets)).toEqual([
       { Id: 'audit', Arn: `arn:aws:lambda:${region}:${account}:function:${auditName}`, Input: '{"publish":true}' },
     ]);
@@ -503,11 +531,6 @@ describe('the checker and the offboard function', () => {
   const topicArn = `arn:aws:sns:${region}:${account}:cwap-test-alerts`;
   const alarms = `arn:aws:cloudwatch:${region}:${account}:alarm:cwap-test-*`;
   const schedules = `arn:aws:scheduler:${region}:${account}:schedule/cwap-test/cwap-test-*`;
-  type WithConditions = Template & { Conditions: Record<string, { 'Fn::Not': [{ 'Fn::Equals': [string, string] }] }> };
-  const conditionHolds = (t: Template, name: string) => {
-    const [left, right] = (t as WithConditions).Conditions[name]!['Fn::Not'][0]['Fn::Equals'];
-    return left !== right;
-  };
   const granted = (roleName: string) =>
     iamStatements(template)
       .filter(({ where }) => where.startsWith(`${roleName}/`))
