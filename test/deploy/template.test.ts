@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,9 +8,11 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderedAgentConfigs } from '../../shared/agent-config.js';
 import { parseSettings, type Settings } from '../../shared/settings.js';
+import { cfnLint, cloudFormationTemplatesUnder, packagedTemplates, type CfnLintFinding } from './cfn-lint.js';
 
 // Packages the real serverless.yml with osls (offline: no AWS call, no login) and reads the
-// CloudFormation template it would deploy.
+// CloudFormation template it would deploy. The same two packagings are linted with cfn-lint
+// (below), so nothing packages twice.
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const osls = path.join(repo, 'node_modules', 'osls', 'bin', 'serverless.js');
@@ -209,7 +211,7 @@ function defaultMetrics(environment: Record<string, string>): Settings['metrics'
 
 let template: Template;
 let overridden: Template;
-/** The package directories of `template` and `overridden`. */
+/** The package directories of `template` and `overridden`, for the linters. */
 const packages: string[] = [];
 
 beforeAll(async () => {
@@ -630,6 +632,54 @@ describe('the checker and the offboard function', () => {
     for (const role of ['OnboardRole', 'CheckRole', 'OffboardRole']) {
       expect(allowing(template, role, 'sns:Publish').map((statement) => evaluate(template, statement.Resource)), role).toEqual([topicArn]);
     }
+  });
+});
+
+describe('the packaged templates, linted by cfn-lint', () => {
+  // A warning listed here is explained in README ("Validating the template"); any other warning
+  // fails this test: fix it, or explain it there and list it here.
+  const explainedWarnings: { rule: string; path: RegExp }[] = [
+    // osls adds a function's role to its DependsOn next to the Role GetAtt (compileRole).
+    { rule: 'W3005', path: /^Resources\/(Onboard|Check|Offboard|Audit)LambdaFunction\/DependsOn\/\d+$/ },
+  ];
+  const explained = (finding: CfnLintFinding) =>
+    explainedWarnings.some(({ rule, path: where }) => finding.rule === rule && where.test(finding.path));
+  const labels = ['default params', 'auditSchedule and alertEmail set'];
+  const line = (finding: CfnLintFinding) => {
+    const index = packages.indexOf(path.dirname(finding.file));
+    const file = index >= 0 ? `${labels[index]}: ${path.basename(finding.file)}` : path.relative(repo, finding.file);
+    return `${file} ${finding.level} ${finding.rule} ${finding.path}: ${finding.message}`;
+  };
+
+  let brokenFile: string;
+  let findings: CfnLintFinding[];
+  let templateFiles: string[];
+
+  beforeAll(async () => {
+    // A copy of a packaged template that CloudFormation would reject, linted in the same run, shows
+    // the linter really reads these files.
+    const broken = structuredClone(overridden);
+    broken.Parameters!.AuditSchedule!.Default = 'every day';
+    brokenFile = path.join(packages[1]!, 'broken-schedule.json');
+    writeFileSync(brokenFile, JSON.stringify(broken));
+    // Both packagings (the second creates the optional resources), and any template kept in the repo.
+    templateFiles = [...packages.flatMap(packagedTemplates), ...cloudFormationTemplatesUnder(repo)];
+    findings = await cfnLint([...templateFiles, brokenFile], region);
+  }, 120_000);
+
+  it('has no error and no unexplained warning, with the default params and with every optional resource on', () => {
+    expect(templateFiles.filter((file) => file.endsWith('cloudformation-template-update-stack.json'))).toHaveLength(2);
+    const ours = findings.filter((finding) => finding.file !== brokenFile);
+    const warnings = ours.filter((finding) => finding.level === 'Warning');
+    if (warnings.length > 0) console.info(`cfn-lint warnings (explained in README):\n${warnings.map(line).join('\n')}`);
+    expect(ours.filter((finding) => finding.level === 'Error').map(line)).toEqual([]);
+    expect(warnings.filter((finding) => !explained(finding)).map(line)).toEqual([]);
+    expect(ours.filter((finding) => !['Error', 'Warning'].includes(finding.level)).map(line)).toEqual([]);
+  });
+
+  it('reports a schedule expression CloudFormation would reject', () => {
+    const errors = findings.filter((finding) => finding.file === brokenFile && finding.level === 'Error');
+    expect(errors.map((finding) => [finding.rule, finding.path])).toContainEqual(['E2015', 'Parameters/AuditSchedule/Default']);
   });
 });
 
