@@ -8,11 +8,12 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderedAgentConfigs } from '../../shared/agent-config.js';
 import { parseSettings, type Settings } from '../../shared/settings.js';
+import { agentConfigSchemaAvailable, agentConfigSchemaErrors, agentConfigSchemaPath, agentConfigSchemaValidator } from '../agent-config/agent-config-schema.js';
 import { cfnLint, cloudFormationTemplatesUnder, packagedTemplates, type CfnLintFinding } from './cfn-lint.js';
 
 // Packages the real serverless.yml with osls (offline: no AWS call, no login) and reads the
-// CloudFormation template it would deploy. The same two packagings are linted with cfn-lint
-// (below), so nothing packages twice.
+// CloudFormation template it would deploy. The same two packagings are linted with cfn-lint and
+// their agent config parameters validated against the agent's schema (below), so nothing packages twice.
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const osls = path.join(repo, 'node_modules', 'osls', 'bin', 'serverless.js');
@@ -682,6 +683,23 @@ describe('the packaged templates, linted by cfn-lint', () => {
     expect(errors.map((finding) => [finding.rule, finding.path])).toContainEqual(['E2015', 'Parameters/AuditSchedule/Default']);
   });
 });
+
+describe.skipIf(!agentConfigSchemaAvailable)(
+  `the agent configs as deployed, against the CloudWatch agent's schema${agentConfigSchemaAvailable ? '' : ` (skipped: no schema at ${agentConfigSchemaPath})`}`,
+  () => {
+    beforeAll(() => void agentConfigSchemaValidator(), 30_000);
+
+    it('every AmazonCloudWatch-* parameter value, read back from both packaged templates, is a config the agent accepts', () => {
+      for (const [name, packaged] of [['default', template], ['overridden', overridden]] as const) {
+        const parameters = resourcesOfType(packaged, 'AWS::SSM::Parameter').filter(([, p]) => String(p.Properties.Name).startsWith('AmazonCloudWatch-'));
+        expect(parameters.map(([logicalId]) => logicalId), name).toEqual(['LinuxAgentConfigParameter', 'WindowsAgentConfigParameter']);
+        for (const [logicalId, parameter] of parameters) {
+          expect(agentConfigSchemaErrors(JSON.parse(parameter.Properties.Value as string)), `${name} ${logicalId}`).toEqual([]);
+        }
+      }
+    });
+  },
+);
 
 describe('the deploy-time agent config source', () => {
   type Source = (context: { resolveVariable: (name: string) => Promise<unknown> }) => Promise<string>;
