@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,9 +8,12 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderedAgentConfigs } from '../../shared/agent-config.js';
 import { parseSettings, type Settings } from '../../shared/settings.js';
+import { agentConfigSchemaAvailable, agentConfigSchemaErrors, agentConfigSchemaPath, agentConfigSchemaValidator } from '../agent-config/agent-config-schema.js';
+import { cfnLint, cloudFormationTemplatesUnder, packagedTemplates, type CfnLintFinding } from './cfn-lint.js';
 
 // Packages the real serverless.yml with osls (offline: no AWS call, no login) and reads the
-// CloudFormation template it would deploy.
+// CloudFormation template it would deploy. The same two packagings are linted with cfn-lint and
+// their agent config parameters validated against the agent's schema (below), so nothing packages twice.
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const osls = path.join(repo, 'node_modules', 'osls', 'bin', 'serverless.js');
@@ -27,6 +30,8 @@ interface Resource {
   DependsOn?: string[];
 }
 interface Template {
+  Parameters?: Record<string, { Type: string; Default?: string }>;
+  Conditions?: Record<string, unknown>;
   Resources: Record<string, Resource>;
   Outputs: Record<string, { Value: unknown }>;
 }
@@ -41,8 +46,8 @@ interface Statement {
 
 const outputDirectories: string[] = [];
 
-/** Runs `osls package` into a fresh directory and returns the update-stack template. */
-async function packageStack(...extraArgs: string[]): Promise<Template> {
+/** Runs `osls package` into a fresh directory and returns that directory. */
+async function packageStack(...extraArgs: string[]): Promise<string> {
   const output = mkdtempSync(path.join(tmpdir(), 'cwap-package-'));
   outputDirectories.push(output);
   try {
@@ -59,17 +64,28 @@ async function packageStack(...extraArgs: string[]): Promise<Template> {
     const failed = error as { stdout?: string; stderr?: string; message: string };
     throw new Error(`osls package failed: ${failed.message}\n${failed.stdout ?? ''}\n${failed.stderr ?? ''}`);
   }
-  return JSON.parse(readFileSync(path.join(output, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
+  return output;
+}
+
+/** The update-stack template osls wrote into a package directory: what a deploy sends. */
+function readTemplate(directory: string): Template {
+  return JSON.parse(readFileSync(path.join(directory, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
 }
 
 /**
  * Evaluates the intrinsic functions the template uses, as CloudFormation would in `account` /
- * `region`: Ref (a resource's name or ARN), Fn::GetAtt .Arn, Fn::Sub. Anything else fails the test.
+ * `region` with every stack parameter at its default (osls passes none): Ref (a parameter, a
+ * resource's name or ARN), Fn::GetAtt .Arn, Fn::Sub. Anything else fails the test.
  */
 function evaluate(template: Template, value: unknown): unknown {
   const refOf = (name: string): string => {
     const pseudo: Record<string, string> = { 'AWS::Partition': 'aws', 'AWS::Region': region, 'AWS::AccountId': account };
     if (pseudo[name]) return pseudo[name];
+    const parameter = template.Parameters?.[name];
+    if (parameter) {
+      if (parameter.Default === undefined) throw new Error(`parameter ${name} has no default, and osls passes no parameters`);
+      return parameter.Default;
+    }
     const resource = template.Resources[name];
     if (!resource) throw new Error(`Ref to unknown resource ${name}`);
     const p = resource.Properties;
@@ -133,6 +149,22 @@ function evaluate(template: Template, value: unknown): unknown {
 
 const asList = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
 
+/** Whether a condition of the template holds with the parameters at their defaults. */
+function conditionHolds(template: Template, name: string): boolean {
+  const holds = (condition: unknown): boolean => {
+    const [[fn, argument] = []] = Object.entries(condition as Record<string, unknown>);
+    if (fn === 'Fn::Not') return !holds((argument as [unknown])[0]);
+    if (fn === 'Fn::Equals') {
+      const [left, right] = (argument as [unknown, unknown]).map((side) => evaluate(template, side));
+      return left === right;
+    }
+    throw new Error(`condition ${name}: ${String(fn)} is not modelled by this test`);
+  };
+  const condition = template.Conditions?.[name];
+  if (!condition) throw new Error(`no condition ${name} in the template`);
+  return holds(condition);
+}
+
 function resourcesOfType(template: Template, type: string): [string, Resource][] {
   return Object.entries(template.Resources).filter(([, resource]) => resource.Type === type);
 }
@@ -180,11 +212,14 @@ function defaultMetrics(environment: Record<string, string>): Settings['metrics'
 
 let template: Template;
 let overridden: Template;
+/** The package directories of `template` and `overridden`, for the linters. */
+const packages: string[] = [];
 
 beforeAll(async () => {
   // One after the other: both packagings share serverless-esbuild's work folder (.esbuild/).
-  template = await packageStack();
-  overridden = await packageStack('--param', 'namespace=Team/Custom', '--param', 'memoryMetric=MEM_PCT', '--param', 'auditSchedule=rate(1 day)', '--param', 'alertEmail=ops@example.com', '--param', 'checkMaxAttempts=5');
+  packages.push(await packageStack());
+  packages.push(await packageStack('--param', 'namespace=Team/Custom', '--param', 'memoryMetric=MEM_PCT', '--param', 'auditSchedule=rate(1 day)', '--param', 'alertEmail=ops@example.com', '--param', 'checkMaxAttempts=5'));
+  [template, overridden] = packages.map(readTemplate) as [Template, Template];
 }, 180_000);
 
 afterAll(() => {
@@ -443,10 +478,6 @@ describe('the audit function', () => {
   const auditName = 'cw-agent-autopilot-test-audit';
   const onboardArn = `arn:aws:lambda:${region}:${account}:function:cw-agent-autopilot-test-onboard`;
   const conditionOf = (t: Template, name: string) => (t.Resources[name] as Resource & { Condition?: string } | undefined)?.Condition;
-  const conditionHolds = (t: Template, name: string) => {
-    const [left, right] = (t as Template & { Conditions: Record<string, { 'Fn::Not': [{ 'Fn::Equals': [string, string] }] }> }).Conditions[name]!['Fn::Not'][0]['Fn::Equals'];
-    return left !== right;
-  };
 
   it('runs the audit handler for up to 15 minutes, with settings the product accepts', () => {
     const fn = functionNamed(template, auditName);
@@ -485,7 +516,7 @@ describe('the audit function', () => {
 
     expect(conditionHolds(overridden, 'AuditScheduled')).toBe(true);
     const rule = overridden.Resources.AuditScheduleRule!;
-    expect(rule.Properties).toMatchObject({ ScheduleExpression: 'rate(1 day)', State: 'ENABLED' });
+    expect(evaluate(overridden, rule.Properties)).toMatchObject({ ScheduleExpression: 'rate(1 day)', State: 'ENABLED' });
     expect(evaluate(overridden, rule.Properties.Targets)).toEqual([
       { Id: 'audit', Arn: `arn:aws:lambda:${region}:${account}:function:${auditName}`, Input: '{"publish":true}' },
     ]);
@@ -503,11 +534,6 @@ describe('the checker and the offboard function', () => {
   const topicArn = `arn:aws:sns:${region}:${account}:cwap-test-alerts`;
   const alarms = `arn:aws:cloudwatch:${region}:${account}:alarm:cwap-test-*`;
   const schedules = `arn:aws:scheduler:${region}:${account}:schedule/cwap-test/cwap-test-*`;
-  type WithConditions = Template & { Conditions: Record<string, { 'Fn::Not': [{ 'Fn::Equals': [string, string] }] }> };
-  const conditionHolds = (t: Template, name: string) => {
-    const [left, right] = (t as WithConditions).Conditions[name]!['Fn::Not'][0]['Fn::Equals'];
-    return left !== right;
-  };
   const granted = (roleName: string) =>
     iamStatements(template)
       .filter(({ where }) => where.startsWith(`${roleName}/`))
@@ -609,6 +635,71 @@ describe('the checker and the offboard function', () => {
     }
   });
 });
+
+describe('the packaged templates, linted by cfn-lint', () => {
+  // A warning listed here is explained in README ("Validating the template"); any other warning
+  // fails this test: fix it, or explain it there and list it here.
+  const explainedWarnings: { rule: string; path: RegExp }[] = [
+    // osls adds a function's role to its DependsOn next to the Role GetAtt (compileRole).
+    { rule: 'W3005', path: /^Resources\/(Onboard|Check|Offboard|Audit)LambdaFunction\/DependsOn\/\d+$/ },
+  ];
+  const explained = (finding: CfnLintFinding) =>
+    explainedWarnings.some(({ rule, path: where }) => finding.rule === rule && where.test(finding.path));
+  const labels = ['default params', 'auditSchedule and alertEmail set'];
+  const line = (finding: CfnLintFinding) => {
+    const index = packages.indexOf(path.dirname(finding.file));
+    const file = index >= 0 ? `${labels[index]}: ${path.basename(finding.file)}` : path.relative(repo, finding.file);
+    return `${file} ${finding.level} ${finding.rule} ${finding.path}: ${finding.message}`;
+  };
+
+  let brokenFile: string;
+  let findings: CfnLintFinding[];
+  let templateFiles: string[];
+
+  beforeAll(async () => {
+    // A copy of a packaged template that CloudFormation would reject, linted in the same run, shows
+    // the linter really reads these files.
+    const broken = structuredClone(overridden);
+    broken.Parameters!.AuditSchedule!.Default = 'every day';
+    brokenFile = path.join(packages[1]!, 'broken-schedule.json');
+    writeFileSync(brokenFile, JSON.stringify(broken));
+    // Both packagings (the second creates the optional resources), and any template kept in the repo.
+    templateFiles = [...packages.flatMap(packagedTemplates), ...cloudFormationTemplatesUnder(repo)];
+    findings = await cfnLint([...templateFiles, brokenFile], region);
+  }, 120_000);
+
+  it('has no error and no unexplained warning, with the default params and with every optional resource on', () => {
+    expect(templateFiles.filter((file) => file.endsWith('cloudformation-template-update-stack.json'))).toHaveLength(2);
+    const ours = findings.filter((finding) => finding.file !== brokenFile);
+    const warnings = ours.filter((finding) => finding.level === 'Warning');
+    if (warnings.length > 0) console.info(`cfn-lint warnings (explained in README):\n${warnings.map(line).join('\n')}`);
+    expect(ours.filter((finding) => finding.level === 'Error').map(line)).toEqual([]);
+    expect(warnings.filter((finding) => !explained(finding)).map(line)).toEqual([]);
+    expect(ours.filter((finding) => !['Error', 'Warning'].includes(finding.level)).map(line)).toEqual([]);
+  });
+
+  it('reports a schedule expression CloudFormation would reject', () => {
+    const errors = findings.filter((finding) => finding.file === brokenFile && finding.level === 'Error');
+    expect(errors.map((finding) => [finding.rule, finding.path])).toContainEqual(['E2015', 'Parameters/AuditSchedule/Default']);
+  });
+});
+
+describe.skipIf(!agentConfigSchemaAvailable)(
+  `the agent configs as deployed, against the CloudWatch agent's schema${agentConfigSchemaAvailable ? '' : ` (skipped: no schema at ${agentConfigSchemaPath})`}`,
+  () => {
+    beforeAll(() => void agentConfigSchemaValidator(), 30_000);
+
+    it('every AmazonCloudWatch-* parameter value, read back from both packaged templates, is a config the agent accepts', () => {
+      for (const [name, packaged] of [['default', template], ['overridden', overridden]] as const) {
+        const parameters = resourcesOfType(packaged, 'AWS::SSM::Parameter').filter(([, p]) => String(p.Properties.Name).startsWith('AmazonCloudWatch-'));
+        expect(parameters.map(([logicalId]) => logicalId), name).toEqual(['LinuxAgentConfigParameter', 'WindowsAgentConfigParameter']);
+        for (const [logicalId, parameter] of parameters) {
+          expect(agentConfigSchemaErrors(JSON.parse(parameter.Properties.Value as string)), `${name} ${logicalId}`).toEqual([]);
+        }
+      }
+    });
+  },
+);
 
 describe('the deploy-time agent config source', () => {
   type Source = (context: { resolveVariable: (name: string) => Promise<unknown> }) => Promise<string>;
