@@ -2,12 +2,15 @@
 // Deploy-time variable source for serverless.yml:
 //   Value: ${file(./scripts/render-agent-config.cjs):linux}
 // The AmazonCloudWatch-* parameters must hold exactly what the product's own renderer produces, so
-// this file renders nothing itself: it loads shared/agent-config.ts through tsx and calls
-// renderedAgentConfigs() with the stack's params (overridable with `--param name=value`).
+// this file renders nothing itself: it calls renderedAgentConfigs() of shared/agent-config.ts with
+// the stack's params (overridable with `--param name=value`). Like bin/cw-autopilot.mjs, it loads
+// the TypeScript source through tsx when tsx is installed (a developer checkout: never a stale
+// build), else the bundle `npm run build` made (dist/agent-config.js), which needs no devDependency.
 // CommonJS because osls `require`s variable-source files.
 
+const fs = require('node:fs');
 const path = require('node:path');
-const { require: tsRequire } = require('tsx/cjs/api');
+const { pathToFileURL } = require('node:url');
 
 /** A standard-tier SSM parameter holds at most 4 KB; an advanced one costs money. */
 const STANDARD_PARAMETER_LIMIT_BYTES = 4096;
@@ -20,6 +23,25 @@ const paramOf = {
   windowsDiskFree: 'windowsDiskFreeMetric',
 };
 
+/** @returns {Promise<{ renderedAgentConfigs: (metrics: Record<string, string>) => Record<string, string> }>} */
+async function loadRenderer() {
+  const source = path.join(__dirname, '..', 'shared', 'agent-config.ts');
+  if (fs.existsSync(source)) {
+    let tsx;
+    try {
+      tsx = require('tsx/cjs/api');
+    } catch (error) {
+      if (error.code !== 'MODULE_NOT_FOUND') throw error;
+    }
+    if (tsx) return tsx.require(source, __filename);
+  }
+  const built = path.join(__dirname, '..', 'dist', 'agent-config.js');
+  if (!fs.existsSync(built)) {
+    throw new Error('agent config: tsx is not installed and dist/agent-config.js is missing: run `npm ci` (or `npm run build`)');
+  }
+  return import(pathToFileURL(built).href);
+}
+
 async function renderAll(resolveVariable) {
   const metrics = {};
   for (const [key, param] of Object.entries(paramOf)) {
@@ -29,7 +51,7 @@ async function renderAll(resolveVariable) {
     }
     metrics[key] = value;
   }
-  const { renderedAgentConfigs } = tsRequire(path.join(__dirname, '..', 'shared', 'agent-config.ts'), __filename);
+  const { renderedAgentConfigs } = await loadRenderer();
   const rendered = renderedAgentConfigs(metrics);
   for (const [os, text] of Object.entries(rendered)) {
     const bytes = Buffer.byteLength(text, 'utf8');

@@ -1,5 +1,9 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { rename, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** A running moto server. */
 export interface MotoServer {
@@ -11,7 +15,11 @@ export interface MotoServer {
 
 /** Options of {@link startMotoServer}; every one has a default. */
 export interface MotoServerOptions {
-  /** Python interpreter with moto installed. Default: `$MOTO_PYTHON` or `python3`. */
+  /**
+   * Python interpreter with moto installed, used as is. Default: `$MOTO_PYTHON`, else the one
+   * {@link resolveMotoPython} finds (python3, or the project's `.venv-moto/`, which it creates
+   * when python3 has no moto).
+   */
   python?: string;
   /** Port to listen on. Default: a free port chosen by the OS. */
   port?: number;
@@ -29,9 +37,16 @@ export interface MotoServerOptions {
   startTimeoutMs?: number;
 }
 
-/** Raised when python3 or moto[server] is not there, with the command that fixes it. */
+/** Raised when no usable moto can be found or installed; the message says how to get it. */
 export class MotoNotInstalledError extends Error {
   override name = 'MotoNotInstalledError';
+
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    // What the machine lacks, not where the harness noticed it: vitest's globalSetup and the demo
+    // print the one line without a stack.
+    this.stack = `${this.name}: ${message}`;
+  }
 }
 
 /**
@@ -54,8 +69,6 @@ export const commonManagedPolicies = [
   'PowerUserAccess',
   'AdministratorAccess',
 ] as const;
-
-const installHint = "pip install 'moto[server]>=5.1.12'";
 
 // The launcher runs moto.server in this one python process (werkzeug, no reloader) and:
 // - exits by itself when its parent goes away (parent pid changes), so a vitest killed with
@@ -115,21 +128,166 @@ export async function freePort(): Promise<number> {
   });
 }
 
-function checkMotoInstalled(python: string): void {
-  const probe = spawnSync(python, ['-c', 'import moto, moto.server; print(moto.__version__)'], {
-    encoding: 'utf8',
+/** What a command did: exit status and output, or `missing` when the executable does not exist. */
+export interface CommandResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  missing: boolean;
+}
+
+/** Runs a command to completion. {@link resolveMotoPython} takes one, so tests can stand in for python. */
+export type CommandRunner = (command: string, args: readonly string[]) => Promise<CommandResult>;
+
+/** Runs the command with its output captured (never through a shell). */
+export const runCommand: CommandRunner = (command, args) =>
+  new Promise((resolve) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('error', (error: NodeJS.ErrnoException) =>
+      resolve({ status: null, stdout, stderr: stderr || error.message, missing: error.code === 'ENOENT' }),
+    );
+    child.once('close', (status) => resolve({ status, stdout, stderr, missing: false }));
   });
-  if (probe.error && (probe.error as NodeJS.ErrnoException).code === 'ENOENT') {
+
+/** The moto the harness installs when python3 has none: the version the suite is known to pass with. */
+export const pinnedMoto = 'moto[server]==5.2.1';
+/** The oldest moto the harness runs with (older ones lack APIs the suite uses). */
+export const minimumMotoVersion = '5.1.12';
+
+/** The project-local virtualenv (gitignored) the harness creates when python3 has no moto. */
+export const defaultMotoVenv = fileURLToPath(new URL('../../.venv-moto', import.meta.url));
+
+/** Options of {@link resolveMotoPython}; every one has a default. */
+export interface MotoPythonOptions {
+  /** An interpreter to use as is, never bootstrapped: an error if it lacks moto. Default `$MOTO_PYTHON`. */
+  python?: string;
+  /** The python that runs moto when it has moto, and creates the virtualenv when not. Default `python3`. */
+  basePython?: string;
+  /** Where the virtualenv goes. Default {@link defaultMotoVenv}. */
+  venvDirectory?: string;
+  /** Create the virtualenv with `--system-site-packages` (the offline bootstrap test). Default false. */
+  systemSitePackages?: boolean;
+  /** Extra `pip install` arguments, e.g. `--no-index`. Default none. */
+  pipArguments?: readonly string[];
+  /** Default {@link runCommand}. */
+  run?: CommandRunner;
+  /** Where the one line about a bootstrap goes. Default stderr. */
+  log?: (line: string) => void;
+  /** The environment `MOTO_PYTHON` is read from. Default `process.env`. */
+  env?: NodeJS.ProcessEnv;
+}
+
+type MotoProbe = { found: 'no-python' } | { found: 'no-moto'; reason: string } | { found: 'moto'; version: string; recentEnough: boolean };
+
+function isAtLeast(version: string, minimum: string): boolean {
+  const parts = (text: string) => text.split('.').map((part) => Number.parseInt(part, 10) || 0);
+  const [have, want] = [parts(version), parts(minimum)];
+  for (let i = 0; i < want.length; i += 1) {
+    if ((have[i] ?? 0) !== (want[i] ?? 0)) return (have[i] ?? 0) > (want[i] ?? 0);
+  }
+  return true;
+}
+
+function lastLine(result: CommandResult): string {
+  return (result.stderr || result.stdout).trim().split('\n').at(-1)?.trim() ?? '';
+}
+
+async function probeMoto(run: CommandRunner, python: string): Promise<MotoProbe> {
+  // moto.server too: moto without its [server] extra imports, but cannot serve.
+  const result = await run(python, ['-c', 'import moto, moto.server; print(moto.__version__)']);
+  if (result.missing) return { found: 'no-python' };
+  if (result.status !== 0) return { found: 'no-moto', reason: lastLine(result) || 'import moto.server failed' };
+  const version = result.stdout.trim().split('\n').at(-1)?.trim() ?? '';
+  return { found: 'moto', version, recentEnough: isAtLeast(version, minimumMotoVersion) };
+}
+
+function venvPython(directory: string): string {
+  return process.platform === 'win32' ? path.join(directory, 'Scripts', 'python.exe') : path.join(directory, 'bin', 'python');
+}
+
+const getPython =
+  'install Python 3 with its venv module (Debian/Ubuntu: sudo apt-get install python3 python3-venv; macOS: brew install python; or https://www.python.org/downloads/)';
+
+/**
+ * The python that runs moto's server, set up if need be, in this order:
+ * 1. `$MOTO_PYTHON` (or `options.python`), as is: an error if it has no moto;
+ * 2. `python3`, when it has moto {@link minimumMotoVersion} or newer;
+ * 3. the project's virtualenv `.venv-moto/`, when an earlier run created it;
+ * 4. otherwise a new `.venv-moto/` with {@link pinnedMoto} from PyPI (one line on stderr says so).
+ * Throws {@link MotoNotInstalledError}, with what to do, when python3 is missing or the install fails.
+ *
+ * @example
+ * const python = await resolveMotoPython(); // 'python3', or '<repo>/.venv-moto/bin/python'
+ */
+export async function resolveMotoPython(options: MotoPythonOptions = {}): Promise<string> {
+  const run = options.run ?? runCommand;
+  const log = options.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
+  const explicit = options.python ?? (options.env ?? process.env).MOTO_PYTHON;
+  if (explicit) {
+    const probe = await probeMoto(run, explicit);
+    if (probe.found === 'moto' && probe.recentEnough) return explicit;
+    const problem =
+      probe.found === 'no-python' ? 'was not found' : probe.found === 'no-moto' ? `has no moto server (${probe.reason})` : `has moto ${probe.version}, older than ${minimumMotoVersion}`;
     throw new MotoNotInstalledError(
-      `The integration tests need python3 with moto: "${python}" was not found. Install Python 3, then: ${installHint}`,
+      `MOTO_PYTHON=${explicit} ${problem}: install it there (${explicit} -m pip install '${pinnedMoto}'), or unset MOTO_PYTHON to let the harness set up .venv-moto/`,
     );
   }
-  if (probe.status !== 0) {
-    const reason = (probe.stderr || probe.stdout || '').trim().split('\n').slice(-1)[0] ?? '';
-    throw new MotoNotInstalledError(
-      `The integration tests need moto's server in "${python}" (${reason || 'import moto.server failed'}). Install it with: ${installHint}`,
-    );
+
+  const base = options.basePython ?? 'python3';
+  const system = await probeMoto(run, base);
+  if (system.found === 'moto' && system.recentEnough) return base;
+  const directory = options.venvDirectory ?? defaultMotoVenv;
+  const venv = await probeMoto(run, venvPython(directory));
+  if (venv.found === 'moto' && venv.recentEnough) return venvPython(directory);
+  if (system.found === 'no-python') {
+    throw new MotoNotInstalledError(`The tests and the demo run moto, a Python AWS emulator, and ${base} was not found: ${getPython}, then run again.`);
   }
+
+  const why = system.found === 'no-moto' ? `${base} has no moto server (${system.reason})` : `${base} has moto ${system.version}, older than ${minimumMotoVersion}`;
+  const relative = path.relative(process.cwd(), directory);
+  const shown = relative && !relative.startsWith('..') && !path.isAbsolute(relative) ? relative : directory;
+  log(`moto: ${why}; installing ${pinnedMoto} into ${shown}${path.sep} (once; needs PyPI, about a minute)`);
+  // Built beside its final place and renamed into it: an interrupted or concurrent bootstrap never
+  // leaves a half-installed .venv-moto/ that a later run would take for a working one. (The
+  // scripts pip writes into bin/ name the build folder; the harness runs `python -c` only.)
+  const building = `${directory}.building-${process.pid}-${randomBytes(3).toString('hex')}`;
+  try {
+    const created = await run(base, ['-m', 'venv', ...(options.systemSitePackages ? ['--system-site-packages'] : []), building]);
+    if (created.status !== 0) {
+      throw new MotoNotInstalledError(
+        `${base} -m venv failed (${lastLine(created)}): ${getPython}, or install moto into ${base} yourself: ${base} -m pip install '${pinnedMoto}'`,
+      );
+    }
+    const installed = await run(venvPython(building), [
+      '-m', 'pip', 'install', '--disable-pip-version-check', '--no-input', '--quiet', ...(options.pipArguments ?? []), pinnedMoto,
+    ]);
+    if (installed.status !== 0) {
+      throw new MotoNotInstalledError(
+        `pip could not install ${pinnedMoto} into ${shown}${path.sep} (${lastLine(installed)}): check the connection to PyPI (or PIP_INDEX_URL), or install moto yourself and set MOTO_PYTHON to that python`,
+      );
+    }
+    try {
+      await rename(building, directory);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      // Another run may have finished first: its virtualenv is as good as this one (and may be in
+      // use). What was there before is broken (it was probed above): replace it.
+      const there = await probeMoto(run, venvPython(directory));
+      if (!(there.found === 'moto' && there.recentEnough)) {
+        await rm(directory, { recursive: true, force: true });
+        await rename(building, directory);
+      }
+    }
+  } finally {
+    await rm(building, { recursive: true, force: true });
+  }
+  const ready = await probeMoto(run, venvPython(directory));
+  if (ready.found === 'moto' && ready.recentEnough) return venvPython(directory);
+  throw new MotoNotInstalledError(`moto was installed into ${shown}${path.sep}, but its python cannot run it (${ready.found}): delete ${shown}${path.sep} and run again`);
 }
 
 async function waitUntilAnswering(url: string, child: ChildProcess, timeoutMs: number, output: () => string): Promise<void> {
@@ -185,8 +343,7 @@ function installExitHook(): void {
  * await moto.stop();
  */
 export async function startMotoServer(options: MotoServerOptions = {}): Promise<MotoServer> {
-  const python = options.python ?? process.env.MOTO_PYTHON ?? 'python3';
-  checkMotoInstalled(python);
+  const python = await resolveMotoPython(options.python ? { python: options.python } : {});
   const port = options.port ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
 

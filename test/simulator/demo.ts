@@ -90,11 +90,9 @@ export async function runDemo(argv: string[]): Promise<number> {
     environment = await startSimulationEnvironment({ stage: 'demo', logLevel: process.env.DEMO_LOG_LEVEL ?? 'SILENT' });
   } catch (error) {
     if (error instanceof MotoNotInstalledError) {
-      process.stderr.write(
-        `\nThe demo needs Python 3 with moto 5.1.12 or newer (the AWS emulator it runs against).\n${error.message}\n\n` +
-          "Install it, then run the demo again:\n  python3 -m pip install 'moto[server]>=5.1.12'\n" +
-          '(or in a virtualenv: python3 -m venv .venv && .venv/bin/pip install "moto[server]>=5.1.12" && MOTO_PYTHON=.venv/bin/python npm run demo)\n',
-      );
+      // The message says what is missing and how to get it (the harness installs moto itself when
+      // python3 is there).
+      process.stderr.write(`\n${error.message}\n`);
       return 3;
     }
     throw error;

@@ -26,7 +26,7 @@ export interface SimulationEnvironment {
 
 /** Options of {@link startSimulationEnvironment}; every one has a default. */
 export interface SimulationEnvironmentOptions {
-  /** A running moto server to use (it is reset). Default: start one (MotoNotInstalledError when python3/moto is missing). */
+  /** A running moto server to use (it is reset). Default: start one (MotoNotInstalledError when python3 is missing or moto cannot be installed). */
   motoUrl?: string;
   /** The serverless stage the resources are named after (`cwap-<stage>-...`). Default `test`. */
   stage?: string;
