@@ -6,6 +6,7 @@ import { runAudit } from '../shared/audit/audit-run.js';
 import type { AuditReport } from '../shared/audit/audit-summary.js';
 import { onboardByInvoking } from '../shared/audit/remediation.js';
 import { logger } from '../shared/logger.js';
+import { productMetrics, recordFleetCoverage } from '../shared/product-metrics.js';
 import { parseSettings } from '../shared/settings.js';
 
 // Parsed at cold start: a wrong setting stops the function here, naming the setting.
@@ -18,7 +19,8 @@ export type AuditResponse = AuditReport & { publishedMessageId: string | null };
 /**
  * Audits the running instances of this function's region (invoked by hand, or by the optional
  * daily schedule). Input: `{ tags?, instanceIds?, remediate?, dryRun?, publish?, rows? }`.
- * Remediation asks the onboard function, which runs the same code path as the EC2 event.
+ * Remediation asks the onboard function, which runs the same code path as the EC2 event. An audit
+ * of the whole region (no tags, no instance ids) records its coverage as a product metric.
  */
 export const handler = middy<unknown, AuditResponse>()
   .use(injectLambdaContext(logger))
@@ -37,6 +39,12 @@ export const handler = middy<unknown, AuditResponse>()
       auditCommand: `npx cw-autopilot audit${stage === 'dev' ? '' : ` --stage ${stage}`} --region ${settings.region}`,
     });
     logger.info('audit finished', { summary: { ...report.summary, needsPerson: report.summary.needsPerson.length } });
+    // A scoped audit's coverage is not the fleet's; a partial one's is not proven. Its only product
+    // metric, so flushed here rather than by logMetrics, which warns after every audit without one.
+    if (request.tags.length === 0 && request.instanceIds.length === 0) {
+      if (recordFleetCoverage(report.summary)) productMetrics.publishStoredMetrics();
+      else logger.warn('fleet coverage not recorded: the report is partial', { failures: report.summary.failures.length });
+    }
     const publishedMessageId = request.publish ? ((await publishAuditSummary(settings.alertTopicArn, report)) ?? null) : null;
     const instances = request.rows === 'all' ? report.instances : report.instances.filter((row) => row.status !== 'healthy');
     return { ...report, instances, publishedMessageId };

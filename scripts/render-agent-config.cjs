@@ -79,4 +79,4 @@ function source(os) {
   return async ({ resolveVariable }) => escapeForFramework((await renderAll(resolveVariable))[os]);
 }
 
-module.exports = { linux: source('linux'), windows: source('windows') };
+module.exports = { linux: source('linux'), windows: source('windows'), escapeForFramework };

@@ -251,7 +251,7 @@ async function sendAlert(
     ).catch((writeError: unknown) => logger.error('could not record the failed alert', { instanceId: record.instanceId, error: describeError(writeError) }));
     throw new AlertNotSentError(`${record.instanceId}: alert ${diagnosis.code} not sent: ${detail}`, { cause: error });
   }
-  countAlerted();
+  countAlerted(diagnosis.code);
   try {
     return await saveRecord(
       settings.stateTable,

@@ -18,7 +18,8 @@ const lambda = mockClient(LambdaClient);
 const sns = mockClient(SNSClient);
 
 beforeAll(async () => {
-  Object.assign(process.env, env);
+  // Quiet: the whole-region audits below write their coverage metric (audit-function-metrics.test.ts reads it).
+  Object.assign(process.env, env, { POWERTOOLS_METRICS_DISABLED: 'true' });
   ({ handler } = (await import('../../functions/audit.js')) as never);
 });
 afterEach(() => {

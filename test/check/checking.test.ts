@@ -14,8 +14,15 @@ import { PutCommand } from '@aws-sdk/lib-dynamodb';
 const now = new Date('2026-01-10T10:10:00.000Z');
 const check = (attempt: number | undefined, at = now) => runCheck({ instanceId, attempt }, settings, at);
 
-beforeEach(() => resetAws());
-afterEach(() => vi.restoreAllMocks());
+// An alert writes its per-diagnosis EMF record at once: quiet here (product-metrics.test.ts reads them).
+beforeEach(() => {
+  vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'true');
+  resetAws();
+});
+afterEach(() => {
+  vi.restoreAllMocks();
+  vi.unstubAllEnvs();
+});
 
 describe('the checker finds the metrics', () => {
   it('a Linux instance whose agent publishes is recorded healthy with its first datapoint, alarms and product metrics', async () => {

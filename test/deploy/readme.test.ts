@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseDocument, type Tags } from 'yaml';
+import { productMetricNames } from '../../shared/product-metrics.js';
 
 // The README is what a reviewer reads instead of serverless.yml and the code: these tests hold the
 // parts of it that restate them (the roles' permissions, the state record's fields) to the source.
@@ -18,6 +19,7 @@ interface Resource {
     ManagedPolicyArns?: string[];
     Policies?: { PolicyDocument: { Statement: Statement[] } }[];
     TimeToLiveSpecification?: { AttributeName: string; Enabled: boolean };
+    AlarmName?: string;
   };
 }
 
@@ -107,5 +109,27 @@ describe('the README state table', () => {
     const listed = rows.flatMap((row) => [...(row.split('|')[1] ?? '').matchAll(/`(\w+)`/g)].map((match) => match[1] as string));
     expect(listed.filter((name, i) => listed.indexOf(name) !== i)).toEqual([]);
     expect([...listed].sort()).toEqual([...expected].sort());
+  });
+});
+
+describe('the README on the product\'s own monitoring', () => {
+  const metricsSection = section(readme, "## The product's own metrics");
+
+  it('tables every product metric', () => {
+    const table = metricsSection.split('\n### ')[0] ?? '';
+    const tabled = new Set(table.split('\n').filter((line) => line.startsWith('| `')).map((line) => /^\| `(\w+)`/.exec(line)?.[1]));
+    expect([...tabled].sort()).toEqual([...new Set(Object.values(productMetricNames))].sort());
+  });
+
+  it('tables every kind of alarm the stack puts on its functions, and counts them right', () => {
+    const names = Object.values(resources)
+      .filter((resource) => resource.Type === 'AWS::CloudWatch::Alarm')
+      .map((resource) => resource.Properties.AlarmName ?? '');
+    const suffixes = new Set(names.map((name) => /^\$\{self:custom\.prefix\}-(onboard|check|offboard|audit)-(.+)$/.exec(name)?.[2] ?? `unexpected name ${name}`));
+    const alarms = section(metricsSection, '### Alarms on the product');
+    const tabled = new Set([...alarms.matchAll(/^\| `cwap-<stage>-<function>-([a-z-]+)`/gm)].map((match) => match[1]));
+    expect([...tabled].sort()).toEqual([...suffixes].sort());
+    expect(section(metricsSection, '### Dashboard')).toContain(`the ${names.length} alarms below`);
+    expect(section(readme, '## What it costs')).toContain(`${names.length} standard-resolution alarms`);
   });
 });

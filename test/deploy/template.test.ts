@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,9 +7,13 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderedAgentConfigs } from '../../shared/agent-config.js';
+import { functionAlarms } from '../../shared/product-dashboard.js';
+import { productMetricNames } from '../../shared/product-metrics.js';
 import { parseSettings, type Settings } from '../../shared/settings.js';
 import { agentConfigSchemaAvailable, agentConfigSchemaErrors, agentConfigSchemaPath, agentConfigSchemaValidator } from '../agent-config/agent-config-schema.js';
 import { cfnLint, cloudFormationTemplatesUnder, packagedTemplates, type CfnLintFinding } from './cfn-lint.js';
+import { emittedSeries, type EmittedSeries } from '../harness/emf.js';
+import { alarmReferences, dashboardReferences, unmatchedReferences, unreferencedSeries, type MetricReference } from './metric-references.js';
 
 // Packages the real serverless.yml with osls (offline: no AWS call, no login) and reads the
 // CloudFormation template it would deploy. The same two packagings are linted with cfn-lint and
@@ -102,6 +106,10 @@ function evaluate(template: Template, value: unknown): unknown {
         return p.Name;
       case 'AWS::SNS::Topic':
         return `arn:aws:sns:${region}:${account}:${p.TopicName ?? name}`;
+      case 'AWS::Lambda::Function':
+        return p.FunctionName;
+      case 'AWS::CloudWatch::Dashboard':
+        return p.DashboardName;
       default:
         throw new Error(`Ref to ${resource.Type} (${name}) is not modelled by this test`);
     }
@@ -700,6 +708,147 @@ describe.skipIf(!agentConfigSchemaAvailable)(
     });
   },
 );
+
+describe('the dashboard and the alarms on the product', () => {
+  const checkFunction = 'cw-agent-autopilot-test-check';
+  const topicArn = `arn:aws:sns:${region}:${account}:cwap-test-alerts`;
+  let emitted: EmittedSeries[];
+
+  /** The functions whose code writes product metrics: those that import shared/product-metrics. */
+  const metricWriters = readdirSync(path.join(repo, 'functions'))
+    .filter((file) => readFileSync(path.join(repo, 'functions', file), 'utf8').includes('/shared/product-metrics.js'))
+    .map((file) => file.replace(/\.ts$/, ''));
+
+  /**
+   * What a function of the packaged stack writes down every product-metric path: its handler run in
+   * a child process of its own, with the environment the template gives it; its stdout read as
+   * CloudWatch reads EMF.
+   */
+  async function productMetricsWrittenBy(key: string): Promise<EmittedSeries[]> {
+    const environment = environmentOf(template, functionNamed(template, `cw-agent-autopilot-test-${key}`));
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(repo, 'test', 'deploy', 'emit-product-metrics.ts'), key], {
+      cwd: repo,
+      env: { ...process.env, ...environment },
+      maxBuffer: 16 * 1024 * 1024,
+      timeout: 120_000,
+    });
+    return emittedSeries(stdout);
+  }
+
+  interface DashboardJson {
+    widgets: { type: string; properties: { title: string; alarms?: string[]; metrics?: (string | Record<string, unknown>)[][] } }[];
+  }
+  const dashboardOf = (t: Template) => JSON.parse(evaluate(t, t.Resources.ProductDashboard!.Properties.DashboardBody) as string) as DashboardJson;
+  const functionNames = () => resourcesOfType(template, 'AWS::Lambda::Function').map(([, fn]) => fn.Properties.FunctionName as string);
+  const alarms = () =>
+    resourcesOfType(template, 'AWS::CloudWatch::Alarm').map(([logicalId, alarm]) => ({ logicalId, properties: evaluate(template, alarm.Properties) as Record<string, any> }));
+  const alarmReferencesOf = () => alarms().flatMap(({ properties }) => alarmReferences(properties.AlarmName, properties));
+
+  beforeAll(async () => {
+    expect(metricWriters.sort()).toEqual(['audit', 'check']);
+    emitted = (await Promise.all(metricWriters.map(productMetricsWrittenBy))).flat();
+  }, 120_000);
+
+  it('names the dashboard after the stage and links it from the outputs', () => {
+    const dashboard = template.Resources.ProductDashboard!;
+    expect(dashboard.Type).toBe('AWS::CloudWatch::Dashboard');
+    expect(dashboard.Properties.DashboardName).toBe('cwap-test');
+    expect(evaluate(template, template.Outputs.DashboardUrl)).toEqual({
+      Description: expect.any(String),
+      Value: `https://${region}.console.aws.amazon.com/cloudwatch/home?region=${region}#dashboards/dashboard/cwap-test`,
+    });
+  });
+
+  it('captured every product metric from the functions that write them, as Powertools writes it', () => {
+    expect(new Set(emitted.map((series) => series.metricName))).toEqual(new Set(Object.values(productMetricNames)));
+    for (const series of emitted) expect(series.namespace, series.metricName).toBe(environmentOf(template, functionNamed(template, checkFunction)).POWERTOOLS_METRICS_NAMESPACE);
+  });
+
+  it('graphs only series the product writes (namespace, name, exact dimension set) and Lambda metrics of the stack\'s own functions', () => {
+    const references = dashboardReferences(dashboardOf(template));
+    expect(references.filter((r) => r.namespace === 'AWS/Lambda').length).toBeGreaterThan(0);
+    expect(references.filter((r) => r.namespace !== 'AWS/Lambda').length).toBeGreaterThan(0);
+    expect(unmatchedReferences(references, { emitted, functionNames: functionNames() })).toEqual([]);
+    expect(unmatchedReferences(dashboardReferences(dashboardOf(overridden)), { emitted, functionNames: functionNames() })).toEqual([]);
+  });
+
+  it('graphs every series the product writes, the per-diagnosis alerts included', () => {
+    expect(unreferencedSeries(emitted, dashboardReferences(dashboardOf(template)))).toEqual([]);
+  });
+
+  it('graphs each function\'s invocations, errors, throttles, duration and failed asynchronous invocations', () => {
+    const lambda = dashboardReferences(dashboardOf(template)).filter((r): r is Extract<MetricReference, { kind: 'metric' }> => r.kind === 'metric' && r.namespace === 'AWS/Lambda');
+    for (const name of functionNames()) {
+      const graphed = new Set(lambda.filter((r) => r.dimensions.FunctionName === name).map((r) => r.metricName));
+      expect([...graphed].sort(), name).toEqual(['AsyncEventsDropped', 'DestinationDeliveryFailures', 'Duration', 'Errors', 'Invocations', 'Throttles']);
+    }
+  });
+
+  it('the check fails the packaged dashboard with one product metric misspelt, or one function renamed', () => {
+    const misspelt = dashboardOf(template);
+    const row = misspelt.widgets.flatMap((w) => w.properties.metrics ?? []).find((r) => typeof r[0] === 'string' && r[0] !== 'AWS/Lambda')!;
+    row[1] = `${row[1] as string}s`;
+    expect(unmatchedReferences(dashboardReferences(misspelt), { emitted, functionNames: functionNames() })).toEqual([
+      expect.stringContaining(`the product writes no ${row[1] as string}`),
+    ]);
+
+    const renamed = dashboardOf(template);
+    const lambdaRow = renamed.widgets.flatMap((w) => w.properties.metrics ?? []).find((r) => r[0] === 'AWS/Lambda')!;
+    lambdaRow[3] = `${lambdaRow[3] as string}-old`;
+    expect(unmatchedReferences(dashboardReferences(renamed), { emitted, functionNames: functionNames() })).toEqual([expect.stringContaining('is not a function of the stack')]);
+  });
+
+  it('says on the coverage graph whether the audit runs on a schedule', () => {
+    const titles = (t: Template) => dashboardOf(t).widgets.map((w) => w.properties.title);
+    expect(titles(template)).toContain('Fleet coverage % (audit by hand only: set the auditSchedule param)');
+    expect(titles(overridden)).toContain('Fleet coverage % (audit rate(1 day))');
+  });
+
+  it('alarms on every function\'s errors, throttles and dropped asynchronous events, and on undelivered failure records where a destination exists', () => {
+    const watched = alarms().map(({ properties }) => [properties.MetricName, properties.Dimensions]);
+    for (const name of functionNames()) {
+      for (const metric of ['Errors', 'Throttles', 'AsyncEventsDropped']) {
+        expect(watched, `${metric} of ${name}`).toContainEqual([metric, [{ Name: 'FunctionName', Value: name }]]);
+      }
+    }
+    const withDestination = resourcesOfType(template, 'AWS::Lambda::EventInvokeConfig').filter(([, c]) => c.Properties.DestinationConfig?.OnFailure);
+    expect(withDestination.length).toBeGreaterThan(0);
+    for (const [, config] of withDestination) {
+      const name = evaluate(template, config.Properties.FunctionName);
+      expect(watched, `DestinationDeliveryFailures of ${name}`).toContainEqual(['DestinationDeliveryFailures', [{ Name: 'FunctionName', Value: name }]]);
+    }
+  });
+
+  it('each alarm watches a metric Lambda publishes for a function of the stack and notifies the alert topic within minutes', () => {
+    expect(alarms().length).toBeGreaterThan(0);
+    expect(unmatchedReferences(alarmReferencesOf(), { emitted, functionNames: functionNames() })).toEqual([]);
+    for (const { logicalId, properties } of alarms()) {
+      expect(properties, logicalId).toMatchObject({
+        AlarmName: expect.stringMatching(/^cwap-test-/),
+        AlarmActions: [topicArn],
+        Statistic: 'Sum',
+        Period: 300,
+        EvaluationPeriods: 1,
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+        TreatMissingData: 'notBreaching',
+      });
+      expect(properties.AlarmDescription, logicalId).toContain('README');
+      // Named <prefix>-<function>-<suffix> after what it watches, as the dashboard lists it.
+      const [, fn, suffix] = /^cwap-test-(onboard|check|offboard|audit)-(.+)$/.exec(properties.AlarmName) ?? [];
+      expect(properties.MetricName, logicalId).toBe(functionAlarms[suffix as keyof typeof functionAlarms]);
+      expect(properties.Dimensions, logicalId).toEqual([{ Name: 'FunctionName', Value: `cw-agent-autopilot-test-${fn}` }]);
+    }
+    const names = alarms().map(({ properties }) => properties.AlarmName);
+    expect(new Set(names).size).toBe(names.length);
+  });
+
+  it('shows exactly the stack\'s alarms on the dashboard', () => {
+    const shown = dashboardOf(template).widgets.filter((w) => w.type === 'alarm').flatMap((w) => w.properties.alarms ?? []);
+    const arns = alarms().map(({ properties }) => `arn:aws:cloudwatch:${region}:${account}:alarm:${properties.AlarmName}`);
+    expect([...shown].sort()).toEqual([...arns].sort());
+  });
+});
 
 describe('the deploy-time agent config source', () => {
   type Source = (context: { resolveVariable: (name: string) => Promise<unknown> }) => Promise<string>;
