@@ -1,23 +1,15 @@
 import { spawn } from 'node:child_process';
-import { auditUsage, parseAuditArguments, regionOfFunction, UsageError, type AuditArguments } from './audit-arguments.js';
+import { auditArguments, regionOfFunction, type AuditArguments } from './audit-arguments.js';
+import { applyAwsFlags } from './aws-flags.js';
+import { checkNow } from './check-command.js';
+import { cliVersion, CliError, commandHelp, globalHelp, isCommand, parseCommandLine, usageHint, UsageError, type CliIo, type CommandLine } from './command-line.js';
+import { exitCodes, type CommandName } from './flags.js';
 import { StackSettingsUnavailableError } from './stack-settings.js';
+import { showStatus } from './status-command.js';
 import type { AuditReport } from '../shared/audit/audit-summary.js';
 import type { InventoryProgress } from '../shared/audit/fleet-inventory.js';
 
-/** Where the CLI writes, and the environment it runs in (tests pass their own). */
-export interface CliIo {
-  stdout: NodeJS.WritableStream;
-  stderr: NodeJS.WritableStream & { isTTY?: boolean };
-  env: NodeJS.ProcessEnv;
-}
-
-const usage = `Usage: cw-autopilot <command> [options]
-
-Commands
-  audit    report every running instance's monitoring state (and fix it with --remediate)
-
-Run "cw-autopilot audit --help" for the audit's options.
-`;
+export type { CliIo } from './command-line.js';
 
 /** Set on the child processes of a multi-region audit: audit this region only, print JSON. */
 const childRegionVariable = 'CW_AUTOPILOT_AUDIT_REGION';
@@ -93,7 +85,8 @@ function auditRegionInChild(region: string, io: CliIo): Promise<AuditReport> {
     });
     child.on('error', reject);
     child.on('close', (code) => {
-      const lastLine = err.trim().split('\n').at(-1) ?? '';
+      // The line that says why: a usage error's is followed by the hint to the help.
+      const lastLine = err.trim().split('\n').filter((text) => !text.startsWith('Run "cw-autopilot')).at(-1) ?? '';
       // The child already printed why (on the stderr passed through above).
       if (code === 2) return reject(new StackSettingsUnavailableError(`the audit of ${region} stopped: ${lastLine.replace(/^cw-autopilot audit: /, '')}`));
       if (code !== 0) return reject(new Error(`the audit of ${region} failed (exit ${code}): ${lastLine}`));
@@ -116,13 +109,9 @@ async function resolveRegions(args: AuditArguments): Promise<string[]> {
   }
 }
 
-async function audit(argv: string[], io: CliIo): Promise<number> {
-  const args = parseAuditArguments(argv);
-  if (args.help) {
-    io.stdout.write(auditUsage);
-    return 0;
-  }
-  if (args.profile) io.env.AWS_PROFILE = args.profile;
+async function audit(line: CommandLine<'audit'>, io: CliIo): Promise<number> {
+  const args = auditArguments(line);
+  applyAwsFlags(io, { region: undefined, profile: args.profile, endpointUrl: args.endpointUrl });
   // Remediation runs onboarding in this process; its structured logs would land in the report on
   // stdout. The report says what remediation did; POWERTOOLS_LOG_LEVEL=INFO shows the logs anyway.
   io.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
@@ -166,10 +155,35 @@ async function audit(argv: string[], io: CliIo): Promise<number> {
   return 0;
 }
 
+const runners: { [C in CommandName]: (line: CommandLine<C>, io: CliIo) => Promise<number> } = {
+  audit,
+  status: showStatus,
+  check: checkNow,
+};
+
+async function run<C extends CommandName>(command: C, argv: string[], io: CliIo): Promise<number> {
+  const line = parseCommandLine(command, argv);
+  if (line.request === 'help') {
+    io.stdout.write(commandHelp(command));
+    return exitCodes.ok;
+  }
+  if (line.request === 'version') {
+    io.stdout.write(`cw-autopilot ${cliVersion()}\n`);
+    return exitCodes.ok;
+  }
+  return runners[command](line, io);
+}
+
+function usageError(io: CliIo, problem: string, command?: CommandName): number {
+  io.stderr.write(`cw-autopilot${command ? ` ${command}` : ''}: ${problem}\n${usageHint(command)}\n`);
+  return exitCodes.usage;
+}
+
 /**
- * Runs the `cw-autopilot` command line; returns the exit code (0 done, 1 coverage below the
- * threshold, a partial report under a threshold, or an AWS error; 2 usage error, or `--remediate`
- * without the stack's settings).
+ * Runs the `cw-autopilot` command line; returns the exit code: 0 done; 1 an AWS error, a failed
+ * check function, or (audit) coverage below the threshold or a partial report under one; 2 usage
+ * error, or `audit --remediate` without the stack's settings; 3 `status` of an instance the state
+ * table has no record of.
  *
  * @example
  * process.exitCode = await main(['audit', '--region', 'eu-west-1', '--min-coverage', '95']);
@@ -177,26 +191,31 @@ async function audit(argv: string[], io: CliIo): Promise<number> {
 export async function main(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
   const [command, ...rest] = argv;
   if (command === '--help' || command === '-h' || command === 'help') {
-    io.stdout.write(usage);
-    return 0;
+    const [topic] = rest;
+    if (topic === undefined) io.stdout.write(globalHelp());
+    else if (isCommand(topic)) io.stdout.write(commandHelp(topic));
+    else return usageError(io, `no help on "${topic}": the commands are audit, status and check`);
+    return exitCodes.ok;
   }
-  if (command !== 'audit') {
-    io.stderr.write(`cw-autopilot: ${command === undefined ? 'no command given' : `unknown command "${command}"`}\n\n${usage}`);
-    return 2;
+  if (command === '--version') {
+    io.stdout.write(`cw-autopilot ${cliVersion()}\n`);
+    return exitCodes.ok;
+  }
+  if (!isCommand(command)) {
+    if (command === undefined) return usageError(io, 'no command given (audit, status or check)');
+    if (command.startsWith('-')) return usageError(io, `${command} comes before the command; options go after it: cw-autopilot <command> ${command} ...`);
+    return usageError(io, `unknown command "${command}" (audit, status or check)`);
   }
   try {
-    return await audit(rest, io);
+    return await run(command, rest, io);
   } catch (error) {
-    if (error instanceof UsageError) {
-      io.stderr.write(`cw-autopilot audit: ${error.message}\n\n${auditUsage}`);
-      return 2;
-    }
-    if (error instanceof StackSettingsUnavailableError) {
-      io.stderr.write(`cw-autopilot audit: ${error.message}\n`);
-      return 2;
+    if (error instanceof UsageError) return usageError(io, error.message, command);
+    if (error instanceof CliError) {
+      io.stderr.write(`cw-autopilot ${command}: ${error.message}\n`);
+      return error.exitCode;
     }
     const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-    io.stderr.write(`cw-autopilot audit failed: ${message}\n`);
-    return 1;
+    io.stderr.write(`cw-autopilot ${command} failed: ${message}\n`);
+    return exitCodes.failed;
   }
 }

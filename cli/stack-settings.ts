@@ -1,7 +1,9 @@
 import { GetFunctionConfigurationCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import { describeError } from '../shared/aws-errors.js';
+import { exitCodes } from './flags.js';
+import { CliError } from './command-line.js';
 import { InvalidSettingsError, parseSettings, type Settings } from '../shared/settings.js';
-import { flagSettings, onboardFunctionOf, stackEnvironment, type AuditArguments } from './audit-arguments.js';
+import { flagSettings, onboardFunctionOf, stackEnvironment, type StackArguments } from './audit-arguments.js';
 
 /** The settings the CLI audits and remediates a region with, and where they came from. */
 export interface StackSettings {
@@ -17,8 +19,11 @@ export interface StackSettings {
  * `--remediate` could not read the stack's settings: it stops (exit 2) rather than onboard with
  * defaults the stack may not have (opt-in tag, modifyExistingRoles).
  */
-export class StackSettingsUnavailableError extends Error {
+export class StackSettingsUnavailableError extends CliError {
   override name = 'StackSettingsUnavailableError';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, exitCodes.usage, options);
+  }
 }
 
 const flagNames: Record<string, string> = {
@@ -34,7 +39,7 @@ const flagNames: Record<string, string> = {
   MODIFY_EXISTING_ROLES: '--no-modify-existing-roles',
 };
 
-function fromFlags(args: AuditArguments, region: string, source: string, warning?: string): StackSettings {
+function fromFlags(args: StackArguments, region: string, source: string, warning?: string): StackSettings {
   const placeholder = parseSettings(stackEnvironment(args, region));
   return {
     forAccount: (accountId) => (accountId ? parseSettings(stackEnvironment(args, region, accountId)) : placeholder),
@@ -49,11 +54,18 @@ function fromFlags(args: AuditArguments, region: string, source: string, warning
  * With `--settings-from-flags`, or when the function cannot be read by a read-only audit or a dry
  * run, the flags and serverless.yml's defaults stand in (with a warning in the second case).
  *
+ * `mayDiffer` says, in the warning, which of the settings matter to the caller.
+ *
  * @throws StackSettingsUnavailableError when `--remediate` (not a dry run) cannot read the function.
  * @example
  * const { forAccount, source } = await readStackSettings(args, 'eu-west-1', lambda);
  */
-export async function readStackSettings(args: AuditArguments, region: string, lambda: Pick<LambdaClient, 'send'>): Promise<StackSettings> {
+export async function readStackSettings(
+  args: StackArguments,
+  region: string,
+  lambda: Pick<LambdaClient, 'send'>,
+  mayDiffer = 'the opt-in/opt-out tags and role settings',
+): Promise<StackSettings> {
   if (args.settingsFromFlags) return fromFlags(args, region, 'settings: from flags and defaults (--settings-from-flags)');
 
   const functionName = onboardFunctionOf(args);
@@ -68,13 +80,14 @@ export async function readStackSettings(args: AuditArguments, region: string, la
       throw new StackSettingsUnavailableError(
         `cannot read the stack's settings from function ${functionName} in ${region} (${problem}), so --remediate will not run with defaults that may differ from the stack's (opt-in tag, modifyExistingRoles). ` +
           'Pass --onboard-function <name|arn> naming the stack\'s onboard function, or, knowingly, --settings-from-flags with the flags your stack was deployed with.',
+        { cause: error },
       );
     }
     return fromFlags(
       args,
       region,
       'settings: from flags and defaults',
-      `warning: cannot read the stack's settings from function ${functionName} in ${region} (${problem}): using flags and defaults, so the opt-in/opt-out tags and role settings may differ from the stack's (pass --onboard-function, or --settings-from-flags to silence this)`,
+      `warning: cannot read the stack's settings from function ${functionName} in ${region} (${problem}): using flags and defaults, so ${mayDiffer} may differ from the stack's (pass --onboard-function, or --settings-from-flags to silence this)`,
     );
   }
   let settings: Settings;

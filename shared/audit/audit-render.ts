@@ -107,7 +107,8 @@ export function renderTable(report: AuditReport): string {
   ].join('\n');
 }
 
-function markdownCell(text: string): string {
+/** Text made safe for one cell of a Markdown table. Pure. */
+export function markdownCell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 }
 

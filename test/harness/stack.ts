@@ -9,6 +9,7 @@ import {
   IAMClient,
   PutRolePolicyCommand,
 } from '@aws-sdk/client-iam';
+import { CreateFunctionCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { CreateScheduleGroupCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
 import { CreateDocumentCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
@@ -217,4 +218,28 @@ export async function deployStack(options: StackOptions = {}): Promise<DeployedS
     dynamodb.destroy();
     sns.destroy();
   }
+}
+
+/**
+ * Creates the stack's onboard function in moto with the functions' environment, as serverless.yml
+ * does: the CLI reads its settings from it. moto stores the function without running it (an empty
+ * zip is code enough).
+ */
+export async function deployOnboardFunction(stack: DeployedStack, stage = 'test'): Promise<void> {
+  const iam = new IAMClient(localClientConfig());
+  const lambda = new LambdaClient(localClientConfig());
+  const role = await iam.send(new CreateRoleCommand({ RoleName: `cwap-${stage}-onboard`, AssumeRolePolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }] }) }));
+  const { AWS_REGION: _reserved, ...variables } = stack.env;
+  await lambda.send(
+    new CreateFunctionCommand({
+      FunctionName: `cw-agent-autopilot-${stage}-onboard`,
+      Runtime: 'nodejs20.x',
+      Handler: 'onboard.handler',
+      Role: role.Role?.Arn,
+      Code: { ZipFile: Buffer.from(`504b0506${'00'.repeat(18)}`, 'hex') },
+      Environment: { Variables: variables },
+    }),
+  );
+  iam.destroy();
+  lambda.destroy();
 }

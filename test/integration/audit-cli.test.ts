@@ -2,39 +2,13 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { DescribeIamInstanceProfileAssociationsCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { CreateRoleCommand, IAMClient } from '@aws-sdk/client-iam';
-import { CreateFunctionCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { useAws } from '../harness/aws-env.js';
 import { localClientConfig } from '../harness/client-config.js';
-import { deployStack, type DeployedStack } from '../harness/stack.js';
+import { deployOnboardFunction, deployStack } from '../harness/stack.js';
 import { launchMixedFleet } from './audit-fleet.js';
 
 const aws = useAws();
 const bin = fileURLToPath(new URL('../../bin/cw-autopilot.mjs', import.meta.url));
-
-/**
- * Creates the stack's onboard function in moto with the functions' environment, as serverless.yml
- * does: the CLI reads its settings from it. moto stores the function without running it (an empty
- * zip is code enough).
- */
-async function deployOnboardFunction(stack: DeployedStack, stage = 'test'): Promise<void> {
-  const iam = new IAMClient(localClientConfig());
-  const lambda = new LambdaClient(localClientConfig());
-  const role = await iam.send(new CreateRoleCommand({ RoleName: `cwap-${stage}-onboard`, AssumeRolePolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }] }) }));
-  const { AWS_REGION: _reserved, ...variables } = stack.env;
-  await lambda.send(
-    new CreateFunctionCommand({
-      FunctionName: `cw-agent-autopilot-${stage}-onboard`,
-      Runtime: 'nodejs20.x',
-      Handler: 'onboard.handler',
-      Role: role.Role?.Arn,
-      Code: { ZipFile: Buffer.from(`504b0506${'00'.repeat(18)}`, 'hex') },
-      Environment: { Variables: variables },
-    }),
-  );
-  iam.destroy();
-  lambda.destroy();
-}
 
 /** Runs the real command, as `npx cw-autopilot` does, against the proxy in front of moto. */
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -133,12 +107,12 @@ describe('cw-autopilot audit against moto', () => {
     expect(JSON.parse(applied.stdout).remediation).toEqual([expect.objectContaining({ instanceId: fleet.noProfile.instanceId, outcome: 'started' })]);
   });
 
-  it('a bad argument gets the usage and exit code 2, before any AWS call', async () => {
+  it('a bad argument gets one line naming it, a pointer to the help, and exit code 2, before any AWS call', async () => {
     const before = aws.calls().length;
     const result = await cli(['audit', '--format', 'yaml']);
     expect(result.code).toBe(2);
-    expect(result.stderr).toContain('--format: expected one of table, json, markdown');
-    expect(result.stderr).toContain('Usage: cw-autopilot audit');
+    expect(result.stderr).toBe('cw-autopilot audit: --format: expected one of table, json, markdown\nRun "cw-autopilot audit --help" for usage.\n');
+    expect(result.stdout).toBe('');
     expect(aws.calls().length).toBe(before);
   });
 });
