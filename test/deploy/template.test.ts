@@ -422,9 +422,37 @@ describe('the packaged stack', () => {
       }
       expect(allowing(template, role, 'dynamodb:UpdateItem'), `${role} never updates in place`).toEqual([]);
     }
-    for (const action of ['ec2:DescribeInstances', 'ec2:AssociateIamInstanceProfile', 'iam:GetInstanceProfile', 'iam:ListAttachedRolePolicies', 'ssm:DescribeInstanceInformation', 'ssm:GetCommandInvocation']) {
+    for (const action of ['ec2:DescribeInstances', 'ec2:AssociateIamInstanceProfile', 'iam:GetInstanceProfile', 'iam:ListAttachedRolePolicies', 'ssm:DescribeInstanceInformation']) {
       expect(allowing(template, 'OnboardRole', action), action).toHaveLength(1);
     }
+  });
+
+  it('gives onboard exactly the actions its code calls, each on its own resources', () => {
+    const onboardName = 'cw-agent-autopilot-test-onboard';
+    const granted = iamStatements(template)
+      .filter(({ where }) => where.startsWith('OnboardRole/'))
+      .map(({ statement }) => asList(statement.Action).map((action) => [action, statement.Resource] as const))
+      .flat();
+    const instances = `arn:aws:ec2:${region}:${account}:instance/*`;
+    // iam:PassRole appears twice (agent role to EC2, scheduler role to Scheduler; tested above).
+    expect(granted.filter(([action]) => action !== 'iam:PassRole')).toEqual([
+      ['logs:CreateLogStream', `arn:aws:logs:${region}:${account}:log-group:/aws/lambda/${onboardName}:*`],
+      ['logs:PutLogEvents', `arn:aws:logs:${region}:${account}:log-group:/aws/lambda/${onboardName}:*`],
+      ['sns:Publish', `arn:aws:sns:${region}:${account}:cwap-test-alerts`],
+      ['dynamodb:GetItem', `arn:aws:dynamodb:${region}:${account}:table/cwap-test-state`],
+      ['dynamodb:PutItem', `arn:aws:dynamodb:${region}:${account}:table/cwap-test-state`],
+      ['ec2:DescribeInstances', '*'],
+      ['ec2:DescribeIamInstanceProfileAssociations', '*'],
+      ['ec2:AssociateIamInstanceProfile', instances],
+      ['iam:GetInstanceProfile', `arn:aws:iam::${account}:instance-profile/*`],
+      ['iam:ListAttachedRolePolicies', `arn:aws:iam::${account}:role/*`],
+      ['iam:AttachRolePolicy', `arn:aws:iam::${account}:role/*`],
+      // Onboarding only sends the install command; the checker reads its outcome.
+      ['ssm:DescribeInstanceInformation', '*'],
+      ['ssm:SendCommand', [`arn:aws:ssm:${region}:${account}:document/cwap-test-install-and-configure`, instances]],
+      ['scheduler:CreateSchedule', `arn:aws:scheduler:${region}:${account}:schedule/cwap-test/cwap-test-*`],
+    ]);
+    expect(granted.filter(([action]) => action === 'iam:PassRole')).toHaveLength(2);
   });
 
   it('outputs the names an operator looks for', () => {
