@@ -625,14 +625,15 @@ describe('the checker and the offboard function', () => {
   });
 
   it('sends the record of an asynchronous invocation that failed all its retries to the alert topic, for every event-driven function', () => {
-    for (const name of ['cw-agent-autopilot-test-onboard', checkName, offboardName]) {
+    // The audit too: its optional schedule invokes it asynchronously.
+    for (const name of ['cw-agent-autopilot-test-onboard', checkName, offboardName, 'cw-agent-autopilot-test-audit']) {
       const logicalId = Object.entries(template.Resources).find(([, r]) => r.Type === 'AWS::Lambda::Function' && r.Properties.FunctionName === name)?.[0];
       const config = resourcesOfType(template, 'AWS::Lambda::EventInvokeConfig').find(([, c]) => c.Properties.FunctionName?.Ref === logicalId);
       expect(config, name).toBeDefined();
       expect(evaluate(template, config![1].Properties.DestinationConfig), name).toEqual({ OnFailure: { Destination: topicArn } });
     }
-    expect(resourcesOfType(template, 'AWS::Lambda::EventInvokeConfig')).toHaveLength(3);
-    for (const role of ['OnboardRole', 'CheckRole', 'OffboardRole']) {
+    expect(resourcesOfType(template, 'AWS::Lambda::EventInvokeConfig')).toHaveLength(4);
+    for (const role of ['OnboardRole', 'CheckRole', 'OffboardRole', 'AuditRole']) {
       expect(allowing(template, role, 'sns:Publish').map((statement) => evaluate(template, statement.Resource)), role).toEqual([topicArn]);
     }
   });
