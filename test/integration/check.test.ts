@@ -45,7 +45,7 @@ const scheduler = () => new SchedulerClient(localClientConfig());
 
 /** The agent's side: datapoints on exactly the series the deployed config publishes, {InstanceId} only. */
 async function agentPublishes(instanceId: string, os: OsFamily): Promise<string[]> {
-  const published = metricsPublishedBy(renderedAgentConfigs(settings.metrics)[os]);
+  const published = metricsPublishedBy(renderedAgentConfigs(settings.metrics)[os], os);
   const client = cloudwatch();
   // Collected a second ago, as the agent stamps datapoints before it sends them (and moto compares
   // to the second).
