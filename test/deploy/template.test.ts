@@ -180,10 +180,13 @@ function defaultMetrics(environment: Record<string, string>): Settings['metrics'
 
 let template: Template;
 let overridden: Template;
+/** What osls resolved for the default packaging (serverless-state.json): the esbuild options. */
+let packagedService: { custom: { esbuild: { target: string } }; provider: { runtime: string } };
 
 beforeAll(async () => {
   // One after the other: both packagings share serverless-esbuild's work folder (.esbuild/).
   template = await packageStack();
+  packagedService = (JSON.parse(readFileSync(path.join(outputDirectories.at(-1)!, 'serverless-state.json'), 'utf8')) as { service: typeof packagedService }).service;
   overridden = await packageStack('--param', 'namespace=Team/Custom', '--param', 'memoryMetric=MEM_PCT', '--param', 'auditSchedule=rate(1 day)', '--param', 'alertEmail=ops@example.com', '--param', 'checkMaxAttempts=5');
 }, 180_000);
 
@@ -220,6 +223,15 @@ describe('the packaged stack', () => {
       SourceArn: `arn:aws:events:${region}:${account}:rule/${rule.Properties.Name}`,
     });
     expect(ruleName).toMatch(/EventBridgeRule$/);
+  });
+
+  it('runs every function on nodejs24.x, with bundles built for Node 24', () => {
+    // nodejs22.x is deprecated on Lambda from 2027-04-30; nodejs24.x is supported until 2028-04-30.
+    const functions = resourcesOfType(template, 'AWS::Lambda::Function').map(([, f]) => f.Properties);
+    expect(functions).toHaveLength(4);
+    for (const fn of functions) expect(fn.Runtime, fn.FunctionName).toBe('nodejs24.x');
+    expect(packagedService.provider.runtime).toBe('nodejs24.x');
+    expect(packagedService.custom.esbuild.target).toBe('node24');
   });
 
   it('has the onboard and check functions on a supported Node.js runtime (22 or newer)', () => {
