@@ -187,7 +187,7 @@ beforeAll(async () => {
   // One after the other: both packagings share serverless-esbuild's work folder (.esbuild/).
   template = await packageStack();
   packagedService = (JSON.parse(readFileSync(path.join(outputDirectories.at(-1)!, 'serverless-state.json'), 'utf8')) as { service: typeof packagedService }).service;
-  overridden = await packageStack('--param', 'namespace=Team/Custom', '--param', 'memoryMetric=MEM_PCT', '--param', 'auditSchedule=rate(1 day)', '--param', 'alertEmail=ops@example.com', '--param', 'checkMaxAttempts=5');
+  overridden = await packageStack('--param', 'namespace=Team/Custom', '--param', 'memoryMetric=MEM_PCT', '--param', 'auditSchedule=rate(1 day)', '--param', 'alertEmail=ops@example.com', '--param', 'checkMaxAttempts=5', '--param', 'goneRecordRetentionDays=30');
 }, 180_000);
 
 afterAll(() => {
@@ -282,6 +282,14 @@ describe('the packaged stack', () => {
     expect(table.Properties.AttributeDefinitions).toEqual([{ AttributeName: 'instanceId', AttributeType: 'S' }]);
     expect(table.Properties.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
     expect(table.Properties.TimeToLiveSpecification).toEqual({ AttributeName: 'expiresAt', Enabled: true });
+  });
+
+  it('gives every function that records an instance gone the record retention, 90 days unless goneRecordRetentionDays says otherwise', () => {
+    for (const name of ['onboard', 'check', 'offboard'].map((fn) => `cw-agent-autopilot-test-${fn}`)) {
+      expect(parseSettings(environmentOf(template, functionNamed(template, name))).goneRecordRetentionDays, name).toBe(90);
+      expect(environmentOf(template, functionNamed(template, name)).GONE_RECORD_RETENTION_DAYS, name).toBe('90');
+      expect(parseSettings(environmentOf(overridden, functionNamed(overridden, name))).goneRecordRetentionDays, name).toBe(30);
+    }
   });
 
   it('deploys the install-and-configure Command document exactly as the repo file', () => {
