@@ -76,11 +76,14 @@ interface PackagedFunction {
   package?: { artifact?: string };
 }
 
-function packagedFunctions(): Record<string, PackagedFunction> {
+/** The packaged functions, and the Lambda runtime they were built for (provider.runtime). */
+function packagedService(): { functions: Record<string, PackagedFunction>; runtime: string } {
   const statePath = path.join(serviceDir, '.serverless', 'serverless-state.json');
   try {
-    const state = JSON.parse(readFileSync(statePath, 'utf8')) as { service: { functions: Record<string, PackagedFunction> } };
-    return state.service.functions;
+    const state = JSON.parse(readFileSync(statePath, 'utf8')) as {
+      service: { functions: Record<string, PackagedFunction>; provider: { runtime: string } };
+    };
+    return { functions: state.service.functions, runtime: state.service.provider.runtime };
   } catch (error) {
     throw new Error(`No packaged service at ${statePath} (${(error as Error).message}): run with --package, or "npx osls package" first`);
   }
@@ -130,7 +133,7 @@ if (args.package) {
   });
 }
 
-const functions = packagedFunctions();
+const { functions, runtime } = packagedService();
 const baselineMs = timeNode('0', tmpdir());
 const results = Object.entries(functions).map(([name, fn]) => measure(name, fn, baselineMs));
 
@@ -144,11 +147,14 @@ for (const [index, row] of rows.entries()) {
   console.log(row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  '));
   if (index === 0) console.log(widths.map((width) => '-'.repeat(width)).join('  '));
 }
+// Load times are this machine's Node, not Lambda's: a guide to relative cost, not a cold start.
+console.log(`loaded with Node ${process.version}; Lambda runs them on ${runtime}`);
 
 const over = results.filter((r) => r.zipKB > maxKB);
 console.log(
   JSON.stringify({
     node: process.version,
+    runtime,
     runs,
     baselineMs: Math.round(baselineMs * 10) / 10,
     maxKB,

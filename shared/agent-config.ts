@@ -66,19 +66,38 @@ interface AgentConfigShape {
   };
 }
 
+/** What the product knows a published metric to mean, keyed by the name the agent gives it. */
 const meaningOf: Record<string, ExpectedMetric['measures']> = {
   mem_used_percent: 'memory-used-percent',
-  used_percent: 'disk-used-percent',
-  '% Committed Bytes In Use': 'memory-used-percent',
-  '% Free Space': 'disk-free-percent',
+  disk_used_percent: 'disk-used-percent',
+  'Memory % Committed Bytes In Use': 'memory-used-percent',
+  'LogicalDisk % Free Space': 'disk-free-percent',
 };
 
 /**
- * The metric series a rendered agent config produces on the exact `{InstanceId}` dimension set
- * (the `aggregation_dimensions: [["InstanceId"]]` series). The checker and the alarms query these,
- * so they are derived from the config itself rather than restated.
+ * The name the agent publishes a measurement under when it has no `rename`, as the agent's
+ * translator and its metric naming do it: on Linux a measurement is a field of the section's
+ * plugin (`used_percent` and `disk_used_percent` both mean the field `used_percent` of `disk`) and
+ * is published `<section>_<field>`; on Windows a section is a performance-counter object and a
+ * measurement its counter, published `<object> <counter>`.
  */
-export function metricsPublishedBy(renderedConfig: string): ExpectedMetric[] {
+function agentMetricName(os: OsFamily, section: string, measurement: string): string {
+  if (os === 'windows') return `${section} ${measurement}`;
+  const name = measurement.trim();
+  const field = name.startsWith(`${section}_`) ? name.slice(section.length + 1) : name;
+  return `${section}_${field}`;
+}
+
+/**
+ * The metric series a rendered agent config produces on the exact `{InstanceId}` dimension set
+ * (the `aggregation_dimensions: [["InstanceId"]]` series), for the OS the config is deployed to.
+ * The checker and the alarms query these, so they are derived from the config itself rather than
+ * restated.
+ *
+ * @example
+ * metricsPublishedBy(renderedAgentConfigs(settings.metrics).linux, 'linux');
+ */
+export function metricsPublishedBy(renderedConfig: string, os: OsFamily): ExpectedMetric[] {
   const config = JSON.parse(renderedConfig) as AgentConfigShape;
   const metrics = config.metrics;
   const namespace = metrics?.namespace ?? 'CWAgent';
@@ -87,12 +106,13 @@ export function metricsPublishedBy(renderedConfig: string): ExpectedMetric[] {
   );
   if (!aggregatesByInstance) return [];
   const found: ExpectedMetric[] = [];
-  for (const section of Object.values(metrics?.metrics_collected ?? {})) {
-    for (const item of section.measurement ?? []) {
+  for (const [section, collected] of Object.entries(metrics?.metrics_collected ?? {})) {
+    for (const item of collected.measurement ?? []) {
       const measurement = typeof item === 'string' ? { name: item } : item;
-      const measures = meaningOf[measurement.name];
+      const published = agentMetricName(os, section, measurement.name);
+      const measures = meaningOf[published];
       if (!measures) continue;
-      found.push({ namespace, metricName: measurement.rename ?? measurement.name, measures });
+      found.push({ namespace, metricName: measurement.rename?.trim() ?? published, measures });
     }
   }
   return found;

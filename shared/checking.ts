@@ -10,7 +10,7 @@ import { describeInstance, type InstanceFacts } from './instances.js';
 import { logger } from './logger.js';
 import { cleanUpInstance, describeCleanup } from './offboarding.js';
 import { expectedMetrics, seriesPresence } from './metric-queries.js';
-import { advance, readRecord, saveRecord, StaleRecordError, type OnboardingRecord, type OnboardingStatus } from './onboarding-state.js';
+import { advance, readRecord, saveRecord, StaleRecordError, statusChange, type OnboardingRecord, type OnboardingStatus } from './onboarding-state.js';
 import { countAlerted, countHealthy } from './product-metrics.js';
 import { deleteSchedules, scheduleName, scheduleOnce } from './schedules.js';
 import type { Settings } from './settings.js';
@@ -57,7 +57,7 @@ async function recordOffline(
   const cleaned = await cleanUpInstance(record.instanceId, record, settings);
   return saveRecord(
     settings.stateTable,
-    advance(record, { status, reason, alarmNames: undefined }, status, now, `${reason}; ${describeCleanup(cleaned)}`),
+    advance(record, { ...statusChange(status, now, settings), reason, alarmNames: undefined }, status, now, `${reason}; ${describeCleanup(cleaned)}`),
   );
 }
 

@@ -1,7 +1,7 @@
 import { logger } from './logger.js';
 import { deleteInstanceAlarms } from './instance-alarms.js';
 import { describeInstance } from './instances.js';
-import { advance, readRecord, saveRecord, StaleRecordError, type OnboardingRecord, type OnboardingStatus } from './onboarding-state.js';
+import { advance, readRecord, saveRecord, StaleRecordError, statusChange, type OnboardingRecord, type OnboardingStatus } from './onboarding-state.js';
 import { deleteSchedules, scheduleName } from './schedules.js';
 import type { Settings } from './settings.js';
 import type { OffboardRequest } from './triggers.js';
@@ -85,7 +85,13 @@ export async function runOffboarding(request: OffboardRequest, settings: Setting
     try {
       const saved = await saveRecord(
         settings.stateTable,
-        advance(record, { status: outcome.status, reason: outcome.reason, alarmNames: undefined }, outcome.status, now, `${outcome.reason}; ${describeCleanup(cleaned)}`),
+        advance(
+          record,
+          { ...statusChange(outcome.status, now, settings), reason: outcome.reason, alarmNames: undefined },
+          outcome.status,
+          now,
+          `${outcome.reason}; ${describeCleanup(cleaned)}`,
+        ),
       );
       return { ...result, status: saved.status };
     } catch (error) {

@@ -4,6 +4,7 @@ import { awsErrorName } from './aws-errors.js';
 import type { OsFamily } from './agent-config.js';
 import type { ProfilePath } from './instance-profiles.js';
 import type { Diagnosis } from './check-diagnosis.js';
+import type { Settings } from './settings.js';
 
 /** Where an instance is in its onboarding; the record's `status`. */
 export type OnboardingStatus =
@@ -61,9 +62,35 @@ export interface OnboardingRecord {
   /** Why it is in a terminal status (skipped, failed, gone, stopped). */
   reason?: string;
   lastError?: string;
+  /**
+   * The table's TTL attribute (epoch seconds): set when the record becomes `gone`, absent in any
+   * other status, so only the records of terminated instances are ever deleted.
+   */
+  expiresAt?: number;
   createdAt: string;
   updatedAt: string;
   history: HistoryEntry[];
+}
+
+/**
+ * A change of status. Only `gone` records expire, so a change to `gone` carries the expiry: make it
+ * with {@link statusChange}.
+ */
+export type StatusChange = { status: Exclude<OnboardingStatus, 'gone'>; expiresAt?: undefined } | { status: 'gone'; expiresAt: number };
+
+/** What one step changes in a record; the status, when it changes, with its expiry. */
+export type RecordChanges = Partial<Omit<OnboardingRecord, 'instanceId' | 'version' | 'history' | 'createdAt' | 'status' | 'expiresAt'>> &
+  (StatusChange | { status?: undefined; expiresAt?: undefined });
+
+/**
+ * The change to `status`; to `gone`, with the expiry GONE_RECORD_RETENTION_DAYS from `now`.
+ *
+ * @example
+ * advance(record, { ...statusChange('gone', now, settings), reason: 'instance terminated' }, 'gone', now);
+ */
+export function statusChange(status: OnboardingStatus, now: Date, settings: Pick<Settings, 'goneRecordRetentionDays'>): StatusChange {
+  if (status !== 'gone') return { status };
+  return { status, expiresAt: Math.floor(now.getTime() / 1000) + settings.goneRecordRetentionDays * 86_400 };
 }
 
 const historyLimit = 50;
@@ -81,18 +108,16 @@ export function newRecord(instanceId: string, now: Date): OnboardingRecord {
 
 /**
  * The record after one step: the changes applied and the step appended to the history (the
- * oldest entries are dropped past 50). Pure: nothing is written.
+ * oldest entries are dropped past 50). A record that is not `gone` afterwards has no expiry; one
+ * that already was `gone` keeps the expiry it got then. Pure: nothing is written.
  */
-export function advance(
-  record: OnboardingRecord,
-  changes: Partial<Omit<OnboardingRecord, 'instanceId' | 'version' | 'history' | 'createdAt'>>,
-  step: string,
-  now: Date,
-  detail?: string,
-): OnboardingRecord {
+export function advance(record: OnboardingRecord, changes: RecordChanges, step: string, now: Date, detail?: string): OnboardingRecord {
   const at = now.toISOString();
   const entry: HistoryEntry = detail === undefined ? { at, step } : { at, step, detail };
-  return { ...record, ...changes, updatedAt: at, history: [...record.history, entry].slice(-historyLimit) };
+  const { expiresAt: _previous, ...next } = { ...record, ...changes, updatedAt: at, history: [...record.history, entry].slice(-historyLimit) };
+  if (next.status !== 'gone') return next;
+  const expiresAt = record.status === 'gone' ? (record.expiresAt ?? changes.expiresAt) : changes.expiresAt;
+  return expiresAt === undefined ? next : { ...next, expiresAt };
 }
 
 /** Reads an instance's record (strongly consistent), or undefined. */

@@ -11,8 +11,10 @@ import {
   saveRecord,
   RecordTrail,
   StaleRecordError,
+  statusChange,
   type OnboardingRecord,
   type OnboardingStatus,
+  type RecordChanges,
 } from './onboarding-state.js';
 import { scheduleName, scheduleOnce } from './schedules.js';
 import type { Settings } from './settings.js';
@@ -139,16 +141,17 @@ async function onboard(trail: RecordTrail, instance: InstanceFacts, settings: Se
  * there. A terminated instance is recorded `gone` and is not an error. Returns true when the
  * failure was the instance disappearing.
  */
-async function recordFailure(trail: RecordTrail, error: unknown): Promise<boolean> {
+async function recordFailure(trail: RecordTrail, error: unknown, settings: Settings): Promise<boolean> {
   // Another invocation wrote the record meanwhile: its record stands, nothing to add.
   if (error instanceof StaleRecordError) return false;
   const gone = error instanceof InstanceGoneError;
   const description = describeError(error);
+  const now = new Date();
   try {
     await trail.step(
-      gone ? { status: 'gone', reason: description } : { status: 'error', lastError: description },
+      gone ? { ...statusChange('gone', now, settings), reason: description } : { status: 'error', lastError: description },
       gone ? 'gone' : 'error',
-      new Date(),
+      now,
       description,
     );
   } catch (writeError) {
@@ -158,7 +161,7 @@ async function recordFailure(trail: RecordTrail, error: unknown): Promise<boolea
   return gone;
 }
 
-function launchFields(instance: InstanceFacts): Partial<OnboardingRecord> {
+function launchFields(instance: InstanceFacts): Pick<OnboardingRecord, 'os' | 'name' | 'launchTime'> {
   return { os: instance.os, name: instance.name, launchTime: instance.launchTime };
 }
 
@@ -174,7 +177,7 @@ export async function runOnboarding(trigger: OnboardTrigger, settings: Settings,
   if (described.status === 'rejected') {
     // Leave a trace for an instance seen for the first time; an existing record is left as it is
     // (a throttled duplicate event must not turn a healthy instance into an error).
-    if (!existing) await recordFailure(new RecordTrail(settings.stateTable, newRecord(instanceId, now)), described.reason);
+    if (!existing) await recordFailure(new RecordTrail(settings.stateTable, newRecord(instanceId, now)), described.reason, settings);
     throw described.reason;
   }
   const instance = described.value;
@@ -197,14 +200,14 @@ export async function runOnboarding(trigger: OnboardTrigger, settings: Settings,
       const status = decision.action === 'skip' ? 'skipped' : decision.action === 'record-gone' ? 'gone' : 'stopped';
       const saved = await saveRecord(
         settings.stateTable,
-        advance(base, { ...(instance ? launchFields(instance) : {}), status, reason: decision.reason }, status, now, decision.reason),
+        advance(base, { ...(instance ? launchFields(instance) : {}), ...statusChange(status, now, settings), reason: decision.reason }, status, now, decision.reason),
       );
       return result(saved.status);
     }
     case 'recheck':
     case 'onboard': {
       if (!instance) throw new Error(`unreachable: ${decision.action} without an instance`);
-      const reset: Partial<OnboardingRecord> =
+      const reset: RecordChanges =
         decision.action === 'recheck'
           ? { checkAttempts: 0, reinstalls: 0, diagnosis: undefined }
           : decision.fresh
@@ -227,7 +230,7 @@ export async function runOnboarding(trigger: OnboardTrigger, settings: Settings,
         const record = decision.action === 'recheck' ? await scheduleCheck(trail, settings, now) : await onboard(trail, instance, settings, now);
         return result(record.status);
       } catch (error) {
-        if (await recordFailure(trail, error)) return result('gone');
+        if (await recordFailure(trail, error, settings)) return result('gone');
         throw error;
       }
     }

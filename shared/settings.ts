@@ -96,6 +96,7 @@ const schema = z
     ALARM_PERIOD_SECONDS: z.coerce.number().int().refine((n) => n >= 60 && n % 60 === 0, 'must be a multiple of 60').default(300),
     ALARM_EVALUATION_PERIODS: z.coerce.number().int().min(1).max(100).default(3),
     MISSING_DATA_ALARM_MINUTES: z.coerce.number().int().min(5).max(1440).default(15),
+    GONE_RECORD_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
     AWS_REGION: z.string().min(1).default('us-east-1'),
   })
   .refine((env) => env.ALARM_PERIOD_SECONDS * env.ALARM_EVALUATION_PERIODS <= 86_400, {
@@ -147,6 +148,11 @@ export interface Settings {
     /** Minutes without a datapoint before a missing-data alarm fires. */
     missingDataMinutes: number;
   };
+  /**
+   * Days a terminated instance's record is kept before DynamoDB's TTL deletes it (default 90:
+   * as long as CloudTrail's event history keeps the instance's own API trail).
+   */
+  goneRecordRetentionDays: number;
   region: string;
 }
 
@@ -208,6 +214,7 @@ export function parseSettings(env: Record<string, string | undefined> = process.
       evaluationPeriods: e.ALARM_EVALUATION_PERIODS,
       missingDataMinutes: e.MISSING_DATA_ALARM_MINUTES,
     },
+    goneRecordRetentionDays: e.GONE_RECORD_RETENTION_DAYS,
     region: e.AWS_REGION,
   };
 }

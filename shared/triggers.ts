@@ -1,34 +1,47 @@
 import * as z from 'zod';
 
-const instanceId = z
-  .string({ error: 'instance id missing' })
-  .regex(/^i-[0-9a-f]{8,17}$/, 'not an EC2 instance id (i-0123456789abcdef0)');
+const instanceId = z.string().regex(/^i-[0-9a-f]{8,17}$/, 'not an EC2 instance id (i-0123456789abcdef0)');
 
-/** The EventBridge "EC2 Instance State-change Notification" fields the product reads. */
-const stateChangeEvent = z.object({
-  source: z.literal('aws.ec2'),
+const attempt = z.number().int().min(1, 'expected 1 to 1000').max(1000, 'expected 1 to 1000');
+
+/**
+ * The EventBridge "EC2 Instance State-change Notification" the rules deliver.
+ *
+ * How strict: the envelope is EventBridge's, not the product's. Its documented fields (version,
+ * id, detail-type, source, account, time, region, resources, detail) are accepted and type-checked,
+ * and a key EventBridge adds beyond them is let through: it adds `replay-name` to replayed events
+ * and may add more, and no envelope key changes what the product does, so a stray one cannot make
+ * it do something else. The `detail` is what the product acts on: EC2 defines it as exactly
+ * `instance-id` and `state`, so any other key there means the input is not that event (a
+ * hand-written one with a typo), and it is refused, naming the key.
+ */
+const stateChangeEvent = z.looseObject({
+  version: z.string().optional(),
+  id: z.string().optional(),
   'detail-type': z.literal('EC2 Instance State-change Notification'),
+  source: z.literal('aws.ec2'),
+  account: z.string().optional(),
   time: z.string().optional(),
-  detail: z.object({
+  region: z.string().optional(),
+  resources: z.array(z.string()).optional(),
+  'replay-name': z.string().optional(),
+  detail: z.strictObject({
     'instance-id': instanceId,
-    state: z.string().min(1),
+    state: z.string().min(1, 'expected a state name'),
   }),
 });
 
 /** The input of a scheduled onboarding retry (written by the product itself, or by hand). */
-const onboardRetry = z.object({
-  instanceId,
-  attempt: z.number().int().min(1).max(1000),
-});
+const onboardRetry = z.strictObject({ instanceId, attempt });
 
 /**
  * A request to onboard an instance again because a fleet audit found it unmonitored (written by
  * the audit, or by hand): `{ "instanceId": "i-...", "remediate": true, "requestedBy": "audit" }`.
  */
-const remediateRequest = z.object({
+const remediateRequest = z.strictObject({
   instanceId,
   remediate: z.literal(true),
-  requestedBy: z.string().min(1).max(200).optional(),
+  requestedBy: z.string().min(1, 'expected 1 to 200 characters').max(200, 'expected 1 to 200 characters').optional(),
 });
 
 /** What started an onboarding invocation. */
@@ -43,20 +56,82 @@ export class InvalidInputError extends Error {
   override name = 'InvalidInputError';
 }
 
-function explain(error: z.ZodError): string {
+const expectedNames: Record<string, string> = {
+  string: 'a string',
+  number: 'a number',
+  int: 'a whole number',
+  boolean: 'true or false',
+  object: 'an object',
+  array: 'an array',
+};
+
+/** A short, safe description of a value found in an input (never the whole of a huge string). */
+function received(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (typeof value === 'string') return `string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value)}`;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return `${typeof value} ${String(value)}`;
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  return typeof value === 'object' ? 'an object' : typeof value;
+}
+
+/** The value at `path` in an input, by own properties only (a key named "constructor" is data). */
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let value = input;
+  for (const key of path) {
+    if (value === null || typeof value !== 'object' || !Object.hasOwn(value, key)) return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
+}
+
+const keyName = (key: string) => (/^[\w.-]+$/.test(key) ? key : JSON.stringify(key));
+
+/**
+ * One line per problem of an input, each naming its key: `instanceId: expected a string, got
+ * number 42`, `dryRun: unknown key`, `attempt: missing, expected a number`. `(input)` is the input
+ * as a whole.
+ *
+ * @example
+ * throw new InvalidInputError(`check: expected { instanceId, attempt? }: ${describeInputProblems(parsed.error, input)}`);
+ */
+export function describeInputProblems(error: z.ZodError, input: unknown): string {
   return error.issues
-    .map((issue) => `${issue.path.length ? issue.path.join('.') : '(input)'}: ${issue.message}`)
+    .flatMap((issue) => {
+      const at = issue.path.map(String).join('.');
+      const name = at || '(input)';
+      if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => `${at ? `${at}.` : ''}${keyName(key)}: unknown key`);
+      const value = valueAt(input, issue.path);
+      if (issue.code === 'invalid_type') {
+        const expected = expectedNames[issue.expected] ?? issue.expected;
+        return [value === undefined ? `${name}: missing, expected ${expected}` : `${name}: expected ${expected}, got ${received(value)}`];
+      }
+      if (issue.code === 'invalid_value') {
+        const expected = issue.values.map((option) => JSON.stringify(option)).join(' or ');
+        return [value === undefined ? `${name}: missing, expected ${expected}` : `${name}: expected ${expected}, got ${received(value)}`];
+      }
+      return [`${name}: ${issue.message}, got ${received(value)}`];
+    })
     .join('; ');
 }
 
+const hasKey = (input: unknown, ...keys: string[]): boolean =>
+  typeof input === 'object' && input !== null && !Array.isArray(input) && keys.some((key) => Object.hasOwn(input, key));
+
+/** An EventBridge event, as opposed to one of the product's own inputs: it has the envelope's keys. */
+const looksLikeEvent = (input: unknown) => hasKey(input, 'source', 'detail-type', 'detail');
+
 /**
  * Reads an onboarding trigger: an EC2 state-change event, `{ instanceId, attempt }` from a
- * scheduled retry, or `{ instanceId, remediate: true }` from an audit. Anything else is rejected
- * with {@link InvalidInputError}.
+ * scheduled retry, or `{ instanceId, remediate: true, requestedBy? }` from an audit. Which one an
+ * input means is told by its keys (the envelope's, `remediate`, `attempt`); it is then read with
+ * that schema only, so the error names what is wrong with it and nothing about the others. Any
+ * other input, or a key none of them has, is rejected with {@link InvalidInputError}.
  */
 export function parseOnboardTrigger(input: unknown): OnboardTrigger {
-  const asEvent = stateChangeEvent.safeParse(input);
-  if (asEvent.success) {
+  if (looksLikeEvent(input)) {
+    const asEvent = stateChangeEvent.safeParse(input);
+    if (!asEvent.success) throw new InvalidInputError(`onboard: not an EC2 instance state-change event: ${describeInputProblems(asEvent.error, input)}`);
     return {
       kind: 'state-change',
       instanceId: asEvent.data.detail['instance-id'],
@@ -64,28 +139,29 @@ export function parseOnboardTrigger(input: unknown): OnboardTrigger {
       time: asEvent.data.time,
     };
   }
-  const asRemediation = remediateRequest.safeParse(input);
-  if (asRemediation.success) {
+  if (hasKey(input, 'remediate')) {
+    const asRemediation = remediateRequest.safeParse(input);
+    if (!asRemediation.success) {
+      throw new InvalidInputError(`onboard: not a remediation { instanceId, remediate: true, requestedBy? }: ${describeInputProblems(asRemediation.error, input)}`);
+    }
     return { kind: 'remediate', instanceId: asRemediation.data.instanceId, requestedBy: asRemediation.data.requestedBy };
   }
-  const asRetry = onboardRetry.safeParse(input);
-  if (asRetry.success) return { kind: 'retry', ...asRetry.data };
-  const looksLikeEvent = typeof input === 'object' && input !== null && 'detail' in input;
-  throw new InvalidInputError(
-    `onboard: not an EC2 state-change event, a retry { instanceId, attempt } nor a remediation { instanceId, remediate: true }: ${explain(
-      looksLikeEvent ? asEvent.error : asRetry.error,
-    )}`,
-  );
+  if (hasKey(input, 'attempt')) {
+    const asRetry = onboardRetry.safeParse(input);
+    if (!asRetry.success) throw new InvalidInputError(`onboard: not a retry { instanceId, attempt }: ${describeInputProblems(asRetry.error, input)}`);
+    return { kind: 'retry', ...asRetry.data };
+  }
+  const expected = 'onboard: expected an EC2 state-change event, a retry { instanceId, attempt } or a remediation { instanceId, remediate: true }';
+  const idOnly = z.strictObject({ instanceId }).safeParse(input);
+  if (!idOnly.success) throw new InvalidInputError(`${expected}: ${describeInputProblems(idOnly.error, input)}`);
+  throw new InvalidInputError(`${expected}: (input): an instance id alone is not enough: add "attempt" (a scheduled retry) or "remediate": true (a remediation)`);
 }
 
 /**
  * The input of a check: `{ instanceId, attempt }` from its schedule, or `{ instanceId }` by hand
  * (no attempt: it runs as the next one). Unknown keys are refused.
  */
-const checkRequest = z.strictObject({
-  instanceId,
-  attempt: z.number().int().min(1).max(1000).optional(),
-});
+const checkRequest = z.strictObject({ instanceId, attempt: attempt.optional() });
 
 export interface CheckRequest {
   instanceId: string;
@@ -95,7 +171,7 @@ export interface CheckRequest {
 /** Reads a checker invocation's input, rejecting anything else with {@link InvalidInputError}. */
 export function parseCheckRequest(input: unknown): CheckRequest {
   const parsed = checkRequest.safeParse(input);
-  if (!parsed.success) throw new InvalidInputError(`check: expected { "instanceId": "i-..." }: ${explain(parsed.error)}`);
+  if (!parsed.success) throw new InvalidInputError(`check: expected { instanceId, attempt? }: ${describeInputProblems(parsed.error, input)}`);
   return { instanceId: parsed.data.instanceId, attempt: parsed.data.attempt };
 }
 
@@ -117,17 +193,17 @@ const offboardByHand = z.strictObject({ instanceId });
  * `{ instanceId }` by hand. Anything else is rejected with {@link InvalidInputError}.
  */
 export function parseOffboardRequest(input: unknown): OffboardRequest {
-  const asEvent = stateChangeEvent.safeParse(input);
-  if (asEvent.success) {
+  if (looksLikeEvent(input)) {
+    const asEvent = stateChangeEvent.safeParse(input);
+    if (!asEvent.success) throw new InvalidInputError(`offboard: not an EC2 instance state-change event: ${describeInputProblems(asEvent.error, input)}`);
     const { 'instance-id': id, state } = asEvent.data.detail;
     if (state === 'terminated' || state === 'shutting-down') return { instanceId: id, state: 'terminated' };
     if (state === 'stopped' || state === 'stopping') return { instanceId: id, state: 'stopped' };
     return { instanceId: id, ignore: `state ${state} is neither a stop nor a termination` };
   }
   const byHand = offboardByHand.safeParse(input);
-  if (byHand.success) return { instanceId: byHand.data.instanceId };
-  const looksLikeEvent = typeof input === 'object' && input !== null && 'detail' in input;
-  throw new InvalidInputError(
-    `offboard: not an EC2 state-change event nor { "instanceId": "i-..." }: ${explain(looksLikeEvent ? asEvent.error : byHand.error)}`,
-  );
+  if (!byHand.success) {
+    throw new InvalidInputError(`offboard: expected an EC2 state-change event or { instanceId }: ${describeInputProblems(byHand.error, input)}`);
+  }
+  return { instanceId: byHand.data.instanceId };
 }

@@ -1,23 +1,25 @@
 import * as z from 'zod';
 import type { TagMatch } from '../settings.js';
-import { InvalidInputError } from '../triggers.js';
+import { describeInputProblems, InvalidInputError } from '../triggers.js';
 
 const tag = z
   .string()
   .trim()
-  .min(1)
+  .min(1, 'an empty tag: expected key=value or key')
   .transform((text): TagMatch => {
     const at = text.indexOf('=');
     return at < 0 ? { key: text } : { key: text.slice(0, at), value: text.slice(at + 1) };
   });
 
 /**
- * The audit function's input, by hand or from its schedule. Every field is optional: `{}` (or a
- * scheduled event's own fields, which are ignored) audits every running instance of the region.
+ * The audit function's input, by hand or from its schedule (which sends `{"publish":true}`). Every
+ * field is optional: `{}` audits every running instance of the region. Strict: a key it does not
+ * know is refused, naming it, because a dropped one changes what is done (`instanceId` for
+ * `instanceIds` would audit, and remediate, every instance; `dryrun` would remediate for real).
  */
-const auditRequest = z.object({
+const auditRequest = z.strictObject({
   tags: z.array(tag).default([]),
-  instanceIds: z.array(z.string().regex(/^i-[0-9a-f]{8,17}$/, 'not an EC2 instance id')).max(200).default([]),
+  instanceIds: z.array(z.string().regex(/^i-[0-9a-f]{8,17}$/, 'not an EC2 instance id')).max(200, 'at most 200 instance ids').default([]),
   remediate: z.boolean().default(false),
   dryRun: z.boolean().default(false),
   /** Publish the summary to the stack's SNS topic. */
@@ -35,12 +37,11 @@ export type AuditRequest = z.infer<typeof auditRequest>;
  * parseAuditRequest({ tags: ['team=web'], remediate: true, dryRun: true });
  */
 export function parseAuditRequest(input: unknown): AuditRequest {
-  const parsed = auditRequest.safeParse(input ?? {});
+  const request = input ?? {};
+  const parsed = auditRequest.safeParse(request);
   if (!parsed.success) {
     throw new InvalidInputError(
-      `audit: expected { tags?, instanceIds?, remediate?, dryRun?, publish?, rows? }: ${parsed.error.issues
-        .map((issue) => `${issue.path.join('.') || '(input)'}: ${issue.message}`)
-        .join('; ')}`,
+      `audit: expected { tags?, instanceIds?, remediate?, dryRun?, publish?, rows? }: ${describeInputProblems(parsed.error, request)}`,
     );
   }
   return parsed.data;

@@ -25,14 +25,14 @@ describe('agent configs', () => {
     expect(config.metrics.aggregation_dimensions).toEqual([['InstanceId']]);
     expect(config.metrics.append_dimensions).toEqual({ InstanceId: '${aws:InstanceId}' });
     expect(config.metrics.metrics_collected.disk?.drop_device).toBe(true);
-    expect(metricsPublishedBy(renderedAgentConfigs(defaults).linux)).toEqual([
+    expect(metricsPublishedBy(renderedAgentConfigs(defaults).linux, 'linux')).toEqual([
       { namespace: 'CloudWatch/TestMetrics', metricName: 'MEMORY_USED', measures: 'memory-used-percent' },
       { namespace: 'CloudWatch/TestMetrics', metricName: 'DISK_USED', measures: 'disk-used-percent' },
     ]);
   });
 
   it('the Windows config never publishes a free-space value under a *_USED name', () => {
-    const published = metricsPublishedBy(renderedAgentConfigs(defaults).windows);
+    const published = metricsPublishedBy(renderedAgentConfigs(defaults).windows, 'windows');
     expect(published.map((m) => m.metricName)).toEqual(['MEMORY_USED', 'DISK_FREE']);
     for (const metric of published) {
       if (metric.measures === 'disk-free-percent') expect(metric.metricName).not.toMatch(/_USED$/);
@@ -42,7 +42,7 @@ describe('agent configs', () => {
   it('renders the namespace and names from the settings, escaped for JSON', () => {
     const rendered = renderedAgentConfigs({ namespace: 'Team "A"/Hosts', memory: 'MEM', disk: 'DSK', windowsDiskFree: 'FREE' });
     expect((JSON.parse(rendered.linux) as RenderedConfig).metrics.namespace).toBe('Team "A"/Hosts');
-    expect(metricsPublishedBy(rendered.windows).map((m) => m.metricName)).toEqual(['MEM', 'FREE']);
+    expect(metricsPublishedBy(rendered.windows, 'windows').map((m) => m.metricName)).toEqual(['MEM', 'FREE']);
   });
 
   it('fails on a placeholder it does not know, naming it', () => {
@@ -54,7 +54,50 @@ describe('agent configs', () => {
   it('a config without the {InstanceId} aggregation publishes nothing the checker can query', () => {
     const template = readAgentConfigTemplate('linux').replace('"aggregation_dimensions": [["InstanceId"]],', '');
     const values = { namespace: 'n', memoryMetric: 'm', diskMetric: 'd', windowsDiskFreeMetric: 'f' };
-    expect(metricsPublishedBy(renderAgentConfig(template, values))).toEqual([]);
+    expect(metricsPublishedBy(renderAgentConfig(template, values), 'linux')).toEqual([]);
+  });
+
+  describe('a measurement without a rename is published under the name the agent gives it', () => {
+    const config = (collected: Record<string, unknown>) =>
+      JSON.stringify({ metrics: { namespace: 'NS', aggregation_dimensions: [['InstanceId']], metrics_collected: collected } });
+
+    it('Linux: <section>_<measurement>, with or without the section prefix in the name', () => {
+      const published = metricsPublishedBy(
+        config({
+          mem: { measurement: ['used_percent'] },
+          disk: { measurement: [{ name: 'used_percent', unit: 'Percent' }], resources: ['/'] },
+        }),
+        'linux',
+      );
+      expect(published).toEqual([
+        { namespace: 'NS', metricName: 'mem_used_percent', measures: 'memory-used-percent' },
+        { namespace: 'NS', metricName: 'disk_used_percent', measures: 'disk-used-percent' },
+      ]);
+      expect(metricsPublishedBy(config({ mem: { measurement: ['mem_used_percent'] }, disk: { measurement: ['disk_used_percent'] } }), 'linux').map((m) => m.metricName)).toEqual([
+        'mem_used_percent',
+        'disk_used_percent',
+      ]);
+    });
+
+    it('Windows: "<object> <counter>"', () => {
+      const published = metricsPublishedBy(
+        config({
+          Memory: { measurement: ['% Committed Bytes In Use'] },
+          LogicalDisk: { measurement: [{ name: '% Free Space', unit: 'Percent' }], resources: ['C:'] },
+        }),
+        'windows',
+      );
+      expect(published).toEqual([
+        { namespace: 'NS', metricName: 'Memory % Committed Bytes In Use', measures: 'memory-used-percent' },
+        { namespace: 'NS', metricName: 'LogicalDisk % Free Space', measures: 'disk-free-percent' },
+      ]);
+    });
+
+    it('a measurement is read in its own section: used_percent of mem is memory, not disk', () => {
+      expect(metricsPublishedBy(config({ mem: { measurement: [{ name: 'used_percent', rename: 'MEM' }] } }), 'linux')).toEqual([
+        { namespace: 'NS', metricName: 'MEM', measures: 'memory-used-percent' },
+      ]);
+    });
   });
 
   it('both rendered configs fit a standard SSM parameter (4 KB)', () => {
@@ -62,7 +105,7 @@ describe('agent configs', () => {
   });
 
   it.each(['linux', 'windows'] as const)('the metrics queried for %s are exactly the ones its deployed config produces', (os) => {
-    const published = metricsPublishedBy(renderedAgentConfigs(defaults)[os]);
+    const published = metricsPublishedBy(renderedAgentConfigs(defaults)[os], os);
     expect(expectedMetrics(os, defaults)).toEqual(published);
   });
 });

@@ -236,6 +236,7 @@ describe('a terminated or stopped instance', () => {
     scheduler.on(DeleteScheduleCommand, { Name: `cwap-dev-check-${instanceId}-2` }).resolves({});
 
     expect(await check(2)).toMatchObject({ action: 'gone', status: 'gone' });
+    expect(table.record?.expiresAt).toBe(Math.floor(now.getTime() / 1000) + 90 * 86_400);
     expect(cloudwatch).toHaveReceivedCommandWith(DescribeAlarmsCommand, { AlarmNamePrefix: `cwap-dev-${instanceId}-` });
     expect(cloudwatch).toHaveReceivedCommandWith(DeleteAlarmsCommand, { AlarmNames: names });
     expect(scheduler.commandCalls(DeleteScheduleCommand).map((call) => call.args[0].input.Name)).toEqual([

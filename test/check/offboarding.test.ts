@@ -3,9 +3,10 @@ import { DeleteAlarmsCommand, DescribeAlarmsCommand } from '@aws-sdk/client-clou
 import { DescribeInstancesCommand } from '@aws-sdk/client-ec2';
 import { DeleteScheduleCommand } from '@aws-sdk/client-scheduler';
 import { offboardingOutcome, runOffboarding } from '../../shared/offboarding.js';
+import { parseSettings } from '../../shared/settings.js';
 import { parseOffboardRequest } from '../../shared/triggers.js';
 import { awsError, cloudwatch, ec2, ec2Instance, givenInstance, resetAws, scheduler, table } from './check-harness.js';
-import { instanceId, settings } from './fixtures.js';
+import { env, instanceId, settings } from './fixtures.js';
 
 const stateChange = (state: string) => ({
   source: 'aws.ec2',
@@ -13,6 +14,8 @@ const stateChange = (state: string) => ({
   detail: { 'instance-id': instanceId, state },
 });
 const memoryAlarm = `cwap-dev-${instanceId}-MEMORY_USED-missing`;
+const now = new Date('2026-01-10T12:00:00.000Z');
+const daysFromNow = (days: number) => Math.floor(now.getTime() / 1000) + days * 86_400;
 
 beforeEach(() => {
   resetAws({ status: 'healthy', checkAttempts: 1 });
@@ -27,6 +30,22 @@ describe('offboarding a terminated instance', () => {
     expect(scheduler).toHaveReceivedCommandWith(DeleteScheduleCommand, { Name: `cwap-dev-check-${instanceId}-2`, GroupName: 'default' });
     expect(table.record).toMatchObject({ status: 'gone', reason: 'instance terminated' });
     expect(ec2).not.toHaveReceivedCommand(DescribeInstancesCommand);
+  });
+
+  it('the gone record expires (DynamoDB TTL attribute expiresAt, epoch seconds) GONE_RECORD_RETENTION_DAYS after the termination', async () => {
+    await runOffboarding(parseOffboardRequest(stateChange('terminated')), settings, now);
+    expect(table.record).toMatchObject({ status: 'gone', expiresAt: daysFromNow(90) });
+
+    resetAws({ status: 'healthy', checkAttempts: 1 });
+    await runOffboarding({ instanceId, state: 'terminated' }, { ...settings, goneRecordRetentionDays: 7 }, now);
+    expect(table.record?.expiresAt).toBe(daysFromNow(7));
+  });
+
+  it('a second termination event keeps the expiry the record got when it became gone', async () => {
+    resetAws({ status: 'gone', reason: 'instance terminated', expiresAt: daysFromNow(90) });
+    await runOffboarding({ instanceId, state: 'terminated' }, settings, new Date(now.getTime() + 3_600_000));
+    expect(table.writes).toHaveLength(1);
+    expect(table.record).toMatchObject({ status: 'gone', expiresAt: daysFromNow(90) });
   });
 
   it('an instance the product never recorded still has its alarms looked up, and no record is created', async () => {
@@ -50,6 +69,15 @@ describe('offboarding a stopped instance', () => {
     expect(result).toMatchObject({ action: 'cleaned', status: 'stopped', alarms: [memoryAlarm] });
     expect(cloudwatch).toHaveReceivedCommandWith(DeleteAlarmsCommand, { AlarmNames: [memoryAlarm] });
     expect(table.record).toMatchObject({ status: 'stopped', reason: 'instance stopped', alarmNames: undefined });
+    expect(table.record?.expiresAt).toBeUndefined();
+  });
+
+  it('a record that is no longer gone loses its expiry (a stop recorded after a gone one)', async () => {
+    resetAws({ status: 'gone', reason: 'instance terminated', expiresAt: daysFromNow(90) });
+    givenInstance(ec2Instance({ State: { Name: 'stopped' } }));
+    await runOffboarding(parseOffboardRequest(stateChange('stopped')), parseSettings({ ...env, GONE_RECORD_RETENTION_DAYS: '30' }), now);
+    expect(table.record?.status).toBe('stopped');
+    expect(table.record).not.toHaveProperty('expiresAt');
   });
 
   it('a stop event that arrives after the instance was started again deletes nothing and writes nothing', async () => {

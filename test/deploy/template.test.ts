@@ -222,12 +222,20 @@ let template: Template;
 let overridden: Template;
 /** The package directories of `template` and `overridden`, for the linters. */
 const packages: string[] = [];
+/** What osls resolved for the default packaging (serverless-state.json): the esbuild options. */
+let packagedService: { custom: { esbuild: { target: string } }; provider: { runtime: string } };
 
 beforeAll(async () => {
   // One after the other: both packagings share serverless-esbuild's work folder (.esbuild/).
   packages.push(await packageStack());
-  packages.push(await packageStack('--param', 'namespace=Team/Custom', '--param', 'memoryMetric=MEM_PCT', '--param', 'auditSchedule=rate(1 day)', '--param', 'alertEmail=ops@example.com', '--param', 'checkMaxAttempts=5'));
+  packages.push(
+    await packageStack(
+      '--param', 'namespace=Team/Custom', '--param', 'memoryMetric=MEM_PCT', '--param', 'auditSchedule=rate(1 day)',
+      '--param', 'alertEmail=ops@example.com', '--param', 'checkMaxAttempts=5', '--param', 'goneRecordRetentionDays=30',
+    ),
+  );
   [template, overridden] = packages.map(readTemplate) as [Template, Template];
+  packagedService = (JSON.parse(readFileSync(path.join(packages[0]!, 'serverless-state.json'), 'utf8')) as { service: typeof packagedService }).service;
 }, 180_000);
 
 afterAll(() => {
@@ -263,6 +271,15 @@ describe('the packaged stack', () => {
       SourceArn: `arn:aws:events:${region}:${account}:rule/${rule.Properties.Name}`,
     });
     expect(ruleName).toMatch(/EventBridgeRule$/);
+  });
+
+  it('runs every function on nodejs24.x, with bundles built for Node 24', () => {
+    // nodejs22.x is deprecated on Lambda from 2027-04-30; nodejs24.x is supported until 2028-04-30.
+    const functions = resourcesOfType(template, 'AWS::Lambda::Function').map(([, f]) => f.Properties);
+    expect(functions).toHaveLength(4);
+    for (const fn of functions) expect(fn.Runtime, fn.FunctionName).toBe('nodejs24.x');
+    expect(packagedService.provider.runtime).toBe('nodejs24.x');
+    expect(packagedService.custom.esbuild.target).toBe('node24');
   });
 
   it('has the onboard and check functions on a supported Node.js runtime (22 or newer)', () => {
@@ -313,6 +330,14 @@ describe('the packaged stack', () => {
     expect(table.Properties.AttributeDefinitions).toEqual([{ AttributeName: 'instanceId', AttributeType: 'S' }]);
     expect(table.Properties.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
     expect(table.Properties.TimeToLiveSpecification).toEqual({ AttributeName: 'expiresAt', Enabled: true });
+  });
+
+  it('gives every function that records an instance gone the record retention, 90 days unless goneRecordRetentionDays says otherwise', () => {
+    for (const name of ['onboard', 'check', 'offboard'].map((fn) => `cw-agent-autopilot-test-${fn}`)) {
+      expect(parseSettings(environmentOf(template, functionNamed(template, name))).goneRecordRetentionDays, name).toBe(90);
+      expect(environmentOf(template, functionNamed(template, name)).GONE_RECORD_RETENTION_DAYS, name).toBe('90');
+      expect(parseSettings(environmentOf(overridden, functionNamed(overridden, name))).goneRecordRetentionDays, name).toBe(30);
+    }
   });
 
   it('deploys the install-and-configure Command document exactly as the repo file', () => {
@@ -465,9 +490,37 @@ describe('the packaged stack', () => {
       }
       expect(allowing(template, role, 'dynamodb:UpdateItem'), `${role} never updates in place`).toEqual([]);
     }
-    for (const action of ['ec2:DescribeInstances', 'ec2:AssociateIamInstanceProfile', 'iam:GetInstanceProfile', 'iam:ListAttachedRolePolicies', 'ssm:DescribeInstanceInformation', 'ssm:GetCommandInvocation']) {
+    for (const action of ['ec2:DescribeInstances', 'ec2:AssociateIamInstanceProfile', 'iam:GetInstanceProfile', 'iam:ListAttachedRolePolicies', 'ssm:DescribeInstanceInformation']) {
       expect(allowing(template, 'OnboardRole', action), action).toHaveLength(1);
     }
+  });
+
+  it('gives onboard exactly the actions its code calls, each on its own resources', () => {
+    const onboardName = 'cw-agent-autopilot-test-onboard';
+    const granted = iamStatements(template)
+      .filter(({ where }) => where.startsWith('OnboardRole/'))
+      .map(({ statement }) => asList(statement.Action).map((action) => [action, statement.Resource] as const))
+      .flat();
+    const instances = `arn:aws:ec2:${region}:${account}:instance/*`;
+    // iam:PassRole appears twice (agent role to EC2, scheduler role to Scheduler; tested above).
+    expect(granted.filter(([action]) => action !== 'iam:PassRole')).toEqual([
+      ['logs:CreateLogStream', `arn:aws:logs:${region}:${account}:log-group:/aws/lambda/${onboardName}:*`],
+      ['logs:PutLogEvents', `arn:aws:logs:${region}:${account}:log-group:/aws/lambda/${onboardName}:*`],
+      ['sns:Publish', `arn:aws:sns:${region}:${account}:cwap-test-alerts`],
+      ['dynamodb:GetItem', `arn:aws:dynamodb:${region}:${account}:table/cwap-test-state`],
+      ['dynamodb:PutItem', `arn:aws:dynamodb:${region}:${account}:table/cwap-test-state`],
+      ['ec2:DescribeInstances', '*'],
+      ['ec2:DescribeIamInstanceProfileAssociations', '*'],
+      ['ec2:AssociateIamInstanceProfile', instances],
+      ['iam:GetInstanceProfile', `arn:aws:iam::${account}:instance-profile/*`],
+      ['iam:ListAttachedRolePolicies', `arn:aws:iam::${account}:role/*`],
+      ['iam:AttachRolePolicy', `arn:aws:iam::${account}:role/*`],
+      // Onboarding only sends the install command; the checker reads its outcome.
+      ['ssm:DescribeInstanceInformation', '*'],
+      ['ssm:SendCommand', [`arn:aws:ssm:${region}:${account}:document/cwap-test-install-and-configure`, instances]],
+      ['scheduler:CreateSchedule', `arn:aws:scheduler:${region}:${account}:schedule/cwap-test/cwap-test-*`],
+    ]);
+    expect(granted.filter(([action]) => action === 'iam:PassRole')).toHaveLength(2);
   });
 
   it('outputs the names an operator looks for', () => {
@@ -631,14 +684,15 @@ describe('the checker and the offboard function', () => {
   });
 
   it('sends the record of an asynchronous invocation that failed all its retries to the alert topic, for every event-driven function', () => {
-    for (const name of ['cw-agent-autopilot-test-onboard', checkName, offboardName]) {
+    // The audit too: its optional schedule invokes it asynchronously.
+    for (const name of ['cw-agent-autopilot-test-onboard', checkName, offboardName, 'cw-agent-autopilot-test-audit']) {
       const logicalId = Object.entries(template.Resources).find(([, r]) => r.Type === 'AWS::Lambda::Function' && r.Properties.FunctionName === name)?.[0];
       const config = resourcesOfType(template, 'AWS::Lambda::EventInvokeConfig').find(([, c]) => c.Properties.FunctionName?.Ref === logicalId);
       expect(config, name).toBeDefined();
       expect(evaluate(template, config![1].Properties.DestinationConfig), name).toEqual({ OnFailure: { Destination: topicArn } });
     }
-    expect(resourcesOfType(template, 'AWS::Lambda::EventInvokeConfig')).toHaveLength(3);
-    for (const role of ['OnboardRole', 'CheckRole', 'OffboardRole']) {
+    expect(resourcesOfType(template, 'AWS::Lambda::EventInvokeConfig')).toHaveLength(4);
+    for (const role of ['OnboardRole', 'CheckRole', 'OffboardRole', 'AuditRole']) {
       expect(allowing(template, role, 'sns:Publish').map((statement) => evaluate(template, statement.Resource)), role).toEqual([topicArn]);
     }
   });

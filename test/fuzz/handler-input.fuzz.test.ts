@@ -222,3 +222,46 @@ describe('malformed input is rejected with a clear error and no AWS call', () =>
     expect(awsCalls().length).toBeGreaterThan(0);
   });
 });
+
+describe('an unknown key, a typo\'d key or a wrong type is named, and nothing is done', () => {
+  const otherId = 'i-0fedcba9876543210';
+  const eventWithDetail = (detail: unknown) => ({ ...validEvent, detail });
+
+  it.each<[keyof typeof handlers, string, unknown, string[]]>([
+    // onboard: a remediation with a dry-run flag it does not have would have remediated for real.
+    ['onboard', 'an unknown key', { instanceId: validId, remediate: true, dryRun: true }, ['dryRun: unknown key']],
+    ['onboard', 'a wrong type', { instanceId: 42 }, ['instanceId: expected a string, got number 42']],
+    ['onboard', 'a typo\'d key', { instanceID: validId, attempt: 2 }, ['instanceID: unknown key', 'instanceId: missing']],
+    ['onboard', 'a typo\'d key in the detail', eventWithDetail({ instance_id: validId, state: 'running' }), ['detail.instance_id: unknown key', 'detail.instance-id: missing']],
+    ['onboard', 'a wrong type in the detail', eventWithDetail({ 'instance-id': validId, state: 16 }), ['detail.state: expected a string, got number 16']],
+    ['check', 'an unknown key', { instanceId: validId, attempt: 1, force: true }, ['force: unknown key']],
+    ['check', 'a wrong type', { instanceId: 42 }, ['instanceId: expected a string, got number 42']],
+    ['check', 'a typo\'d key', { instance_id: validId }, ['instance_id: unknown key', 'instanceId: missing']],
+    ['offboard', 'an unknown key', { instanceId: validId, state: 'terminated' }, ['state: unknown key']],
+    ['offboard', 'a wrong type', { instanceId: 42 }, ['instanceId: expected a string, got number 42']],
+    ['offboard', 'an unknown key in the detail', eventWithDetail({ 'instance-id': validId, state: 'terminated', instanceId: otherId }), ['detail.instanceId: unknown key']],
+    // audit: a typo that used to widen the audit, and its remediation, to every instance of the region.
+    ['audit', 'a typo\'d key', { instanceId: [validId], remediate: true }, ['instanceId: unknown key']],
+    ['audit', 'an unknown key', { instanceIds: [validId], remediate: true, dryrun: true }, ['dryrun: unknown key']],
+    ['audit', 'a wrong type', { instanceIds: validId, remediate: true }, [`instanceIds: expected an array, got string "${validId}"`]],
+    ['audit', 'a wrong type of flag', { remediate: 'yes' }, ['remediate: expected true or false, got string "yes"']],
+  ])('%s: %s is rejected, naming it, with no AWS call', async (name, _case, input, named) => {
+    const error = await rejection(handlers[name], input);
+    expect(error.name, error.message).toBe('InvalidInputError');
+    expect(error.message).toMatch(new RegExp(`^${name}: `));
+    for (const text of named) expect(error.message).toContain(text);
+    expect(error.message, 'only the key that is wrong').not.toMatch(/attempt: (?!unknown)/);
+    expect(awsCalls()).toEqual([]);
+  });
+
+  it('an EC2 event keeps the envelope fields EventBridge adds (replay-name on a replay, fields it adds later)', async () => {
+    const replayed = { ...validEvent, 'replay-name': 'after-outage', 'some-future-field': 1 };
+    for (const name of ['onboard', 'offboard'] as const) {
+      for (const mock of mocks) mock.reset();
+      await handlers[name]({ ...replayed, detail: { ...validEvent.detail, state: name === 'onboard' ? 'running' : 'terminated' } }, context).catch((error: Error) => {
+        expect(error.name, `${name}: ${error.message}`).not.toBe('InvalidInputError');
+      });
+      expect(awsCalls().length, name).toBeGreaterThan(0);
+    }
+  });
+});

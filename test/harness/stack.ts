@@ -92,6 +92,7 @@ export function stackEnvironment(stage = 'test'): Record<string, string> {
     ALARM_PERIOD_SECONDS: '300',
     ALARM_EVALUATION_PERIODS: '3',
     MISSING_DATA_ALARM_MINUTES: '15',
+    GONE_RECORD_RETENTION_DAYS: '90',
     POWERTOOLS_METRICS_NAMESPACE: 'CWAgentAutopilot',
     POWERTOOLS_SERVICE_NAME: 'cw-agent-autopilot',
     POWERTOOLS_LOG_LEVEL: 'WARN',

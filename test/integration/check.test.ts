@@ -3,6 +3,7 @@
 import type { Context } from 'aws-lambda';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CloudWatchClient, DescribeAlarmsCommand, ListTagsForResourceCommand, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
+import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { EC2Client, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { GetScheduleCommand, ListSchedulesCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { metricsPublishedBy, renderedAgentConfigs, type OsFamily } from '../../shared/agent-config.js';
@@ -45,7 +46,7 @@ const scheduler = () => new SchedulerClient(localClientConfig());
 
 /** The agent's side: datapoints on exactly the series the deployed config publishes, {InstanceId} only. */
 async function agentPublishes(instanceId: string, os: OsFamily): Promise<string[]> {
-  const published = metricsPublishedBy(renderedAgentConfigs(settings.metrics)[os]);
+  const published = metricsPublishedBy(renderedAgentConfigs(settings.metrics)[os], os);
   const client = cloudwatch();
   // Collected a second ago, as the agent stamps datapoints before it sends them (and moto compares
   // to the second).
@@ -284,6 +285,13 @@ describe('terminated and stopped instances', () => {
     client.destroy();
     expect(after.Schedules ?? []).toEqual([]);
     expect((await record(instanceId)).status).toBe('gone');
+    // DynamoDB's TTL reads only a Number attribute holding epoch seconds.
+    const dynamodb = new DynamoDBClient(localClientConfig());
+    const item = await dynamodb.send(new GetItemCommand({ TableName: settings.stateTable, Key: { instanceId: { S: instanceId } } }));
+    dynamodb.destroy();
+    const expiresAt = Number(item.Item?.expiresAt?.N);
+    expect(expiresAt).toBeGreaterThanOrEqual(Math.floor(Date.now() / 1000) + 90 * 86_400 - 600);
+    expect(expiresAt).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 90 * 86_400);
     expect(await alertsSent()).toEqual([]);
   });
 

@@ -379,7 +379,7 @@ describe('deployStack', () => {
     });
     for (const os of ['linux', 'windows'] as const) {
       const parameter = await ssm.send(new GetParameterCommand({ Name: stack.settings.configParameter[os] }));
-      const published = metricsPublishedBy(parameter.Parameter?.Value ?? '{}');
+      const published = metricsPublishedBy(parameter.Parameter?.Value ?? '{}', os);
       expect(published.map((m) => m.namespace)).toEqual(published.map(() => 'Harness/Test'));
       expect(published.length).toBeGreaterThan(0);
     }

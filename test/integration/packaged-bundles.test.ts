@@ -112,7 +112,7 @@ describe('the packaged bundles, run against moto', () => {
     // moto compares datapoint timestamps to the second: publish after the launch's second.
     await new Promise((resolve) => setTimeout(resolve, 2100));
     const cloudwatch = new CloudWatchClient(localClientConfig());
-    for (const metric of metricsPublishedBy(renderedAgentConfigs(settings.metrics).windows)) {
+    for (const metric of metricsPublishedBy(renderedAgentConfigs(settings.metrics).windows, 'windows')) {
       await cloudwatch.send(
         new PutMetricDataCommand({
           Namespace: metric.namespace,

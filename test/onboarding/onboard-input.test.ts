@@ -14,10 +14,10 @@ describe('an invocation with input the function does not accept', () => {
   const eventWithBadInstance = { ...runningEvent(), detail: { 'instance-id': 'web-server-1', state: 'running' } };
 
   it.each([
-    ['an empty object', {}, /instanceId: instance id missing/],
+    ['an empty object', {}, /instanceId: missing, expected a string/],
     ['null', null, /\(input\): .*null/],
     ['a string', 'garbage', /\(input\): .*string/],
-    ['an event whose detail has no instance-id', eventWithoutInstance, /detail\.instance-id: instance id missing/],
+    ['an event whose detail has no instance-id', eventWithoutInstance, /detail\.instance-id: missing, expected a string/],
     ['an event whose instance-id is not i-xxxx', eventWithBadInstance, /detail\.instance-id: not an EC2 instance id/],
     ['a retry with attempt 0', { instanceId, attempt: 0 }, /attempt: /],
     ['a retry for something that is not an instance', { instanceId: 'i-nothex!', attempt: 2 }, /instanceId: not an EC2 instance id/],

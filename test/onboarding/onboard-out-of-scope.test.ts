@@ -11,6 +11,7 @@ import {
   instanceId,
   lastRecordWritten,
   existingRecord,
+  now,
   recordsWritten,
   resetAws,
   retryInput,
@@ -23,6 +24,8 @@ import {
 } from './onboard-harness.js';
 
 const onboard = useOnboardScenario();
+/** A gone record's expiry with the default GONE_RECORD_RETENTION_DAYS (90), epoch seconds. */
+const expiryOfGoneNow = Math.floor(now.getTime() / 1000) + 90 * 86_400;
 
 describe('the instance is terminated while it is being onboarded', () => {
   it('associating the profile fails with InvalidInstanceID.NotFound: recorded as gone, no command, the invocation succeeds', async () => {
@@ -39,6 +42,7 @@ describe('the instance is terminated while it is being onboarded', () => {
     expect(record.reason).toContain('InvalidInstanceID.NotFound');
     expect(record.lastError).toBeUndefined();
     expect(steps(record)).toEqual(['claimed', 'gone']);
+    expect(record.expiresAt).toBe(expiryOfGoneNow);
   });
 
   it('IncorrectInstanceState (stopping, or still pending) is not "gone": recorded as an error, and Lambda\'s retry finds it stopped', async () => {
@@ -70,6 +74,8 @@ describe('the instance is no longer running when onboarding looks at it', () => 
     expectInstanceUntouched();
     expect(recordsWritten()).toHaveLength(1);
     expect(lastRecordWritten()).toMatchObject({ instanceId, status, reason });
+    if (status === 'gone') expect(lastRecordWritten().expiresAt).toBe(expiryOfGoneNow);
+    else expect(lastRecordWritten()).not.toHaveProperty('expiresAt');
   });
 
   it('an EC2 event for an instance DescribeInstances does not show yet fails, so Lambda retries; nothing is changed or written', async () => {
@@ -96,7 +102,17 @@ describe('the instance is no longer running when onboarding looks at it', () => 
 
     expect(result.status).toBe('gone');
     expectInstanceUntouched();
-    expect(lastRecordWritten()).toMatchObject({ status: 'gone', reason: expect.stringContaining('EC2 does not know this instance') });
+    expect(lastRecordWritten()).toMatchObject({ status: 'gone', reason: expect.stringContaining('EC2 does not know this instance'), expiresAt: expiryOfGoneNow });
+  });
+
+  it('a record gone on a transient answer that EC2 then shows running is onboarded, and no write keeps the expiry', async () => {
+    table.seed(existingRecord({ status: 'gone', reason: 'EC2 does not know this instance', expiresAt: expiryOfGoneNow - 86_400 }));
+
+    const result = await onboard.invoke(runningEvent());
+
+    expect(result.status).toBe('checking');
+    expect(recordsWritten().length).toBeGreaterThan(1);
+    for (const record of recordsWritten()) expect(record, record.status).not.toHaveProperty('expiresAt');
   });
 });
 

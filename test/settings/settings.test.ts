@@ -71,6 +71,16 @@ describe('settings', () => {
     expect(message).toContain('(got nothing)');
   });
 
+  it('keeps a terminated instance\'s record GONE_RECORD_RETENTION_DAYS days (default 90); anything but a whole number of days from 1 to 3650 is refused, naming it', () => {
+    expect(parseSettings(required).goneRecordRetentionDays).toBe(90);
+    expect(parseSettings({ ...required, GONE_RECORD_RETENTION_DAYS: '7' }).goneRecordRetentionDays).toBe(7);
+    for (const wrong of ['0', '-1', '1.5', 'ninety', '', '3651']) {
+      const message = errorOf({ ...required, GONE_RECORD_RETENTION_DAYS: wrong }).message;
+      expect(message, wrong).toContain('GONE_RECORD_RETENTION_DAYS: ');
+      expect(message, wrong).toContain(`(got ${JSON.stringify(wrong)})`);
+    }
+  });
+
   it('rejects a retry delay shorter than Scheduler can honour', () => {
     expect(errorOf({ ...required, SSM_RETRY_DELAY_SECONDS: '5' }).message).toContain('SSM_RETRY_DELAY_SECONDS');
   });

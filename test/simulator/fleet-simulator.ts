@@ -201,7 +201,7 @@ export class FleetSimulator {
     this.#clock = clock;
     this.#options = { lambdaRetries: 2, evaluateAlarms: true, ...options };
     const configs = renderedAgentConfigs(env.stack.settings.metrics);
-    this.#published = { linux: metricsPublishedBy(configs.linux), windows: metricsPublishedBy(configs.windows) };
+    this.#published = { linux: metricsPublishedBy(configs.linux, 'linux'), windows: metricsPublishedBy(configs.windows, 'windows') };
     // The simulator's own calls go to moto directly: injected faults are for the product.
     const config = localClientConfig(env.motoUrl);
     this.#ec2 = new EC2Client(config);
