@@ -1,6 +1,7 @@
 import { PublishCommand } from '@aws-sdk/client-sns';
 import { sns } from './aws-clients.js';
 import type { Diagnosis } from './check-diagnosis.js';
+import { explain } from './check-explanation.js';
 import type { OnboardingRecord } from './onboarding-state.js';
 import type { Settings } from './settings.js';
 
@@ -59,11 +60,12 @@ export function renderAlert(input: {
   const { record, diagnosis, checks, settings } = input;
   const label = instanceLabel(record);
   const region = settings.region;
+  const explanation = explain(diagnosis);
   const body = [
     `CloudWatch agent metrics are missing for ${label}.`,
     '',
     `Diagnosis: ${diagnosis.code}`,
-    diagnosis.summary,
+    explanation.summary,
     '',
     `Instance: ${label}, ${record.os ?? 'unknown OS'}, launched ${record.launchTime ?? 'at an unknown time'}`,
     `Console: https://${region}.console.aws.amazon.com/ec2/home?region=${region}#InstanceDetails:instanceId=${record.instanceId}`,
@@ -72,10 +74,10 @@ export function renderAlert(input: {
     ...whatWasTried(record, checks).map((line) => `- ${line}`),
     '',
     'Evidence:',
-    ...diagnosis.evidence.map((line) => (line.startsWith('  |') ? `  ${line}` : `- ${line}`)),
+    ...explanation.evidence.map((line) => (line.startsWith('  |') ? `  ${line}` : `- ${line}`)),
     '',
     'Next step:',
-    diagnosis.nextStep,
+    explanation.nextStep,
     '',
     `This is the only alert for this launch of ${record.instanceId}; a recovery message follows if its metrics arrive.`,
   ].join('\n');

@@ -2,6 +2,7 @@ import { InstanceNotReachableError, sendInstallCommand } from './agent-commands.
 import { publish, renderAlert, renderRecovery } from './alerts.js';
 import { awsErrorName, describeError } from './aws-errors.js';
 import { diagnose, metricFindings, type Diagnosis, type DiagnosisCode, type MetricFindings } from './check-diagnosis.js';
+import { recordedDiagnosis } from './check-explanation.js';
 import { alertRetryAt, checkCurrency, decideAfterDiagnosis } from './check-policy.js';
 import { commandStatus } from './command-status.js';
 import { deleteInstanceAlarms, putInstanceAlarms } from './instance-alarms.js';
@@ -218,7 +219,7 @@ async function sendAlert(
 ): Promise<OnboardingRecord> {
   const claimed = await saveRecord(
     settings.stateTable,
-    advance(record, { status: 'alerting', diagnosis, checkAttempts: attempt }, 'alert-decided', now, `${diagnosis.code}: ${reason}`),
+    advance(record, { status: 'alerting', diagnosis: recordedDiagnosis(diagnosis), checkAttempts: attempt }, 'alert-decided', now, `${diagnosis.code}: ${reason}`),
   );
   const message = renderAlert({ record: claimed, diagnosis, checks: attempt, settings });
   let messageId: string;
@@ -306,7 +307,7 @@ async function checkRunning(
     case 'already-alerted': {
       const saved = await saveRecord(
         settings.stateTable,
-        advance(record, { status: 'alerted', diagnosis, checkAttempts: attempt }, 'check', now, `${diagnosis.code}; ${decision.reason}, not alerted again`),
+        advance(record, { status: 'alerted', diagnosis: recordedDiagnosis(diagnosis), checkAttempts: attempt }, 'check', now, `${diagnosis.code}; ${decision.reason}, not alerted again`),
       );
       return result('already-alerted', saved);
     }
@@ -348,7 +349,7 @@ async function checkRunning(
         settings.stateTable,
         advance(
           current,
-          { status: 'checking', checkAttempts: attempt, diagnosis, lastError: undefined },
+          { status: 'checking', checkAttempts: attempt, diagnosis: recordedDiagnosis(diagnosis), lastError: undefined },
           'check-retry',
           now,
           `${decision.reason}${resent}; check ${decision.nextAttempt} ${outcome} for ${decision.at.toISOString()}`,
