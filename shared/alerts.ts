@@ -7,24 +7,35 @@ import type { Settings } from './settings.js';
 
 /** One message for the product's SNS topic. */
 export interface AlertMessage {
-  /** SNS subjects: ASCII, one line, at most 100 characters. */
+  /** SNS subjects: printable ASCII, one line, fewer than 100 characters. */
   subject: string;
   body: string;
   /** String message attributes subscribers can filter on: severity, event, diagnosis, instanceId, os. */
   attributes: Record<string, string>;
 }
 
-const subjectLimit = 100;
+/** The Publish API reference: a subject is "less than 100 characters long". */
+const subjectLimit = 99;
 
-/** A subject SNS accepts: printable ASCII only, one line, at most 100 characters. */
+/** A subject SNS accepts: printable ASCII only, one line, fewer than 100 characters. */
 export function snsSubject(text: string): string {
   const ascii = text.replace(/\s+/g, ' ').replace(/[^\x20-\x7e]/g, '?').trim();
   return ascii.length <= subjectLimit ? ascii : `${ascii.slice(0, subjectLimit - 3)}...`;
 }
 
-/** "web-1 (i-0abc...)", or the id alone when the instance has no Name tag. */
+/** "web-1 (i-0abc...)", or the id alone when the instance has no Name tag: the name as written, for bodies. */
 export function instanceLabel(record: Pick<OnboardingRecord, 'instanceId' | 'name'>): string {
   return record.name ? `${record.name} (${record.instanceId})` : record.instanceId;
+}
+
+/**
+ * The instance as a subject names it: "web-1 (i-0abc...)" when the Name tag is printable ASCII after
+ * trimming, else the id alone. SNS subjects are ASCII only, and a name such as "웹서버-1" would
+ * become question marks there; the body and the payload carry it as written.
+ */
+export function subjectLabel(record: Pick<OnboardingRecord, 'instanceId' | 'name'>): string {
+  const name = record.name?.trim();
+  return name && /^[\x20-\x7e]+$/.test(name) ? `${name} (${record.instanceId})` : record.instanceId;
 }
 
 /** What the product did for this launch, in order, from the record. */
@@ -82,7 +93,7 @@ export function renderAlert(input: {
     `This is the only alert for this launch of ${record.instanceId}; a recovery message follows if its metrics arrive.`,
   ].join('\n');
   return {
-    subject: snsSubject(`[cw-agent-autopilot] ${label}: metrics missing - ${diagnosis.code}`),
+    subject: snsSubject(`[cw-agent-autopilot] ${subjectLabel(record)}: metrics missing - ${diagnosis.code}`),
     body,
     attributes: { severity: 'critical', event: 'alert', diagnosis: diagnosis.code, instanceId: record.instanceId, os: record.os ?? 'unknown' },
   };
@@ -102,7 +113,7 @@ export function renderRecovery(input: { record: OnboardingRecord; firstDatapoint
     'Nothing to do.',
   ].join('\n');
   return {
-    subject: snsSubject(`[cw-agent-autopilot] ${label}: recovered, metrics arrive`),
+    subject: snsSubject(`[cw-agent-autopilot] ${subjectLabel(record)}: recovered, metrics arrive`),
     body,
     attributes: {
       severity: 'info',

@@ -208,6 +208,30 @@ describe('event to alert', () => {
     expect(await alarmsOf(instanceId)).toHaveLength(4);
   });
 
+  it('names in any language: the subject names the instance by id when its Name tag is not ASCII, the body as written', async () => {
+    const hangul = await onboarded('linux', { Name: '웹서버-1' });
+    const emoji = await onboarded('windows', { Name: 'web 🚀' });
+    for (const instanceId of [hangul, emoji]) {
+      for (const attempt of [1, 2]) expect(await fireCheck(instanceId, attempt)).toMatchObject({ action: 'retry' });
+      expect(await fireCheck(instanceId, 3)).toMatchObject({ action: 'alerted', diagnosis: 'no-datapoints' });
+    }
+
+    const sent = await alertsSent();
+    expect(sent.map((message) => message.subject)).toEqual([
+      `[cw-agent-autopilot] ${hangul}: metrics missing - no-datapoints`,
+      `[cw-agent-autopilot] ${emoji}: metrics missing - no-datapoints`,
+    ]);
+    expect(sent[0]?.message).toContain(`CloudWatch agent metrics are missing for 웹서버-1 (${hangul}).`);
+    expect(sent[1]?.message).toContain(`CloudWatch agent metrics are missing for web 🚀 (${emoji}).`);
+    expect((await record(hangul)).name).toBe('웹서버-1');
+
+    await agentPublishes(hangul, 'linux');
+    expect(await check({ instanceId: hangul }, context)).toMatchObject({ action: 'healthy' });
+    const recovery = (await alertsSent())[2];
+    expect(recovery?.subject).toBe(`[cw-agent-autopilot] ${hangul}: recovered, metrics arrive`);
+    expect(recovery?.message).toContain(`CloudWatch agent metrics now arrive for 웹서버-1 (${hangul}).`);
+  });
+
   it('an install step that keeps failing is re-sent, then alerted naming the step and its error output', async () => {
     const { instanceId } = await launchInstance({ os: 'linux', tags: { Name: 'db-1' } });
     aws.ssm.register(instanceId, { platformType: 'Linux' });
