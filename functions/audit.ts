@@ -37,7 +37,7 @@ export const handler = middy<unknown, AuditResponse>()
       auditCommand: `npx cw-autopilot audit${stage === 'dev' ? '' : ` --stage ${stage}`} --region ${settings.region}`,
     });
     logger.info('audit finished', { summary: { ...report.summary, needsPerson: report.summary.needsPerson.length } });
-    const publishedMessageId = request.publish ? ((await publishAuditSummary(settings.alertTopicArn, report)) ?? null) : null;
+    const publishedMessageId = request.publish ? await publishAuditSummary(report, settings) : null;
     const instances = request.rows === 'all' ? report.instances : report.instances.filter((row) => row.status !== 'healthy');
     return { ...report, instances, publishedMessageId };
   });

@@ -4,16 +4,23 @@ import type { SeriesPresence } from './metric-queries.js';
 import type { SsmPresence } from './ssm-presence.js';
 
 /** Why an instance's metrics are missing, most fundamental first (the order they are checked). */
-export type DiagnosisCode =
-  | 'no-instance-profile'
-  | 'role-missing-policies'
-  | 'ssm-offline'
-  | 'command-not-sent'
-  | 'command-failed'
-  | 'command-timed-out'
-  | 'partial-metrics'
-  | 'no-datapoints'
-  | 'command-running';
+export const diagnosisCodes = [
+  'no-instance-profile',
+  'role-missing-policies',
+  'ssm-offline',
+  'command-not-sent',
+  'command-failed',
+  'command-timed-out',
+  'partial-metrics',
+  'no-datapoints',
+  'command-running',
+] as const;
+export type DiagnosisCode = (typeof diagnosisCodes)[number];
+
+/** The code a string names (as the state record keeps it), or null when it names none. */
+export function diagnosisCodeOf(text: string | undefined): DiagnosisCode | null {
+  return diagnosisCodes.find((code) => code === text) ?? null;
+}
 
 /** A fact a diagnosis rests on, as an AWS API reported it. {@link explain} words each one. */
 export type Evidence = NoProfileEvidence | RolePoliciesEvidence | SsmPresenceEvidence | InstallCommandEvidence | MetricsPresentEvidence | MetricsMissingEvidence;

@@ -67,6 +67,7 @@ async function becomeHealthy(
   instance: InstanceFacts,
   findings: MetricFindings,
   attempt: number,
+  scheduleNames: string[],
   settings: Settings,
   now: Date,
 ): Promise<OnboardingRecord> {
@@ -107,7 +108,7 @@ async function becomeHealthy(
     // Saved healthy first: a duplicate invocation loses the write above and sends nothing.
     let messageId: string;
     try {
-      messageId = await publish(renderRecovery({ record: saved, firstDatapointAt, alarmNames }), settings);
+      messageId = await publish(renderRecovery({ record: saved, firstDatapointAt, alarmNames, scheduleNames, settings, now }), settings);
     } catch (error) {
       // alertedAt stays set: one more scheduled check sends the recovery (checkCurrency lets a
       // healthy record with a pending recovery run it).
@@ -213,6 +214,7 @@ async function sendAlert(
   record: OnboardingRecord,
   diagnosis: Diagnosis,
   attempt: number,
+  scheduleNames: string[],
   reason: string,
   settings: Settings,
   now: Date,
@@ -221,7 +223,7 @@ async function sendAlert(
     settings.stateTable,
     advance(record, { status: 'alerting', diagnosis: recordedDiagnosis(diagnosis), checkAttempts: attempt }, 'alert-decided', now, `${diagnosis.code}: ${reason}`),
   );
-  const message = renderAlert({ record: claimed, diagnosis, checks: attempt, settings });
+  const message = renderAlert({ record: claimed, diagnosis, checks: attempt, scheduleNames, settings, now });
   let messageId: string;
   try {
     messageId = await publish(message, settings);
@@ -279,6 +281,7 @@ async function checkRunning(
   record: OnboardingRecord,
   instance: InstanceFacts,
   attempt: number,
+  scheduleNames: string[],
   settings: Settings,
   now: Date,
 ): Promise<CheckResult> {
@@ -288,7 +291,7 @@ async function checkRunning(
   const presence = await seriesPresence([{ instanceId, os: instance.os }], settings.metrics, window);
   const findings = metricFindings(expectedMetrics(instance.os, settings.metrics), presence, window, settings.metricLookbackSeconds);
   if (findings.missing.length === 0) {
-    const saved = await becomeHealthy(record, instance, findings, attempt, settings, now);
+    const saved = await becomeHealthy(record, instance, findings, attempt, scheduleNames, settings, now);
     return { instanceId, action: 'healthy', status: saved.status, reason: `${findings.present.join(', ')} arrive` };
   }
 
@@ -312,7 +315,7 @@ async function checkRunning(
       return result('already-alerted', saved);
     }
     case 'alert':
-      return result('alerted', await sendAlert(record, diagnosis, attempt, decision.reason, settings, now));
+      return result('alerted', await sendAlert(record, diagnosis, attempt, scheduleNames, decision.reason, settings, now));
     case 'retry': {
       let current = record;
       let resent = '';
@@ -389,7 +392,9 @@ export async function runCheck(input: CheckRequest, settings: Settings, now = ne
       const saved = await recordOffline(record, 'stopped', reason, settings, now);
       return { instanceId, action: 'stopped', status: saved.status, reason };
     }
-    return await checkRunning(record, instance, currency.attempt, settings, now);
+    // The schedule that invoked this check, named in what it publishes (none for a check by hand).
+    const scheduleNames = input.attempt === undefined ? [] : [scheduleName(settings, 'check', instanceId, input.attempt)];
+    return await checkRunning(record, instance, currency.attempt, scheduleNames, settings, now);
   } catch (error) {
     if (error instanceof StaleRecordError) {
       // Another invocation (a duplicate delivery, offboarding, or onboarding after a restart) wrote
