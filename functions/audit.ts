@@ -45,7 +45,7 @@ export const handler = middy<unknown, AuditResponse>()
       if (recordFleetCoverage(report.summary)) productMetrics.publishStoredMetrics();
       else logger.warn('fleet coverage not recorded: the report is partial', { failures: report.summary.failures.length });
     }
-    const publishedMessageId = request.publish ? ((await publishAuditSummary(settings.alertTopicArn, report)) ?? null) : null;
+    const publishedMessageId = request.publish ? await publishAuditSummary(report, settings) : null;
     const instances = request.rows === 'all' ? report.instances : report.instances.filter((row) => row.status !== 'healthy');
     return { ...report, instances, publishedMessageId };
   });

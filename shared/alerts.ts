@@ -1,29 +1,82 @@
 import { PublishCommand } from '@aws-sdk/client-sns';
 import { sns } from './aws-clients.js';
-import type { Diagnosis } from './check-diagnosis.js';
+import {
+  accountOf,
+  payloadEvidence,
+  payloadSchemaVersion,
+  topicAttributes,
+  type AlertPayload,
+  type PayloadEnvelope,
+  type PayloadInstance,
+  type RecoveryPayload,
+  type TopicAttributes,
+  type TopicPayload,
+} from './alert-payload.js';
+import { diagnosisCodeOf, type Diagnosis } from './check-diagnosis.js';
+import { explain } from './check-explanation.js';
 import type { OnboardingRecord } from './onboarding-state.js';
 import type { Settings } from './settings.js';
 
-/** One message for the product's SNS topic. */
-export interface AlertMessage {
-  /** SNS subjects: ASCII, one line, at most 100 characters. */
+/** One message for the product's SNS topic: text for people, a JSON payload for machines. */
+export interface TopicMessage<P extends TopicPayload = TopicPayload> {
+  /** SNS subjects: printable ASCII, one line, fewer than 100 characters. */
   subject: string;
+  /** What e-mail (and every protocol without a key of its own) receives. */
   body: string;
-  /** String message attributes subscribers can filter on: severity, event, diagnosis, instanceId, os. */
-  attributes: Record<string, string>;
+  /** What http, https, sqs, lambda and firehose subscriptions receive, as JSON. */
+  payload: P;
+  /** String message attributes subscribers filter on, derived from the payload ({@link topicAttributes}). */
+  attributes: TopicAttributes;
 }
 
-const subjectLimit = 100;
+/** Builds a message, its attributes taken from its payload. */
+export function topicMessage<P extends TopicPayload>(subject: string, body: string, payload: P): TopicMessage<P> {
+  return { subject, body, payload, attributes: topicAttributes(payload) };
+}
 
-/** A subject SNS accepts: printable ASCII only, one line, at most 100 characters. */
+/** The settings every payload's envelope names. */
+export type EnvelopeSettings = Pick<Settings, 'region' | 'alertTopicArn' | 'resourcePrefix'>;
+
+/** The envelope fields of a payload published now by this stack. */
+export function envelope<E extends PayloadEnvelope['event'], S extends PayloadEnvelope['severity']>(
+  event: E,
+  severity: S,
+  settings: EnvelopeSettings,
+  now: Date,
+): PayloadEnvelope & { event: E; severity: S } {
+  return {
+    schemaVersion: payloadSchemaVersion,
+    event,
+    severity,
+    time: now.toISOString(),
+    account: accountOf(settings.alertTopicArn),
+    region: settings.region,
+    stack: settings.resourcePrefix,
+  };
+}
+
+/** The Publish API reference: a subject is "less than 100 characters long". */
+const subjectLimit = 99;
+
+/** A subject SNS accepts: printable ASCII only, one line, fewer than 100 characters. */
 export function snsSubject(text: string): string {
   const ascii = text.replace(/\s+/g, ' ').replace(/[^\x20-\x7e]/g, '?').trim();
   return ascii.length <= subjectLimit ? ascii : `${ascii.slice(0, subjectLimit - 3)}...`;
 }
 
-/** "web-1 (i-0abc...)", or the id alone when the instance has no Name tag. */
+/** "web-1 (i-0abc...)", or the id alone when the instance has no Name tag: the name as written, for bodies. */
 export function instanceLabel(record: Pick<OnboardingRecord, 'instanceId' | 'name'>): string {
   return record.name ? `${record.name} (${record.instanceId})` : record.instanceId;
+}
+
+/**
+ * The instance as a subject names it: "web-1 (i-0abc...)" when the Name tag is printable ASCII after
+ * trimming, else the id alone. SNS subjects are ASCII only, and a name such as "웹서버-1" would
+ * become question marks there; the body and the payload carry it as written.
+ */
+export function subjectLabel(record: Pick<OnboardingRecord, 'instanceId' | 'name'>): string {
+  const name = record.name?.trim();
+  return name && /^[\x20-\x7e]+$/.test(name) ? `${name} (${record.instanceId})` : record.instanceId;
 }
 
 /** What the product did for this launch, in order, from the record. */
@@ -42,85 +95,144 @@ export function whatWasTried(record: OnboardingRecord, checks: number): string[]
   return tried;
 }
 
+function payloadInstance(record: OnboardingRecord): PayloadInstance {
+  return { id: record.instanceId, name: record.name ?? null, os: record.os ?? null, launchTime: record.launchTime ?? null };
+}
+
 /**
  * Renders the alert for an instance whose metrics are missing: the subject names the instance and
- * the diagnosis; the body says what happened, what was tried, the evidence and the next step.
+ * the diagnosis; the body says what happened, what was tried, the evidence and the next step; the
+ * payload says the same for machines.
  *
  * @example
- * const message = renderAlert({ record, diagnosis, checks: 3, settings });
+ * const message = renderAlert({ record, diagnosis, checks: 3, scheduleNames: [], settings, now });
  * await publish(message, settings);
  */
 export function renderAlert(input: {
   record: OnboardingRecord;
   diagnosis: Diagnosis;
   checks: number;
-  settings: Pick<Settings, 'region' | 'metrics'>;
-}): AlertMessage {
+  /** The schedule that ran this check, if a schedule did. */
+  scheduleNames: string[];
+  settings: EnvelopeSettings;
+  now: Date;
+}): TopicMessage<AlertPayload> {
   const { record, diagnosis, checks, settings } = input;
   const label = instanceLabel(record);
   const region = settings.region;
+  const explanation = explain(diagnosis);
+  const consoleUrl = `https://${region}.console.aws.amazon.com/ec2/home?region=${region}#InstanceDetails:instanceId=${record.instanceId}`;
+  const tried = whatWasTried(record, checks);
   const body = [
     `CloudWatch agent metrics are missing for ${label}.`,
     '',
     `Diagnosis: ${diagnosis.code}`,
-    diagnosis.summary,
+    explanation.summary,
     '',
     `Instance: ${label}, ${record.os ?? 'unknown OS'}, launched ${record.launchTime ?? 'at an unknown time'}`,
-    `Console: https://${region}.console.aws.amazon.com/ec2/home?region=${region}#InstanceDetails:instanceId=${record.instanceId}`,
+    `Console: ${consoleUrl}`,
     '',
     'What was tried:',
-    ...whatWasTried(record, checks).map((line) => `- ${line}`),
+    ...tried.map((line) => `- ${line}`),
     '',
     'Evidence:',
-    ...diagnosis.evidence.map((line) => (line.startsWith('  |') ? `  ${line}` : `- ${line}`)),
+    ...explanation.evidence.map((line) => (line.startsWith('  |') ? `  ${line}` : `- ${line}`)),
     '',
     'Next step:',
-    diagnosis.nextStep,
+    explanation.nextStep,
     '',
     `This is the only alert for this launch of ${record.instanceId}; a recovery message follows if its metrics arrive.`,
   ].join('\n');
-  return {
-    subject: snsSubject(`[cw-agent-autopilot] ${label}: metrics missing - ${diagnosis.code}`),
-    body,
-    attributes: { severity: 'critical', event: 'alert', diagnosis: diagnosis.code, instanceId: record.instanceId, os: record.os ?? 'unknown' },
-  };
+  return topicMessage(snsSubject(`[cw-agent-autopilot] ${subjectLabel(record)}: metrics missing - ${diagnosis.code}`), body, {
+    ...envelope('alert', 'critical', settings, input.now),
+    instance: payloadInstance(record),
+    diagnosis: diagnosis.code,
+    retryable: diagnosis.retryable,
+    summary: explanation.summary,
+    evidence: diagnosis.evidence.map(payloadEvidence),
+    nextStep: explanation.nextStep,
+    whatWasTried: tried,
+    checks,
+    commandId: record.commandId ?? null,
+    scheduleNames: input.scheduleNames,
+    consoleUrl,
+  });
 }
 
 /** Renders the one recovery message for an instance that alerted and now publishes its metrics. */
-export function renderRecovery(input: { record: OnboardingRecord; firstDatapointAt: string | undefined; alarmNames: string[] }): AlertMessage {
+export function renderRecovery(input: {
+  record: OnboardingRecord;
+  firstDatapointAt: string | undefined;
+  alarmNames: string[];
+  /** The schedule that ran this check, if a schedule did. */
+  scheduleNames: string[];
+  settings: EnvelopeSettings;
+  now: Date;
+}): TopicMessage<RecoveryPayload> {
   const { record } = input;
   const label = instanceLabel(record);
+  const arrive = `First datapoint seen: ${input.firstDatapointAt ?? '?'}.`;
+  const alarms = input.alarmNames.length ? `Alarms now watch it: ${input.alarmNames.join(', ')}.` : 'No alarms were created.';
+  const summary = `CloudWatch agent metrics now arrive for ${label}.`;
   const body = [
-    `CloudWatch agent metrics now arrive for ${label}.`,
+    summary,
     '',
     `It was alerted at ${record.alertedAt ?? '?'} with diagnosis ${record.alertedDiagnosis ?? '?'}.`,
-    `First datapoint seen: ${input.firstDatapointAt ?? '?'}.`,
-    input.alarmNames.length ? `Alarms now watch it: ${input.alarmNames.join(', ')}.` : 'No alarms were created.',
+    arrive,
+    alarms,
     '',
     'Nothing to do.',
   ].join('\n');
-  return {
-    subject: snsSubject(`[cw-agent-autopilot] ${label}: recovered, metrics arrive`),
-    body,
-    attributes: {
-      severity: 'info',
-      event: 'recovery',
-      diagnosis: record.alertedDiagnosis ?? 'unknown',
-      instanceId: record.instanceId,
-      os: record.os ?? 'unknown',
-    },
-  };
+  return topicMessage(snsSubject(`[cw-agent-autopilot] ${subjectLabel(record)}: recovered, metrics arrive`), body, {
+    ...envelope('recovery', 'info', input.settings, input.now),
+    instance: payloadInstance(record),
+    diagnosis: diagnosisCodeOf(record.alertedDiagnosis),
+    summary,
+    evidence: [{ kind: 'metrics-arrive', firstDatapointAt: input.firstDatapointAt ?? null, alarmNames: input.alarmNames, text: `${arrive} ${alarms}` }],
+    nextStep: null,
+    commandId: record.commandId ?? null,
+    scheduleNames: input.scheduleNames,
+    alertedAt: record.alertedAt ?? null,
+  });
 }
 
-/** Publishes a message on the product's topic. Returns the SNS message id. */
-export async function publish(message: AlertMessage, settings: Pick<Settings, 'alertTopicArn'>): Promise<string> {
+/** SNS takes at most 256 KiB a publish (the Publish API reference), message and attributes together. */
+export const maxPublishBytes = 262_144;
+
+/** The protocols whose subscribers get the JSON payload; every other protocol (e-mail, SMS) gets the text. */
+export const payloadProtocols = ['http', 'https', 'sqs', 'lambda', 'firehose'] as const;
+
+/**
+ * The `Message` of a `MessageStructure: 'json'` publish: a JSON object whose keys are protocols, each
+ * a string; `default` is what a protocol without its own key receives.
+ */
+export function structuredMessage(message: TopicMessage): string {
+  const payload = JSON.stringify(message.payload);
+  return JSON.stringify({
+    default: message.body,
+    email: message.body,
+    ...Object.fromEntries(payloadProtocols.map((protocol) => [protocol, payload])),
+  });
+}
+
+/** The bytes a publish of this message counts against {@link maxPublishBytes}. */
+export function publishedBytes(message: TopicMessage): number {
+  const attributes = Object.entries(message.attributes).reduce((sum, [name, value]) => sum + Buffer.byteLength(name) + Buffer.byteLength(String(value)) + 'String'.length, 0);
+  return Buffer.byteLength(structuredMessage(message)) + attributes;
+}
+
+/** Publishes a message on the product's topic: text for people, the payload for machines. Returns the SNS message id. */
+export async function publish(message: TopicMessage, settings: Pick<Settings, 'alertTopicArn'>): Promise<string> {
   const result = await sns.send(
     new PublishCommand({
       TopicArn: settings.alertTopicArn,
       Subject: message.subject,
-      Message: message.body,
+      MessageStructure: 'json',
+      Message: structuredMessage(message),
       MessageAttributes: Object.fromEntries(
-        Object.entries(message.attributes).map(([name, value]) => [name, { DataType: 'String', StringValue: value }]),
+        Object.entries(message.attributes)
+          .filter((entry): entry is [string, string] => typeof entry[1] === 'string')
+          .map(([name, value]) => [name, { DataType: 'String', StringValue: value }]),
       ),
     }),
   );

@@ -2,6 +2,7 @@ import { InstanceNotReachableError, sendInstallCommand } from './agent-commands.
 import { publish, renderAlert, renderRecovery } from './alerts.js';
 import { awsErrorName, describeError } from './aws-errors.js';
 import { diagnose, metricFindings, type Diagnosis, type DiagnosisCode, type MetricFindings } from './check-diagnosis.js';
+import { recordedDiagnosis } from './check-explanation.js';
 import { alertRetryAt, checkCurrency, decideAfterDiagnosis } from './check-policy.js';
 import { commandStatus } from './command-status.js';
 import { deleteInstanceAlarms, putInstanceAlarms } from './instance-alarms.js';
@@ -66,6 +67,7 @@ async function becomeHealthy(
   instance: InstanceFacts,
   findings: MetricFindings,
   attempt: number,
+  scheduleNames: string[],
   settings: Settings,
   now: Date,
 ): Promise<OnboardingRecord> {
@@ -106,7 +108,7 @@ async function becomeHealthy(
     // Saved healthy first: a duplicate invocation loses the write above and sends nothing.
     let messageId: string;
     try {
-      messageId = await publish(renderRecovery({ record: saved, firstDatapointAt, alarmNames }), settings);
+      messageId = await publish(renderRecovery({ record: saved, firstDatapointAt, alarmNames, scheduleNames, settings, now }), settings);
     } catch (error) {
       // alertedAt stays set: one more scheduled check sends the recovery (checkCurrency lets a
       // healthy record with a pending recovery run it).
@@ -212,15 +214,16 @@ async function sendAlert(
   record: OnboardingRecord,
   diagnosis: Diagnosis,
   attempt: number,
+  scheduleNames: string[],
   reason: string,
   settings: Settings,
   now: Date,
 ): Promise<OnboardingRecord> {
   const claimed = await saveRecord(
     settings.stateTable,
-    advance(record, { status: 'alerting', diagnosis, checkAttempts: attempt }, 'alert-decided', now, `${diagnosis.code}: ${reason}`),
+    advance(record, { status: 'alerting', diagnosis: recordedDiagnosis(diagnosis), checkAttempts: attempt }, 'alert-decided', now, `${diagnosis.code}: ${reason}`),
   );
-  const message = renderAlert({ record: claimed, diagnosis, checks: attempt, settings });
+  const message = renderAlert({ record: claimed, diagnosis, checks: attempt, scheduleNames, settings, now });
   let messageId: string;
   try {
     messageId = await publish(message, settings);
@@ -278,6 +281,7 @@ async function checkRunning(
   record: OnboardingRecord,
   instance: InstanceFacts,
   attempt: number,
+  scheduleNames: string[],
   settings: Settings,
   now: Date,
 ): Promise<CheckResult> {
@@ -287,7 +291,7 @@ async function checkRunning(
   const presence = await seriesPresence([{ instanceId, os: instance.os }], settings.metrics, window);
   const findings = metricFindings(expectedMetrics(instance.os, settings.metrics), presence, window, settings.metricLookbackSeconds);
   if (findings.missing.length === 0) {
-    const saved = await becomeHealthy(record, instance, findings, attempt, settings, now);
+    const saved = await becomeHealthy(record, instance, findings, attempt, scheduleNames, settings, now);
     return { instanceId, action: 'healthy', status: saved.status, reason: `${findings.present.join(', ')} arrive` };
   }
 
@@ -306,12 +310,12 @@ async function checkRunning(
     case 'already-alerted': {
       const saved = await saveRecord(
         settings.stateTable,
-        advance(record, { status: 'alerted', diagnosis, checkAttempts: attempt }, 'check', now, `${diagnosis.code}; ${decision.reason}, not alerted again`),
+        advance(record, { status: 'alerted', diagnosis: recordedDiagnosis(diagnosis), checkAttempts: attempt }, 'check', now, `${diagnosis.code}; ${decision.reason}, not alerted again`),
       );
       return result('already-alerted', saved);
     }
     case 'alert':
-      return result('alerted', await sendAlert(record, diagnosis, attempt, decision.reason, settings, now));
+      return result('alerted', await sendAlert(record, diagnosis, attempt, scheduleNames, decision.reason, settings, now));
     case 'retry': {
       let current = record;
       let resent = '';
@@ -348,7 +352,7 @@ async function checkRunning(
         settings.stateTable,
         advance(
           current,
-          { status: 'checking', checkAttempts: attempt, diagnosis, lastError: undefined },
+          { status: 'checking', checkAttempts: attempt, diagnosis: recordedDiagnosis(diagnosis), lastError: undefined },
           'check-retry',
           now,
           `${decision.reason}${resent}; check ${decision.nextAttempt} ${outcome} for ${decision.at.toISOString()}`,
@@ -388,7 +392,9 @@ export async function runCheck(input: CheckRequest, settings: Settings, now = ne
       const saved = await recordOffline(record, 'stopped', reason, settings, now);
       return { instanceId, action: 'stopped', status: saved.status, reason };
     }
-    return await checkRunning(record, instance, currency.attempt, settings, now);
+    // The schedule that invoked this check, named in what it publishes (none for a check by hand).
+    const scheduleNames = input.attempt === undefined ? [] : [scheduleName(settings, 'check', instanceId, input.attempt)];
+    return await checkRunning(record, instance, currency.attempt, scheduleNames, settings, now);
   } catch (error) {
     if (error instanceof StaleRecordError) {
       // Another invocation (a duplicate delivery, offboarding, or onboarding after a restart) wrote

@@ -3,7 +3,7 @@ import { dynamodb } from './aws-clients.js';
 import { awsErrorName } from './aws-errors.js';
 import type { OsFamily } from './agent-config.js';
 import type { ProfilePath } from './instance-profiles.js';
-import type { Diagnosis } from './check-diagnosis.js';
+import type { RecordedDiagnosis } from './check-explanation.js';
 import type { Settings } from './settings.js';
 
 /** Where an instance is in its onboarding; the record's `status`. */
@@ -48,7 +48,7 @@ export interface OnboardingRecord {
   /** Install commands re-sent by the checker for this launch. */
   reinstalls?: number;
   /** The checker's latest finding while metrics are missing. */
-  diagnosis?: Diagnosis;
+  diagnosis?: RecordedDiagnosis;
   /** When an alert was sent, and for which launch and diagnosis: one alert per launch's failure. */
   alertedAt?: string;
   alertedLaunch?: string;

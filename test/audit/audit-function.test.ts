@@ -41,7 +41,18 @@ describe('the audit function', () => {
     const published = sns.commandCalls(PublishCommand)[0]?.args[0].input;
     expect(published?.TopicArn).toBe(env.ALERT_TOPIC_ARN);
     expect(published?.Subject).toBe('cw-autopilot audit: 80.0% covered (80/100)');
-    expect(published?.Message).toContain('Needs a person');
+    expect(published?.MessageStructure).toBe('json');
+    const message = JSON.parse(published?.Message ?? '{}');
+    expect(message.default).toContain('Needs a person');
+    expect(JSON.parse(message.sqs)).toMatchObject({ event: 'audit-summary', severity: 'warning', fleet: { running: 100, healthy: 80 }, stack: env.RESOURCE_PREFIX });
+    expect(published?.MessageAttributes).toEqual({
+      event: { DataType: 'String', StringValue: 'audit-summary' },
+      severity: { DataType: 'String', StringValue: 'warning' },
+      diagnosis: { DataType: 'String', StringValue: 'none' },
+      account: { DataType: 'String', StringValue: '123456789012' },
+      region: { DataType: 'String', StringValue: 'us-east-1' },
+      schemaVersion: { DataType: 'String', StringValue: '1' },
+    });
   });
 
   it('remediates by asking the onboard function, once per remediable instance, asynchronously', async () => {

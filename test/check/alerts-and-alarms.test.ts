@@ -7,7 +7,8 @@ import { commandStatusOf, env, factsOf, instanceId, recordOf, settings } from '.
 
 describe('alert text', () => {
   const diagnosis = diagnose(factsOf({ command: commandStatusOf({ state: 'failed', status: 'Failed', step: 'installAgent', errorLines: ['E: Unable to fetch package'] }) }));
-  const alert = renderAlert({ record: recordOf({ reinstalls: 2 }), diagnosis, checks: 3, settings });
+  const now = new Date('2026-01-10T10:25:00.000Z');
+  const alert = renderAlert({ record: recordOf({ reinstalls: 2 }), diagnosis, checks: 3, scheduleNames: [], settings, now });
 
   it('the subject names the instance (Name tag and id) and the diagnosis', () => {
     expect(alert.subject).toBe(`[cw-agent-autopilot] web-1 (${instanceId}): metrics missing - command-failed`);
@@ -22,19 +23,43 @@ describe('alert text', () => {
     expect(alert.body).toContain(`https://us-east-1.console.aws.amazon.com/ec2/home?region=us-east-1#InstanceDetails:instanceId=${instanceId}`);
   });
 
-  it('subscribers can filter on severity, event, diagnosis and instance', () => {
-    expect(alert.attributes).toEqual({ severity: 'critical', event: 'alert', diagnosis: 'command-failed', instanceId, os: 'linux' });
+  it('subscribers can filter on severity, event, diagnosis and instance, and on the account, region and payload version', () => {
+    expect(alert.attributes).toEqual({
+      severity: 'critical',
+      event: 'alert',
+      diagnosis: 'command-failed',
+      instanceId,
+      os: 'linux',
+      account: '123456789012',
+      region: 'us-east-1',
+      schemaVersion: '1',
+    });
   });
 
-  it('a Name tag SNS cannot carry in a subject is made ASCII and cut to 100 characters', () => {
-    const subject = renderAlert({ record: recordOf({ name: `Über-${'x'.repeat(120)}` }), diagnosis, checks: 1, settings }).subject;
-    expect(subject).toHaveLength(100);
-    expect(subject).toMatch(/^[\x20-\x7e]+$/);
+  it('a Name tag that is not printable ASCII is left out of the subject, never turned into question marks; the body keeps it as written', () => {
+    for (const name of ['웹서버-1', 'web 🚀', `Über-${'x'.repeat(120)}`, 'tab\there']) {
+      const alert = renderAlert({ record: recordOf({ name }), diagnosis, checks: 1, scheduleNames: [], settings, now });
+      expect(alert.subject).toBe(`[cw-agent-autopilot] ${instanceId}: metrics missing - command-failed`);
+      expect(alert.body).toContain(`CloudWatch agent metrics are missing for ${name} (${instanceId}).`);
+    }
+    const recovery = renderRecovery({ record: recordOf({ name: '웹서버-1', alertedAt: '2026-01-10T10:20:00.000Z' }), firstDatapointAt: undefined, alarmNames: [], scheduleNames: [], settings, now });
+    expect(recovery.subject).toBe(`[cw-agent-autopilot] ${instanceId}: recovered, metrics arrive`);
+    expect(recovery.body).toContain(`CloudWatch agent metrics now arrive for 웹서버-1 (${instanceId}).`);
+  });
+
+  it('an ASCII Name tag is trimmed in the subject, and a long one cut below 100 characters', () => {
+    expect(renderAlert({ record: recordOf({ name: '  web-1  ' }), diagnosis, checks: 1, scheduleNames: [], settings, now }).subject).toBe(
+      `[cw-agent-autopilot] web-1 (${instanceId}): metrics missing - command-failed`,
+    );
+    const subject = renderAlert({ record: recordOf({ name: `db-${'x'.repeat(120)}` }), diagnosis, checks: 1, scheduleNames: [], settings, now }).subject;
+    expect(subject).toHaveLength(99);
+    expect(subject).toMatch(/^\[cw-agent-autopilot\] db-x+\.\.\.$/);
     expect(snsSubject('a\nb')).toBe('a b');
+    expect(snsSubject('é')).toBe('?');
   });
 
   it('the recovery message names the diagnosis that was alerted', () => {
-    const recovery = renderRecovery({ record: recordOf({ alertedAt: '2026-01-10T10:20:00.000Z', alertedDiagnosis: 'no-datapoints' }), firstDatapointAt: '2026-01-10T10:31:00.000Z', alarmNames: ['a'] });
+    const recovery = renderRecovery({ record: recordOf({ alertedAt: '2026-01-10T10:20:00.000Z', alertedDiagnosis: 'no-datapoints' }), firstDatapointAt: '2026-01-10T10:31:00.000Z', alarmNames: ['a'], scheduleNames: [], settings, now });
     expect(recovery.subject).toBe(`[cw-agent-autopilot] web-1 (${instanceId}): recovered, metrics arrive`);
     expect(recovery.attributes).toMatchObject({ severity: 'info', event: 'recovery', diagnosis: 'no-datapoints' });
   });

@@ -159,15 +159,22 @@ describe('the checker alerts once, in words a person can act on', () => {
     expect(sns).toHaveReceivedCommandExactlyOnceWith(PublishCommand, {
       TopicArn: settings.alertTopicArn,
       Subject: `[cw-agent-autopilot] web-1 (${instanceId}): metrics missing - no-datapoints`,
-      Message: expect.stringContaining('- checked the metrics 3 time(s)'),
+      MessageStructure: 'json',
+      Message: expect.any(String),
       MessageAttributes: {
         severity: { DataType: 'String', StringValue: 'critical' },
         event: { DataType: 'String', StringValue: 'alert' },
         diagnosis: { DataType: 'String', StringValue: 'no-datapoints' },
         instanceId: { DataType: 'String', StringValue: instanceId },
         os: { DataType: 'String', StringValue: 'linux' },
+        account: { DataType: 'String', StringValue: '123456789012' },
+        region: { DataType: 'String', StringValue: 'us-east-1' },
+        schemaVersion: { DataType: 'String', StringValue: '1' },
       },
     });
+    const published = JSON.parse(sns.commandCalls(PublishCommand)[0]?.args[0].input.Message ?? '{}');
+    expect(published.default).toContain('- checked the metrics 3 time(s)');
+    expect(JSON.parse(published.sqs)).toMatchObject({ event: 'alert', diagnosis: 'no-datapoints', checks: 3, scheduleNames: [`cwap-dev-check-${instanceId}-3`] });
     expect(table.record).toMatchObject({ status: 'alerted', alertedLaunch: launchTime, alertedDiagnosis: 'no-datapoints' });
     expect(steps()).toEqual(['alert-decided', 'alerted']);
     expect(addMetric.mock.calls.map((call) => call[0])).toEqual(['InstancesAlerted']);

@@ -6,6 +6,8 @@ import { CloudWatchClient, DescribeAlarmsCommand, ListTagsForResourceCommand, Pu
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { EC2Client, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { GetScheduleCommand, ListSchedulesCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
+import { SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
+import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { metricsPublishedBy, renderedAgentConfigs, type OsFamily } from '../../shared/agent-config.js';
 import { readRecord, type OnboardingRecord } from '../../shared/onboarding-state.js';
 import type { Settings } from '../../shared/settings.js';
@@ -13,6 +15,10 @@ import { useAws } from '../harness/aws-env.js';
 import { localClientConfig } from '../harness/client-config.js';
 import { launchInstance, stateChangeEvent } from '../harness/fleet.js';
 import { deployStack, stackEnvironment, testAccountId, testRegion } from '../harness/stack.js';
+import { payloadViolations } from '../harness/payload-schema.js';
+import { acceptsMessage, type FilterPolicy } from '../harness/sns-filter-policy.js';
+import { readmePolicies } from '../alerts/readme-policies.js';
+import { payloadOf, publishedMessages, type PublishedMessage } from '../simulator/moto-state.js';
 
 const aws = useAws();
 const stackEnv = stackEnvironment();
@@ -25,6 +31,7 @@ type Handler = (event: unknown, context: Context) => Promise<Record<string, unkn
 let onboard: Handler;
 let check: Handler;
 let offboard: Handler;
+let audit: Handler;
 let settings: Settings;
 
 const context = { functionName: 'test', awsRequestId: 'req', getRemainingTimeInMillis: () => 60_000 } as unknown as Context;
@@ -33,6 +40,7 @@ beforeAll(async () => {
   onboard = (await import('../../functions/onboard.js')).handler as unknown as Handler;
   check = (await import('../../functions/check.js')).handler as unknown as Handler;
   offboard = (await import('../../functions/offboard.js')).handler as unknown as Handler;
+  audit = (await import('../../functions/audit.js')).handler as unknown as Handler;
 });
 
 beforeEach(async () => {
@@ -95,22 +103,9 @@ async function alarmsOf(instanceId: string) {
   return result.MetricAlarms ?? [];
 }
 
-interface SnsMessage {
-  subject: string;
-  message: string;
-  attributes: Record<string, { Type?: string; Value?: string }>;
-}
-
 /** Every message published on the alert topic, read back from moto's state (GET /moto-api/data.json). */
-async function alertsSent(): Promise<SnsMessage[]> {
-  const response = await fetch(`${aws.motoUrl}/moto-api/data.json`);
-  const data = (await response.json()) as { sns?: { Topic?: { arn: string; sent_notifications: [string, string, string, SnsMessage['attributes'], unknown][] }[] } };
-  const topic = data.sns?.Topic?.find((candidate) => candidate.arn === topicArn);
-  return (topic?.sent_notifications ?? []).map(([, message, subject, attributes]) => ({ message, subject, attributes: attributes ?? {} }));
-}
-
-function attribute(message: SnsMessage, name: string): string | undefined {
-  return message.attributes[name]?.Value;
+async function alertsSent(): Promise<PublishedMessage[]> {
+  return publishedMessages(aws.motoUrl, topicArn);
 }
 
 describe('event to healthy', () => {
@@ -190,9 +185,12 @@ describe('event to alert', () => {
     expect(sent[0]?.subject).toBe(`[cw-agent-autopilot] web-1 (${instanceId}): metrics missing - no-datapoints`);
     expect(sent[0]?.message).toContain('- checked the metrics 3 time(s)');
     expect(sent[0]?.message).toContain(`on {InstanceId=${instanceId}}`);
-    expect(attribute(sent[0] as SnsMessage, 'severity')).toBe('critical');
-    expect(attribute(sent[0] as SnsMessage, 'diagnosis')).toBe('no-datapoints');
-    expect(attribute(sent[0] as SnsMessage, 'instanceId')).toBe(instanceId);
+    expect(sent[0]?.attributes.severity).toBe('critical');
+    expect(sent[0]?.attributes.diagnosis).toBe('no-datapoints');
+    expect(sent[0]?.attributes.instanceId).toBe(instanceId);
+    const payload = payloadOf(sent[0] as PublishedMessage);
+    expect(payloadViolations(payload)).toEqual([]);
+    expect(payload).toMatchObject({ event: 'alert', diagnosis: 'no-datapoints', instance: { id: instanceId, name: 'web-1', os: 'linux' }, checks: 3, scheduleNames: [`${prefix}-check-${instanceId}-3`] });
 
     // Scheduler retries the delivery; a check by hand later: still one alert.
     expect(await check({ instanceId, attempt: 3 }, context)).toMatchObject({ action: 'ignore' });
@@ -205,8 +203,38 @@ describe('event to alert', () => {
     const after = await alertsSent();
     expect(after).toHaveLength(2);
     expect(after[1]?.subject).toBe(`[cw-agent-autopilot] web-1 (${instanceId}): recovered, metrics arrive`);
-    expect(attribute(after[1] as SnsMessage, 'event')).toBe('recovery');
+    expect(after[1]?.attributes.event).toBe('recovery');
+    expect(payloadViolations(payloadOf(after[1] as PublishedMessage))).toEqual([]);
     expect(await alarmsOf(instanceId)).toHaveLength(4);
+  });
+
+  it('names in any language: the subject names the instance by id when its Name tag is not ASCII, the body as written', async () => {
+    const hangul = await onboarded('linux', { Name: '웹서버-1' });
+    const emoji = await onboarded('windows', { Name: 'web 🚀' });
+    for (const instanceId of [hangul, emoji]) {
+      for (const attempt of [1, 2]) expect(await fireCheck(instanceId, attempt)).toMatchObject({ action: 'retry' });
+      expect(await fireCheck(instanceId, 3)).toMatchObject({ action: 'alerted', diagnosis: 'no-datapoints' });
+    }
+
+    const sent = await alertsSent();
+    expect(sent.map((message) => message.subject)).toEqual([
+      `[cw-agent-autopilot] ${hangul}: metrics missing - no-datapoints`,
+      `[cw-agent-autopilot] ${emoji}: metrics missing - no-datapoints`,
+    ]);
+    expect(sent[0]?.message).toContain(`CloudWatch agent metrics are missing for 웹서버-1 (${hangul}).`);
+    expect(sent[1]?.message).toContain(`CloudWatch agent metrics are missing for web 🚀 (${emoji}).`);
+    expect((await record(hangul)).name).toBe('웹서버-1');
+    expect(sent.map((message) => payloadOf(message))).toEqual([
+      expect.objectContaining({ instance: expect.objectContaining({ id: hangul, name: '웹서버-1' }) }),
+      expect.objectContaining({ instance: expect.objectContaining({ id: emoji, name: 'web 🚀', os: 'windows' }) }),
+    ]);
+    for (const message of sent) expect(payloadViolations(payloadOf(message))).toEqual([]);
+
+    await agentPublishes(hangul, 'linux');
+    expect(await check({ instanceId: hangul }, context)).toMatchObject({ action: 'healthy' });
+    const recovery = (await alertsSent())[2];
+    expect(recovery?.subject).toBe(`[cw-agent-autopilot] ${hangul}: recovered, metrics arrive`);
+    expect(recovery?.message).toContain(`CloudWatch agent metrics now arrive for 웹서버-1 (${hangul}).`);
   });
 
   it('an install step that keeps failing is re-sent, then alerted naming the step and its error output', async () => {
@@ -258,6 +286,69 @@ describe('event to alert', () => {
     aws.faults.clear();
     expect(await fireCheck(instanceId, 4)).toMatchObject({ action: 'alerted', status: 'alerted' });
     expect(await alertsSent()).toHaveLength(1);
+  });
+});
+
+/** Subscribes a new SQS queue to the alert topic, with a filter policy or none; returns its URL. */
+async function subscribeQueue(sqs: SQSClient, sns: SNSClient, name: string, policy: FilterPolicy | undefined): Promise<string> {
+  const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: name }));
+  const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }));
+  await sns.send(
+    new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: Attributes?.QueueArn, Attributes: policy ? { FilterPolicy: JSON.stringify(policy) } : {} }),
+  );
+  if (!QueueUrl) throw new Error(`no URL for queue ${name}`);
+  return QueueUrl;
+}
+
+/** What a queue subscribed to the topic received: the SNS envelope of each message, in the order sent. */
+async function received(sqs: SQSClient, queueUrl: string): Promise<{ MessageId: string; Message: string; MessageAttributes?: Record<string, { Value: string }> }[]> {
+  const bodies: { MessageId: string; Message: string; MessageAttributes?: Record<string, { Value: string }> }[] = [];
+  for (;;) {
+    const page = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
+    if (!page.Messages?.length) return bodies;
+    bodies.push(...page.Messages.map((message) => JSON.parse(message.Body ?? '{}')));
+  }
+}
+
+describe('subscribers', () => {
+  it('alerts, recoveries and audit summaries reach each SQS subscription as moto applies its filter policy, as the SNS rules predict, with the JSON payload', async () => {
+    const sqs = new SQSClient(localClientConfig(aws.motoUrl));
+    const sns = new SNSClient(localClientConfig(aws.motoUrl));
+    const policies: Record<string, FilterPolicy | undefined> = { unfiltered: undefined, ...readmePolicies };
+    const queues = new Map<string, string>();
+    for (const [index, [purpose, policy]] of Object.entries(policies).entries()) queues.set(purpose, await subscribeQueue(sqs, sns, `subscriber-${index}`, policy));
+
+    const instanceId = await onboarded('windows', { Name: 'win-1' });
+    for (const attempt of [1, 2, 3]) await fireCheck(instanceId, attempt);
+    await agentPublishes(instanceId, 'windows');
+    expect(await check({ instanceId }, context)).toMatchObject({ action: 'healthy' });
+    expect(await audit({ publish: true }, context)).toMatchObject({ publishedMessageId: expect.any(String) });
+
+    const published = await alertsSent();
+    expect(published.map((message) => message.attributes.event)).toEqual(['alert', 'recovery', 'audit-summary']);
+    for (const message of published) expect(payloadViolations(payloadOf(message))).toEqual([]);
+    expect(payloadOf(published[2] as PublishedMessage)).toMatchObject({ event: 'audit-summary', severity: 'info', fleet: { running: 1, healthy: 1 } });
+
+    const order = (messageId: string) => published.findIndex((message) => message.messageId === messageId);
+    const eventsBy: Record<string, string[]> = {};
+    for (const [purpose, queueUrl] of queues) {
+      const bodies = (await received(sqs, queueUrl)).sort((a, b) => order(a.MessageId) - order(b.MessageId));
+      // Without raw message delivery the queue gets the SNS envelope: the sqs payload is its Message.
+      for (const body of bodies) expect(JSON.parse(body.Message)).toEqual(payloadOf(published[order(body.MessageId)] as PublishedMessage));
+      eventsBy[purpose] = bodies.map((body) => body.MessageAttributes?.event?.Value ?? '?');
+      const policy = policies[purpose];
+      const predicted = published.filter((message) => policy === undefined || acceptsMessage(policy, message.attributes));
+      expect(eventsBy[purpose], purpose).toEqual(predicted.map((message) => message.attributes.event));
+    }
+    expect(eventsBy).toEqual({
+      unfiltered: ['alert', 'recovery', 'audit-summary'],
+      'alerts for the on-call': ['alert'],
+      'everything the product publishes': ['alert', 'recovery', 'audit-summary'],
+      'Windows alerts but ssm-offline': ['alert'],
+      'audit summaries': ['audit-summary'],
+    });
+    sqs.destroy();
+    sns.destroy();
   });
 });
 

@@ -8,11 +8,35 @@ export interface PublishedMessage {
   topicArn: string;
   messageId: string;
   subject: string;
+  /**
+   * What an e-mail subscriber reads: the `default` text of a message published with
+   * `MessageStructure: 'json'`, else the message as published (CloudWatch alarm notifications).
+   */
   message: string;
+  /** The per-protocol messages (`default`, `email`, `sqs`, ...) of a `MessageStructure: 'json'` publish; undefined for a plain one. */
+  protocols: Record<string, string> | undefined;
   attributes: Record<string, string>;
 }
 
 type MotoNotification = [string, string, string | null, Record<string, { Type?: string; Value?: string }> | null, ...unknown[]];
+
+/**
+ * The protocol map of a structured publish: moto keeps the Message as published, so one with a JSON
+ * object whose every value is a string and which has `default` was published with
+ * MessageStructure json (the Publish API requires `default`).
+ */
+function protocolsOf(message: string): Record<string, string> | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(message);
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined;
+  const entries = Object.entries(parsed);
+  if (!entries.some(([key]) => key === 'default') || !entries.every(([, value]) => typeof value === 'string')) return undefined;
+  return Object.fromEntries(entries) as Record<string, string>;
+}
 
 /** Every message published on SNS topics, in order, read back from moto (`GET /moto-api/data.json`). */
 export async function publishedMessages(motoUrl: string, topicArn?: string): Promise<PublishedMessage[]> {
@@ -23,16 +47,25 @@ export async function publishedMessages(motoUrl: string, topicArn?: string): Pro
   for (const topic of data.sns?.Topic ?? []) {
     if (topicArn && topic.arn !== topicArn) continue;
     for (const [messageId, message, subject, attributes] of topic.sent_notifications ?? []) {
+      const protocols = protocolsOf(message);
       messages.push({
         topicArn: topic.arn,
         messageId,
-        message,
+        message: protocols?.default ?? message,
+        protocols,
         subject: subject ?? '',
         attributes: Object.fromEntries(Object.entries(attributes ?? {}).map(([name, value]) => [name, value?.Value ?? ''])),
       });
     }
   }
   return messages;
+}
+
+/** The JSON payload a protocol's subscribers got (`sqs` unless named), parsed; throws for a plain message. */
+export function payloadOf(message: PublishedMessage, protocol = 'sqs'): unknown {
+  const text = message.protocols?.[protocol];
+  if (text === undefined) throw new Error(`message ${message.messageId} has no ${protocol} message: it was not published with MessageStructure json`);
+  return JSON.parse(text);
 }
 
 /** Reads the product's state table straight from moto (not through the fault-injecting proxy). */
