@@ -5,7 +5,7 @@ import { parseAuditRequest } from '../shared/audit/audit-request.js';
 import { runAudit } from '../shared/audit/audit-run.js';
 import type { AuditReport } from '../shared/audit/audit-summary.js';
 import { onboardByInvoking } from '../shared/audit/remediation.js';
-import { logger } from '../shared/logger.js';
+import { logger, logInvocationResult } from '../shared/logger.js';
 import { productMetrics, recordFleetCoverage } from '../shared/product-metrics.js';
 import { parseSettings } from '../shared/settings.js';
 
@@ -22,8 +22,14 @@ export type AuditResponse = AuditReport & { publishedMessageId: string | null };
  * Remediation asks the onboard function, which runs the same code path as the EC2 event. An audit
  * of the whole region (no tags, no instance ids) records its coverage as a product metric.
  */
+/** The audit's log line: its counts, not every row (a report of 10,000 instances is megabytes). */
+function summarizeAudit(response: AuditResponse): unknown {
+  return { summary: { ...response.summary, needsPerson: response.summary.needsPerson.length }, instancesReturned: response.instances.length, publishedMessageId: response.publishedMessageId };
+}
+
 export const handler = middy<unknown, AuditResponse>()
-  .use(injectLambdaContext(logger))
+  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(logInvocationResult(summarizeAudit))
   .handler(async (event) => {
     const request = parseAuditRequest(event);
     const report = await runAudit({

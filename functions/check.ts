@@ -2,7 +2,7 @@ import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { runCheck, type CheckResult } from '../shared/checking.js';
-import { logger } from '../shared/logger.js';
+import { logger, logInvocationResult } from '../shared/logger.js';
 import { productMetrics } from '../shared/product-metrics.js';
 import { parseSettings } from '../shared/settings.js';
 import { parseCheckRequest } from '../shared/triggers.js';
@@ -16,6 +16,7 @@ const settings = parseSettings();
  * (`{ instanceId, attempt }`) or by hand (`{ instanceId }`).
  */
 export const handler = middy<unknown, CheckResult>()
-  .use(injectLambdaContext(logger))
+  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(logInvocationResult())
   .use(logMetrics(productMetrics))
   .handler(async (event) => runCheck(parseCheckRequest(event), settings));

@@ -1,7 +1,7 @@
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { runOffboarding, type OffboardingResult } from '../shared/offboarding.js';
-import { logger } from '../shared/logger.js';
+import { logger, logInvocationResult } from '../shared/logger.js';
 import { parseSettings } from '../shared/settings.js';
 import { parseOffboardRequest } from '../shared/triggers.js';
 
@@ -14,7 +14,8 @@ const settings = parseSettings();
  * by hand with `{ instanceId }`.
  */
 export const handler = middy<unknown, OffboardingResult>()
-  .use(injectLambdaContext(logger))
+  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(logInvocationResult())
   .handler(async (event) => {
     const request = parseOffboardRequest(event);
     if (request.ignore) return { instanceId: request.instanceId, action: 'ignore', status: undefined, reason: request.ignore, alarms: [], schedules: [] };

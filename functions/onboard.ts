@@ -1,6 +1,6 @@
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logger } from '../shared/logger.js';
+import { logger, logInvocationResult } from '../shared/logger.js';
 import { runOnboarding, type OnboardingResult } from '../shared/onboarding.js';
 import { parseSettings } from '../shared/settings.js';
 import { parseOnboardTrigger } from '../shared/triggers.js';
@@ -13,5 +13,6 @@ const settings = parseSettings();
  * (`{ instanceId, attempt }`).
  */
 export const handler = middy<unknown, OnboardingResult>()
-  .use(injectLambdaContext(logger))
+  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(logInvocationResult())
   .handler(async (event) => runOnboarding(parseOnboardTrigger(event), settings));

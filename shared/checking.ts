@@ -8,7 +8,7 @@ import { commandStatus } from './command-status.js';
 import { deleteInstanceAlarms, putInstanceAlarms } from './instance-alarms.js';
 import { missingRolePolicies, requiredPolicyNames, type RolePolicyFacts } from './instance-profiles.js';
 import { describeInstance, type InstanceFacts } from './instances.js';
-import { logger } from './logger.js';
+import { logAbout, logger } from './logger.js';
 import { cleanUpInstance, describeCleanup } from './offboarding.js';
 import { expectedMetrics, seriesPresence } from './metric-queries.js';
 import { advance, readRecord, saveRecord, StaleRecordError, statusChange, type OnboardingRecord, type OnboardingStatus } from './onboarding-state.js';
@@ -373,7 +373,9 @@ async function checkRunning(
  */
 export async function runCheck(input: CheckRequest, settings: Settings, now = new Date()): Promise<CheckResult> {
   const { instanceId } = input;
+  logAbout(instanceId);
   const [instance, record] = await Promise.all([describeInstance(instanceId), readRecord(settings.stateTable, instanceId)]);
+  logAbout(instanceId, instance?.launchTime ?? record?.launchTime);
   const currency = checkCurrency(input.attempt, record);
   if (!currency.run || !record) {
     const reason = currency.run ? 'no record' : currency.reason;

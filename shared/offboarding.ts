@@ -1,4 +1,4 @@
-import { logger } from './logger.js';
+import { logAbout, logger } from './logger.js';
 import { deleteInstanceAlarms } from './instance-alarms.js';
 import { describeInstance } from './instances.js';
 import { advance, readRecord, saveRecord, StaleRecordError, statusChange, type OnboardingRecord, type OnboardingStatus } from './onboarding-state.js';
@@ -71,6 +71,7 @@ export function offboardingOutcome(
  */
 export async function runOffboarding(request: OffboardRequest, settings: Settings, now = new Date()): Promise<OffboardingResult> {
   const { instanceId } = request;
+  logAbout(instanceId);
   const current = request.state === 'terminated' ? undefined : (await describeInstance(instanceId))?.state;
   const outcome = offboardingOutcome(request, current);
   if (outcome.status === undefined) {
@@ -79,6 +80,7 @@ export async function runOffboarding(request: OffboardRequest, settings: Setting
   }
   for (let tries = 1; ; tries++) {
     const record = await readRecord(settings.stateTable, instanceId);
+    logAbout(instanceId, record?.launchTime);
     const cleaned = await cleanUpInstance(instanceId, record, settings);
     const result = { instanceId, action: 'cleaned' as const, reason: outcome.reason, ...cleaned };
     if (!record) return { ...result, status: undefined };

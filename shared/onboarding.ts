@@ -2,7 +2,7 @@ import { describeError } from './aws-errors.js';
 import { InstanceNotReachableError, sendInstallCommand } from './agent-commands.js';
 import { describeInstance, type InstanceFacts } from './instances.js';
 import { ensureAgentProfile, InstanceGoneError } from './instance-profiles.js';
-import { logger } from './logger.js';
+import { logAbout, logger } from './logger.js';
 import { decideOnboarding, type OnboardingDecision } from './onboarding-decision.js';
 import {
   advance,
@@ -171,6 +171,7 @@ function launchFields(instance: InstanceFacts): Pick<OnboardingRecord, 'os' | 'n
  */
 export async function runOnboarding(trigger: OnboardTrigger, settings: Settings, now = new Date()): Promise<OnboardingResult> {
   const { instanceId } = trigger;
+  logAbout(instanceId);
   const [described, read] = await Promise.allSettled([describeInstance(instanceId), readRecord(settings.stateTable, instanceId)]);
   if (read.status === 'rejected') throw read.reason;
   const existing = read.value;
@@ -186,6 +187,7 @@ export async function runOnboarding(trigger: OnboardTrigger, settings: Settings,
     // launch (terminated instances stay visible for about an hour). Failing lets Lambda retry.
     throw new InstanceNotYetVisibleError(`${instanceId}: EC2 sent its ${trigger.state} event but DescribeInstances does not know it yet`);
   }
+  logAbout(instanceId, instance?.launchTime ?? existing?.launchTime);
   const decision = decideOnboarding({ trigger, instance, record: existing, settings, now });
   logger.info('onboarding decision', { instanceId, trigger: trigger.kind, decision, status: existing?.status });
   const base = existing ?? newRecord(instanceId, now);
