@@ -11,6 +11,7 @@ export interface AwsTestEnvironment {
   readonly ssm: AwsProxy['ssm'];
   readonly commands: AwsProxy['commands'];
   readonly agents: AwsProxy['agents'];
+  readonly lambda: AwsProxy['lambda'];
   readonly faults: AwsProxy['faults'];
   calls(): AwsCall[];
 }
@@ -87,6 +88,9 @@ export function useAws(): AwsTestEnvironment {
     },
     get agents() {
       return started().agents;
+    },
+    get lambda() {
+      return started().lambda;
     },
     get faults() {
       return started().faults;

@@ -113,6 +113,19 @@ export interface SimulatedCommands {
   invocation(commandId: string, instanceId: string): InvocationState | undefined;
 }
 
+/** A product function the proxy runs in this process when Lambda's Invoke names it. */
+export type InvokedFunction = (payload: unknown) => Promise<unknown>;
+
+/**
+ * Lambda functions the proxy answers `Invoke` for (moto cannot run the product's code without
+ * docker): each runs in this process, as the CLI's `check` or the audit's remediation would reach
+ * the deployed function. Any other function name goes to moto.
+ */
+export interface SimulatedLambda {
+  /** Answers Invoke of `functionName` (its name or ARN) by running `run` with the payload. */
+  register(functionName: string, run: InvokedFunction): void;
+}
+
 /**
  * The CloudWatch agent on each simulated instance: none until a command installs it, or a test
  * says the instance came with one (an AMI with the agent baked in, an rpm/msi install, or an
@@ -149,6 +162,7 @@ export interface AwsProxy {
   ssm: SimulatedSsm;
   commands: SimulatedCommands;
   agents: SimulatedAgents;
+  lambda: SimulatedLambda;
   faults: { set(injector: FaultInjector | undefined): void; clear(): void };
   /** The AWS calls made so far (since start or the last reset), oldest first. */
   calls(): AwsCall[];
@@ -476,6 +490,7 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
   const outcomeQueues = new Map<string, CommandOutcome[]>();
   const commands = new Map<string, CommandRecord>();
   const agents = new Map<string, AgentOnInstance>();
+  const functions = new Map<string, InvokedFunction>();
   let injector: FaultInjector | undefined;
   let callLog: AwsCall[] = [];
 
@@ -734,8 +749,36 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
     return jsonAnswer(call, { CommandInvocations: rows.slice(offset, offset + pageSize), ...(next ? { NextToken: next } : {}) });
   }
 
+  /**
+   * Lambda Invoke (API reference): `POST /2015-03-31/functions/{FunctionName}/invocations`; a
+   * RequestResponse call answers 200 with the function's result, or 200 with
+   * `X-Amz-Function-Error: Unhandled` and `{errorType, errorMessage}` when it throws; an `Event`
+   * call answers 202 at once and runs the function after.
+   */
+  async function invoke(call: CallInfo, req: IncomingMessage, body: Buffer): Promise<Answer | 'forward'> {
+    const match = /^\/2015-03-31\/functions\/([^/]+)\/invocations/.exec(req.url ?? '');
+    if (req.method !== 'POST' || !match?.[1]) return 'forward';
+    const name = decodeURIComponent(match[1]);
+    const run = functions.get(name) ?? functions.get(name.slice(name.lastIndexOf(':') + 1));
+    if (!run) return 'forward';
+    const payload: unknown = body.length > 0 ? JSON.parse(body.toString('utf8')) : {};
+    const headers = { 'content-type': 'application/json', 'x-amz-executed-version': '$LATEST', 'x-amzn-requestid': randomUUID() };
+    if (req.headers['x-amz-invocation-type'] === 'Event') {
+      setImmediate(() => void run(payload).catch(() => undefined));
+      return { status: 202, headers, body: '' };
+    }
+    try {
+      const result = await run(payload);
+      return { status: 200, headers, body: JSON.stringify(result ?? null) };
+    } catch (error) {
+      const failure = error instanceof Error ? { errorType: error.name, errorMessage: error.message, trace: [] } : { errorType: 'Error', errorMessage: String(error), trace: [] };
+      return { status: 200, headers: { ...headers, 'x-amz-function-error': 'Unhandled' }, body: JSON.stringify(failure) };
+    }
+  }
+
   /** The simulated answer for a call, or 'forward' to let moto answer. */
   async function simulate(call: CallInfo, req: IncomingMessage, body: Buffer): Promise<Answer | 'forward'> {
+    if (call.service === 'lambda') return invoke(call, req, body);
     if (call.service !== 'ssm' || call.protocol !== 'json') return 'forward';
     const input = () => parseJson(body.toString('utf8'));
     switch (call.operation) {
@@ -858,6 +901,11 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
         return state ? structuredClone(state) : undefined;
       },
     },
+    lambda: {
+      register(functionName, run) {
+        functions.set(functionName.slice(functionName.lastIndexOf(':') + 1), run);
+      },
+    },
     agents: {
       get(instanceId) {
         const agent = agents.get(instanceId);
@@ -887,6 +935,7 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
       outcomeQueues.clear();
       commands.clear();
       agents.clear();
+      functions.clear();
       injector = undefined;
       callLog = [];
     },

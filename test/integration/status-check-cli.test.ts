@@ -195,4 +195,27 @@ describe('cw-autopilot check against moto', () => {
     );
     expect(aws.calls().filter((call) => call.service === 'lambda')).toEqual([expect.objectContaining({ operation: 'POST 2015-03-31/functions/cw-agent-autopilot-test-check/invocations' })]);
   });
+
+  it('runs the real check handler behind Lambda Invoke (the proxy, as the demo --serve does) and prints its result; a handler error is exit 1 with its message', async () => {
+    const record = await onboarded('api-1');
+    aws.lambda.register('cw-agent-autopilot-test-check', (payload) => check(payload, context));
+
+    const result = await cli('check', record.instanceId, '--stage', 'test', '--output', 'json');
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    // No datapoints yet: the check diagnoses and schedules its next look, and says so.
+    expect(JSON.parse(result.stdout)).toMatchObject({
+      function: 'cw-agent-autopilot-test-check',
+      region: 'us-east-1',
+      result: { instanceId: record.instanceId, action: 'retry', diagnosis: 'no-datapoints', status: 'checking' },
+    });
+    expect((await readRecord(stack.settings.stateTable, record.instanceId))?.checkAttempts).toBe(1);
+
+    aws.lambda.register('cw-agent-autopilot-test-check', async () => {
+      throw new Error('DescribeInstances failed: AccessDenied');
+    });
+    const failed = await cli('check', record.instanceId, '--stage', 'test');
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain('DescribeInstances failed: AccessDenied');
+  });
 });

@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { MotoNotInstalledError } from '../harness/moto-server.js';
 import { SimulatedClock } from './clock.js';
-import { startSimulationEnvironment } from './environment.js';
+import { lambdaContext, startSimulationEnvironment, type SimulationEnvironment } from './environment.js';
 import { randomFaults } from './fault-injection.js';
 import { FleetSimulator, profileReport } from './fleet-simulator.js';
 import { alertExcerpt, formatTimelineLine, outcomeTable } from './report.js';
@@ -19,6 +19,8 @@ export interface DemoOptions {
   seed: number;
   /** Print the timeline (default) or only the summary. */
   timeline: boolean;
+  /** Keep moto and the proxy running after the run, for the CLI (`status`, `check`, `audit`). */
+  serve: boolean;
 }
 
 const usage = `Usage: npm run demo -- [options]
@@ -29,6 +31,8 @@ const usage = `Usage: npm run demo -- [options]
                     latency, 0..0.5 (default 0.02)
   --seed N          the same seed gives the same fleet, faults and outcomes (default 42)
   --quiet           no timeline, only the final table and the alerts
+  --serve           keep moto running afterwards and print the commands to look at an instance
+                    with the CLI (cw-autopilot status / check / audit); Ctrl-C stops it
   --help`;
 
 /** Reads the demo's options; throws with the usage text on a bad one. */
@@ -41,6 +45,7 @@ export function parseDemoArgs(argv: string[]): DemoOptions | 'help' {
       'fault-rate': { type: 'string', default: '0.02' },
       seed: { type: 'string', default: '42' },
       quiet: { type: 'boolean', default: false },
+      serve: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -59,12 +64,41 @@ export function parseDemoArgs(argv: string[]): DemoOptions | 'help' {
     faultRate: number('fault-rate', values['fault-rate'], 0, 0.5, false),
     seed: number('seed', values.seed, 0, 2 ** 31, true),
     timeline: !values.quiet,
+    serve: values.serve,
   };
 }
 
 const out = (line = ''): void => {
   process.stdout.write(`${line}\n`);
 };
+
+/**
+ * Keeps the demo's moto and proxy up for the CLI: the proxy answers Lambda Invoke of the stack's
+ * check, onboard and offboard functions by running the real handlers in this process (moto cannot
+ * run them), so `cw-autopilot check` reaches a function as it would on AWS.
+ */
+async function serveForCli(environment: SimulationEnvironment, example: string | undefined): Promise<void> {
+  const { proxy, stack, handlers } = environment;
+  const { settings } = stack;
+  const functionName = (arn: string) => arn.slice(arn.lastIndexOf(':') + 1);
+  for (const [arn, handler] of [
+    [settings.checkFunctionArn, handlers.check],
+    [settings.onboardFunctionArn, handlers.onboard],
+  ] as const) {
+    proxy.lambda.register(arn, (payload) => handler(payload, lambdaContext(functionName(arn))));
+  }
+  proxy.faults.clear();
+  const exports = `export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_REGION=${settings.region} AWS_ENDPOINT_URL=${proxy.url}`;
+  const instance = example ?? 'i-...';
+  out();
+  out(`moto and the proxy keep running at ${proxy.url}. In another terminal:`);
+  out(`  ${exports}`);
+  out(`  npx cw-autopilot status ${instance} --stage demo --table ${settings.stateTable}`);
+  out(`  npx cw-autopilot check ${instance} --stage demo --check-function ${functionName(settings.checkFunctionArn)}`);
+  out(`  npx cw-autopilot audit --stage demo --settings-from-flags --agent-profile ${settings.agentProfileName}`);
+  out('Ctrl-C stops them.');
+  await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+}
 
 /** Runs the demo; resolves with the process exit code. */
 export async function runDemo(argv: string[]): Promise<number> {
@@ -168,6 +202,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       out(`${wrong.length} instance(s) did not end as they should (rows marked NO): these are product findings, not demo errors.`);
     }
     out('Same seed, same fleet and faults: npm run demo -- --seed ' + options.seed + '. Other options: npm run demo -- --help');
+    if (options.serve) await serveForCli(environment, outcomes[0]?.instanceId);
     return 0;
   } finally {
     clock.uninstall();
