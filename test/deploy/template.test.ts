@@ -593,7 +593,8 @@ describe('the checker and the offboard function', () => {
   const checkName = 'cw-agent-autopilot-test-check';
   const offboardName = 'cw-agent-autopilot-test-offboard';
   const topicArn = `arn:aws:sns:${region}:${account}:cwap-test-alerts`;
-  const alarms = `arn:aws:cloudwatch:${region}:${account}:alarm:cwap-test-*`;
+  // An instance's alarms only (<prefix>-<instance id>-...): never the stack's alarms on its functions.
+  const alarms = `arn:aws:cloudwatch:${region}:${account}:alarm:cwap-test-i-*`;
   const schedules = `arn:aws:scheduler:${region}:${account}:schedule/cwap-test/cwap-test-*`;
   const granted = (roleName: string) =>
     iamStatements(template)
@@ -895,6 +896,12 @@ describe('the dashboard and the alarms on the product', () => {
     }
     const names = alarms().map(({ properties }) => properties.AlarmName);
     expect(new Set(names).size).toBe(names.length);
+  });
+
+  it('names its own alarms outside the per-instance alarm names the checker and offboard may change (cwap-test-i-*)', () => {
+    const names = alarms().map(({ properties }) => String(properties.AlarmName));
+    expect(names.length).toBeGreaterThan(0);
+    expect(names.filter((name) => name.startsWith('cwap-test-i-'))).toEqual([]);
   });
 
   it('shows exactly the stack\'s alarms on the dashboard', () => {
