@@ -73,9 +73,12 @@ async function becomeHealthy(
 ): Promise<OnboardingRecord> {
   const alarmNames = await putInstanceAlarms(instance.instanceId, instance.os, settings);
   const firstForLaunch = record.status !== 'healthy';
-  const firstDatapointAt = firstForLaunch ? findings.firstDatapointAt : record.firstDatapointAt;
   const launchTime = instance.launchTime ?? record.launchTime;
   const launch = launchTime ? Date.parse(launchTime) : Number.NaN;
+  // GetMetricData stamps a datapoint with the start of its 60 s period, which for the first one can
+  // fall before the launch: the agent's first datapoint is never earlier than the launch itself.
+  const seen = firstForLaunch ? findings.firstDatapointAt : record.firstDatapointAt;
+  const firstDatapointAt = firstForLaunch && seen && !Number.isNaN(launch) && Date.parse(seen) < launch ? new Date(launch).toISOString() : seen;
   const launchToFirstMetricSeconds =
     firstForLaunch && firstDatapointAt && !Number.isNaN(launch)
       ? Math.max(0, Math.round((Date.parse(firstDatapointAt) - launch) / 1000))

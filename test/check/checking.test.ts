@@ -54,6 +54,14 @@ describe('the checker finds the metrics', () => {
     ]);
   });
 
+  it('a first datapoint stamped with a period start before the launch is recorded at the launch, not before it', async () => {
+    // GetMetricData dates a datapoint by the start of its 60 s period: the first one can precede the launch.
+    const periodStart = new Date(Date.parse(launchTime) - 40_000);
+    givenDatapoints(periodStart, new Date('2026-01-10T10:08:00.000Z'));
+    await check(1);
+    expect(table.record).toMatchObject({ status: 'healthy', firstDatapointAt: new Date(launchTime).toISOString(), launchToFirstMetricSeconds: 0 });
+  });
+
   it('datapoints older than the lookback window do not count: the agent stopped publishing', async () => {
     givenDatapoints(new Date('2026-01-10T09:00:00.000Z'), new Date('2026-01-10T09:50:00.000Z'));
     const result = await check(1, new Date('2026-01-10T10:10:00.000Z'));
