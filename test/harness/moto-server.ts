@@ -248,36 +248,79 @@ export async function resolveMotoPython(options: MotoPythonOptions = {}): Promis
   }
 
   const why = system.found === 'no-moto' ? `${base} has no moto server (${system.reason})` : `${base} has moto ${system.version}, older than ${minimumMotoVersion}`;
+  await installIntoNewVenv({
+    base,
+    directory,
+    requirement: pinnedMoto,
+    why,
+    systemSitePackages: options.systemSitePackages,
+    pipArguments: options.pipArguments,
+    run,
+    log,
+    works: async (python) => {
+      const there = await probeMoto(run, python);
+      return there.found === 'moto' && there.recentEnough;
+    },
+    fail: (message) => new MotoNotInstalledError(`${message}, or install moto yourself and set MOTO_PYTHON to that python`),
+  });
+  return venvPython(directory);
+}
+
+/** Options of {@link installIntoNewVenv}. */
+export interface VenvInstall {
+  /** The python that creates the virtualenv. */
+  base: string;
+  /** Where the virtualenv goes (replaced when the one there does not `works`). */
+  directory: string;
+  /** The pinned pip requirement, e.g. `moto[server]==5.2.1`. */
+  requirement: string;
+  /** Why it is installed, for the one line on stderr. */
+  why: string;
+  systemSitePackages?: boolean | undefined;
+  pipArguments?: readonly string[] | undefined;
+  run: CommandRunner;
+  log: (line: string) => void;
+  /** Whether the virtualenv whose python is given has what it is for. */
+  works: (python: string) => Promise<boolean>;
+  /** The error to throw, from a message saying what failed. */
+  fail: (message: string) => Error;
+}
+
+/** The python of a virtualenv. */
+export function venvPythonOf(directory: string): string {
+  return venvPython(directory);
+}
+
+/**
+ * Creates a project-local virtualenv with one pinned requirement from PyPI, saying so in one line.
+ * It is built beside its final place and renamed into it: an interrupted or concurrent bootstrap
+ * never leaves a half-installed virtualenv that a later run would take for a working one (the
+ * scripts pip writes into bin/ name the build folder; callers run `python -m <module>`).
+ */
+export async function installIntoNewVenv(install: VenvInstall): Promise<void> {
+  const { base, directory, run } = install;
   const relative = path.relative(process.cwd(), directory);
   const shown = relative && !relative.startsWith('..') && !path.isAbsolute(relative) ? relative : directory;
-  log(`moto: ${why}; installing ${pinnedMoto} into ${shown}${path.sep} (once; needs PyPI, about a minute)`);
-  // Built beside its final place and renamed into it: an interrupted or concurrent bootstrap never
-  // leaves a half-installed .venv-moto/ that a later run would take for a working one. (The
-  // scripts pip writes into bin/ name the build folder; the harness runs `python -c` only.)
+  install.log(`${install.requirement.replace(/[[=].*$/, '')}: ${install.why}; installing ${install.requirement} into ${shown}${path.sep} (once; needs PyPI, about a minute)`);
   const building = `${directory}.building-${process.pid}-${randomBytes(3).toString('hex')}`;
   try {
-    const created = await run(base, ['-m', 'venv', ...(options.systemSitePackages ? ['--system-site-packages'] : []), building]);
+    const created = await run(base, ['-m', 'venv', ...(install.systemSitePackages ? ['--system-site-packages'] : []), building]);
     if (created.status !== 0) {
-      throw new MotoNotInstalledError(
-        `${base} -m venv failed (${lastLine(created)}): ${getPython}, or install moto into ${base} yourself: ${base} -m pip install '${pinnedMoto}'`,
-      );
+      throw install.fail(`${base} -m venv failed (${lastLine(created)}): ${getPython}, or ${base} -m pip install '${install.requirement}' yourself`);
     }
     const installed = await run(venvPython(building), [
-      '-m', 'pip', 'install', '--disable-pip-version-check', '--no-input', '--quiet', ...(options.pipArguments ?? []), pinnedMoto,
+      '-m', 'pip', 'install', '--disable-pip-version-check', '--no-input', '--quiet', ...(install.pipArguments ?? []), install.requirement,
     ]);
     if (installed.status !== 0) {
-      throw new MotoNotInstalledError(
-        `pip could not install ${pinnedMoto} into ${shown}${path.sep} (${lastLine(installed)}): check the connection to PyPI (or PIP_INDEX_URL), or install moto yourself and set MOTO_PYTHON to that python`,
-      );
+      throw install.fail(`pip could not install ${install.requirement} into ${shown}${path.sep} (${lastLine(installed)}): check the connection to PyPI (or PIP_INDEX_URL)`);
     }
     try {
       await rename(building, directory);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       // Another run may have finished first: its virtualenv is as good as this one (and may be in
-      // use). What was there before is broken (it was probed above): replace it.
-      const there = await probeMoto(run, venvPython(directory));
-      if (!(there.found === 'moto' && there.recentEnough)) {
+      // use). What was there before is broken (it was probed before): replace it.
+      if (!(await install.works(venvPython(directory)))) {
         await rm(directory, { recursive: true, force: true });
         await rename(building, directory);
       }
@@ -285,9 +328,9 @@ export async function resolveMotoPython(options: MotoPythonOptions = {}): Promis
   } finally {
     await rm(building, { recursive: true, force: true });
   }
-  const ready = await probeMoto(run, venvPython(directory));
-  if (ready.found === 'moto' && ready.recentEnough) return venvPython(directory);
-  throw new MotoNotInstalledError(`moto was installed into ${shown}${path.sep}, but its python cannot run it (${ready.found}): delete ${shown}${path.sep} and run again`);
+  if (!(await install.works(venvPython(directory)))) {
+    throw install.fail(`${install.requirement} was installed into ${shown}${path.sep}, but its python cannot run it: delete ${shown}${path.sep} and run again`);
+  }
 }
 
 async function waitUntilAnswering(url: string, child: ChildProcess, timeoutMs: number, output: () => string): Promise<void> {
