@@ -1,6 +1,6 @@
 import { parseCommandLine, UsageError, type CommandLine } from './command-line.js';
 import type { ReportFormat } from '../shared/audit/audit-render.js';
-import type { TagMatch } from '../shared/settings.js';
+import type { TagMatch } from '../shared/config/settings.js';
 
 export { UsageError } from './command-line.js';
 

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { reportFormats } from '../shared/audit/audit-render.js';
-import type { TagMatch } from '../shared/settings.js';
+import type { TagMatch } from '../shared/config/settings.js';
 
 // Every flag of `cw-autopilot`, declared once. The table below drives node:util parseArgs (type,
 // repeatable, aliases, short name), the validation (a zod schema per flag), the defaults and the

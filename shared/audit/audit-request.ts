@@ -1,6 +1,6 @@
 import * as z from 'zod';
-import type { TagMatch } from '../settings.js';
-import { describeInputProblems, InvalidInputError } from '../triggers.js';
+import type { TagMatch } from '../config/settings.js';
+import { describeInputProblems, InvalidInputError } from '../input/triggers.js';
 
 const tag = z
   .string()

@@ -1,7 +1,7 @@
-import { exclusionReason, isUnderWay } from '../onboarding-decision.js';
-import type { OnboardingStatus } from '../onboarding-state.js';
-import { profileNameOf } from '../instance-profiles.js';
-import type { Settings } from '../settings.js';
+import { exclusionReason, isUnderWay } from '../onboarding/onboarding-decision.js';
+import type { OnboardingStatus } from '../state/instance-record.js';
+import { profileNameOf } from '../onboarding/instance-profiles.js';
+import type { Settings } from '../config/settings.js';
 import type { InstanceAuditFacts } from './fleet-inventory.js';
 
 /**

@@ -1,7 +1,7 @@
 import { GetInstanceProfileCommand, paginateListAttachedRolePolicies } from '@aws-sdk/client-iam';
-import { iam } from '../aws-clients.js';
-import { awsErrorName, describeError } from '../aws-errors.js';
-import { profileNameOf, requiredPolicyNames } from '../instance-profiles.js';
+import { iam } from '../aws/clients.js';
+import { awsErrorName, describeError } from '../aws/errors.js';
+import { profileNameOf, requiredPolicyNames } from '../onboarding/instance-profiles.js';
 import { mapBounded } from './concurrency.js';
 
 /** Whether a profile's role may run the agent: which of the required policies it lacks. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidSettingsError, parseSettings } from '../../shared/settings.js';
+import { InvalidSettingsError, parseSettings } from '../../shared/config/settings.js';
 
 const required = {
   RESOURCE_PREFIX: 'cwap-dev',

@@ -1,7 +1,7 @@
 import { CreateScheduleCommand, DeleteScheduleCommand } from '@aws-sdk/client-scheduler';
-import { scheduler } from './aws-clients.js';
-import { awsErrorName } from './aws-errors.js';
-import type { Settings } from './settings.js';
+import { scheduler } from './clients.js';
+import { awsErrorName } from './errors.js';
+import type { Settings } from '../config/settings.js';
 
 /** A one-time invocation of one of the product's functions. */
 export interface ScheduledInvocation {

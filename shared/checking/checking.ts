@@ -1,22 +1,22 @@
-import { InstanceNotReachableError, sendInstallCommand } from './agent-commands.js';
+import { InstanceNotReachableError, sendInstallCommand } from '../onboarding/agent-commands.js';
 import { publish, renderAlert, renderRecovery } from './alerts.js';
-import { awsErrorName, describeError } from './aws-errors.js';
+import { awsErrorName, describeError } from '../aws/errors.js';
 import { diagnose, metricFindings, type Diagnosis, type DiagnosisCode, type MetricFindings } from './check-diagnosis.js';
 import { recordedDiagnosis } from './check-explanation.js';
 import { alertRetryAt, checkCurrency, decideAfterDiagnosis } from './check-policy.js';
 import { commandStatus } from './command-status.js';
 import { deleteInstanceAlarms, putInstanceAlarms } from './instance-alarms.js';
-import { missingRolePolicies, requiredPolicyNames, type RolePolicyFacts } from './instance-profiles.js';
-import { describeInstance, type InstanceFacts } from './instances.js';
-import { logAbout, logger } from './logger.js';
-import { cleanUpInstance, describeCleanup } from './offboarding.js';
+import { missingRolePolicies, requiredPolicyNames, type RolePolicyFacts } from '../onboarding/instance-profiles.js';
+import { describeInstance, type InstanceFacts } from '../aws/instances.js';
+import { logAbout, logger } from '../observability/logger.js';
+import { cleanUpInstance, describeCleanup } from '../offboarding/offboarding.js';
 import { expectedMetrics, seriesPresence } from './metric-queries.js';
-import { advance, readRecord, saveRecord, StaleRecordError, statusChange, type OnboardingRecord, type OnboardingStatus } from './onboarding-state.js';
-import { countAlerted, countHealthy } from './product-metrics.js';
-import { deleteSchedules, scheduleName, scheduleOnce } from './schedules.js';
-import type { Settings } from './settings.js';
-import { ssmPresence } from './ssm-presence.js';
-import type { CheckRequest } from './triggers.js';
+import { advance, readRecord, saveRecord, StaleRecordError, statusChange, type OnboardingRecord, type OnboardingStatus } from '../state/instance-record.js';
+import { countAlerted, countHealthy } from '../observability/product-metrics.js';
+import { deleteSchedules, scheduleName, scheduleOnce } from '../aws/schedules.js';
+import type { Settings } from '../config/settings.js';
+import { ssmPresence } from '../onboarding/ssm-presence.js';
+import type { CheckRequest } from '../input/triggers.js';
 
 
 /** What one check invocation did, returned by the handler and logged. */

@@ -7,10 +7,10 @@ import {
   GetInstanceProfileCommand,
   paginateListAttachedRolePolicies,
 } from '@aws-sdk/client-iam';
-import { ec2, iam } from './aws-clients.js';
-import { awsErrorName, describeError, sleep } from './aws-errors.js';
-import { isUnknownInstanceError, type InstanceFacts } from './instances.js';
-import type { Settings } from './settings.js';
+import { ec2, iam } from '../aws/clients.js';
+import { awsErrorName, describeError, sleep } from '../aws/errors.js';
+import { isUnknownInstanceError, type InstanceFacts } from '../aws/instances.js';
+import type { Settings } from '../config/settings.js';
 
 /** The managed policies an instance role needs for the agent to be installed and to publish. */
 export const requiredPolicyNames = ['CloudWatchAgentServerPolicy', 'AmazonSSMManagedInstanceCore'] as const;

@@ -1,8 +1,8 @@
-import { describeError } from './aws-errors.js';
+import { describeError } from '../aws/errors.js';
 import { InstanceNotReachableError, sendInstallCommand } from './agent-commands.js';
-import { describeInstance, type InstanceFacts } from './instances.js';
+import { describeInstance, type InstanceFacts } from '../aws/instances.js';
 import { ensureAgentProfile, InstanceGoneError } from './instance-profiles.js';
-import { logAbout, logger } from './logger.js';
+import { logAbout, logger } from '../observability/logger.js';
 import { decideOnboarding, type OnboardingDecision } from './onboarding-decision.js';
 import {
   advance,
@@ -15,11 +15,11 @@ import {
   type OnboardingRecord,
   type OnboardingStatus,
   type RecordChanges,
-} from './onboarding-state.js';
-import { scheduleName, scheduleOnce } from './schedules.js';
-import type { Settings } from './settings.js';
+} from '../state/instance-record.js';
+import { scheduleName, scheduleOnce } from '../aws/schedules.js';
+import type { Settings } from '../config/settings.js';
 import { isOnline, ssmPresence } from './ssm-presence.js';
-import type { OnboardTrigger } from './triggers.js';
+import type { OnboardTrigger } from '../input/triggers.js';
 
 /** EC2 announced an instance that DescribeInstances does not show yet; Lambda's retry looks again. */
 export class InstanceNotYetVisibleError extends Error {

@@ -1,10 +1,10 @@
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { dynamodb } from './aws-clients.js';
-import { awsErrorName } from './aws-errors.js';
-import type { OsFamily } from './agent-config.js';
-import type { ProfilePath } from './instance-profiles.js';
-import type { RecordedDiagnosis } from './check-explanation.js';
-import type { Settings } from './settings.js';
+import { dynamodb } from '../aws/clients.js';
+import { awsErrorName } from '../aws/errors.js';
+import type { OsFamily } from '../agent-config.js';
+import type { ProfilePath } from '../onboarding/instance-profiles.js';
+import type { RecordedDiagnosis } from '../checking/check-explanation.js';
+import type { Settings } from '../config/settings.js';
 
 /** Where an instance is in its onboarding; the record's `status`. */
 export type OnboardingStatus =
