@@ -57,6 +57,25 @@ export async function scheduleOnce(
 }
 
 /**
+ * Schedules check number `attempt` of one instance for `at`: the check function is invoked with
+ * `{ instanceId, attempt }`. Idempotent like {@link scheduleOnce} (one name per attempt).
+ *
+ * @example
+ * await scheduleCheck('i-0abc', record.checkAttempts + 1, at, settings); // 'scheduled'
+ */
+export function scheduleCheck(
+  instanceId: string,
+  attempt: number,
+  at: Date,
+  settings: Settings,
+): Promise<'scheduled' | 'already-scheduled'> {
+  return scheduleOnce(
+    { name: scheduleName(settings, 'check', instanceId, attempt), at, targetArn: settings.checkFunctionArn, input: { instanceId, attempt } },
+    settings,
+  );
+}
+
+/**
  * Deletes one-time schedules by name, in the stack's group; a name that does not exist (already
  * fired and self-deleted, or never created) is not an error. Returns the names actually deleted.
  */

@@ -13,7 +13,7 @@ import { cleanUpInstance, describeCleanup } from '../offboarding/offboarding.js'
 import { expectedMetrics, seriesPresence } from './metric-queries.js';
 import { advance, readRecord, saveRecord, StaleRecordError, statusChange, type OnboardingRecord, type OnboardingStatus } from '../state/instance-record.js';
 import { countAlerted, countHealthy } from '../observability/product-metrics.js';
-import { deleteSchedules, scheduleName, scheduleOnce } from '../aws/schedules.js';
+import { deleteSchedules, scheduleCheck, scheduleName } from '../aws/schedules.js';
 import type { Settings } from '../config/settings.js';
 import { ssmPresence } from '../onboarding/ssm-presence.js';
 import type { CheckRequest } from '../input/triggers.js';
@@ -114,15 +114,9 @@ async function becomeHealthy(
       // healthy record with a pending recovery run it).
       logger.error('recovery message not sent', { instanceId: record.instanceId, error: describeError(error) });
       const retryAt = new Date(now.getTime() + settings.checkRetryDelaySeconds * 1000);
-      const outcome = await scheduleOnce(
-        {
-          name: scheduleName(settings, 'check', record.instanceId, attempt + 1),
-          at: retryAt,
-          targetArn: settings.checkFunctionArn,
-          input: { instanceId: record.instanceId, attempt: attempt + 1 },
-        },
-        settings,
-      ).catch((scheduleError: unknown) => `not scheduled: ${describeError(scheduleError)}`);
+      const outcome = await scheduleCheck(record.instanceId, attempt + 1, retryAt, settings).catch(
+        (scheduleError: unknown) => `not scheduled: ${describeError(scheduleError)}`,
+      );
       return saveRecord(
         settings.stateTable,
         advance(saved, { lastError: `recovery message not sent: ${describeError(error)}` }, 'recovery-failed', now, `${describeError(error)}; check ${attempt + 1} ${outcome}`),
@@ -232,15 +226,7 @@ async function sendAlert(
     let detail = describeError(error);
     if (retryAt) {
       try {
-        await scheduleOnce(
-          {
-            name: scheduleName(settings, 'check', record.instanceId, attempt + 1),
-            at: retryAt,
-            targetArn: settings.checkFunctionArn,
-            input: { instanceId: record.instanceId, attempt: attempt + 1 },
-          },
-          settings,
-        );
+        await scheduleCheck(record.instanceId, attempt + 1, retryAt, settings);
         detail += `; alert retried by check ${attempt + 1} at ${retryAt.toISOString()}`;
       } catch (scheduleError) {
         detail += `; no retry scheduled: ${describeError(scheduleError)}`;
@@ -339,15 +325,7 @@ async function checkRunning(
           resent = `; install command not re-sent: ${error.message}`;
         }
       }
-      const outcome = await scheduleOnce(
-        {
-          name: scheduleName(settings, 'check', instanceId, decision.nextAttempt),
-          at: decision.at,
-          targetArn: settings.checkFunctionArn,
-          input: { instanceId, attempt: decision.nextAttempt },
-        },
-        settings,
-      );
+      const outcome = await scheduleCheck(instanceId, decision.nextAttempt, decision.at, settings);
       const saved = await saveRecord(
         settings.stateTable,
         advance(
