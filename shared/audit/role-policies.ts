@@ -1,6 +1,7 @@
 import { GetInstanceProfileCommand, paginateListAttachedRolePolicies } from '@aws-sdk/client-iam';
 import { iam } from '../aws/clients.js';
 import { awsErrorName, describeError } from '../aws/errors.js';
+import { partitionOfArn } from '../aws/partitions.js';
 import { profileNameOf, requiredPolicyNames } from '../onboarding/instance-profiles.js';
 import { mapBounded } from './concurrency.js';
 
@@ -19,10 +20,6 @@ export interface ProfileReadFailure {
   profileArn: string;
   api: 'GetInstanceProfile' | 'ListAttachedRolePolicies';
   error: string;
-}
-
-function partitionOf(arn: string): string {
-  return arn.split(':')[1] || 'aws';
 }
 
 /**
@@ -86,7 +83,7 @@ export async function profileStandings(
       continue;
     }
     const present = attached.get(roleName) ?? new Set();
-    const partition = partitionOf(profileArn);
+    const partition = partitionOfArn(profileArn);
     const missing = requiredPolicyNames.filter((name) => !present.has(`arn:${partition}:iam::aws:policy/${name}`));
     standings.set(profileArn, { profileArn, roleName, missing });
   }

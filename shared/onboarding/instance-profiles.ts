@@ -10,6 +10,7 @@ import {
 import { ec2, iam } from '../aws/clients.js';
 import { awsErrorName, describeError, sleep } from '../aws/errors.js';
 import { isUnknownInstanceError, type InstanceFacts } from '../aws/instances.js';
+import { partitionOfArn } from '../aws/partitions.js';
 import type { Settings } from '../config/settings.js';
 
 /** The managed policies an instance role needs for the agent to be installed and to publish. */
@@ -47,10 +48,6 @@ export class InstanceGoneError extends Error {
 
 function policyArn(partition: string, name: string): string {
   return `arn:${partition}:iam::aws:policy/${name}`;
-}
-
-function partitionOf(arn: string | undefined): string {
-  return arn?.split(':')[1] || 'aws';
 }
 
 /** The profile's name: the last segment of its ARN (profiles can have a path). */
@@ -126,7 +123,7 @@ async function attachedPolicyArns(roleName: string): Promise<Set<string>> {
  * the profile.
  */
 async function reconcileExistingProfile(profileArn: string, settings: Settings): Promise<ProfileOutcome> {
-  const partition = partitionOf(profileArn);
+  const partition = partitionOfArn(profileArn);
   const profile = await iam.send(new GetInstanceProfileCommand({ InstanceProfileName: profileNameOf(profileArn) }));
   const roleName = profile.InstanceProfile?.Roles?.[0]?.RoleName;
   if (!roleName) {
@@ -212,6 +209,6 @@ export async function missingRolePolicies(profileArn: string): Promise<RolePolic
   const roleName = profile.InstanceProfile?.Roles?.[0]?.RoleName;
   if (!roleName) return { roleName: undefined, missing: [...requiredPolicyNames] };
   const present = await attachedPolicyArns(roleName);
-  const partition = partitionOf(profileArn);
+  const partition = partitionOfArn(profileArn);
   return { roleName, missing: requiredPolicyNames.filter((name) => !present.has(policyArn(partition, name))) };
 }
