@@ -7,6 +7,18 @@ export interface TagMatch {
 }
 
 /**
+ * Reads a tag condition written `key=value`, or `key` alone for any value. The text is taken as
+ * given (callers trim it and reject an empty key with their own message).
+ *
+ * @example
+ * parseTagMatch('env=prod'); // { key: 'env', value: 'prod' }
+ */
+export function parseTagMatch(text: string): TagMatch {
+  const at = text.indexOf('=');
+  return at < 0 ? { key: text } : { key: text.slice(0, at), value: text.slice(at + 1) };
+}
+
+/**
  * A tag setting: `key=value` or `key` alone; empty means "no such tag". An unset variable takes
  * the fallback (so OPT_OUT_TAG='' turns the opt-out tag off, while leaving it unset keeps the default).
  */
@@ -17,8 +29,7 @@ const tagSetting = (fallback: string) =>
     .transform((raw, context): TagMatch | undefined => {
       const text = raw.trim();
       if (!text) return undefined;
-      const at = text.indexOf('=');
-      const tag: TagMatch = at < 0 ? { key: text } : { key: text.slice(0, at), value: text.slice(at + 1) };
+      const tag = parseTagMatch(text);
       if (!tag.key) {
         context.addIssue({ code: 'custom', message: 'the tag key before "=" is empty' });
         return z.NEVER;
