@@ -109,12 +109,28 @@ async function associateAgentProfile(instanceId: string, settings: Settings): Pr
 
 const attachRefusals: ReadonlySet<string> = new Set(['AccessDenied', 'AccessDeniedException', 'LimitExceeded', 'UnmodifiableEntity', 'NoSuchEntity']);
 
-async function attachedPolicyArns(roleName: string): Promise<Set<string>> {
+/** The role in an instance profile (a profile holds at most one), or undefined when it holds none. */
+export async function roleOfProfile(profileArn: string): Promise<string | undefined> {
+  const profile = await iam.send(new GetInstanceProfileCommand({ InstanceProfileName: profileNameOf(profileArn) }));
+  return profile.InstanceProfile?.Roles?.[0]?.RoleName;
+}
+
+/** The ARNs of the managed policies attached to a role, every page read. */
+export async function attachedPolicyArns(roleName: string): Promise<Set<string>> {
   const arns = new Set<string>();
   for await (const page of paginateListAttachedRolePolicies({ client: iam }, { RoleName: roleName })) {
     for (const policy of page.AttachedPolicies ?? []) if (policy.PolicyArn) arns.add(policy.PolicyArn);
   }
   return arns;
+}
+
+/**
+ * Which of the {@link requiredPolicyNames} are not among a role's attached policy ARNs, in the
+ * partition of the instance profile the role is in.
+ */
+export function missingPolicyNames(profileArn: string, attachedArns: ReadonlySet<string>): string[] {
+  const partition = partitionOfArn(profileArn);
+  return requiredPolicyNames.filter((name) => !attachedArns.has(policyArn(partition, name)));
 }
 
 /**
@@ -124,8 +140,7 @@ async function attachedPolicyArns(roleName: string): Promise<Set<string>> {
  */
 async function reconcileExistingProfile(profileArn: string, settings: Settings): Promise<ProfileOutcome> {
   const partition = partitionOfArn(profileArn);
-  const profile = await iam.send(new GetInstanceProfileCommand({ InstanceProfileName: profileNameOf(profileArn) }));
-  const roleName = profile.InstanceProfile?.Roles?.[0]?.RoleName;
+  const roleName = await roleOfProfile(profileArn);
   if (!roleName) {
     return {
       path: 'existing-role-missing-policies',
@@ -136,8 +151,7 @@ async function reconcileExistingProfile(profileArn: string, settings: Settings):
       note: 'the instance profile contains no role',
     };
   }
-  const present = await attachedPolicyArns(roleName);
-  const missing = requiredPolicyNames.filter((name) => !present.has(policyArn(partition, name)));
+  const missing = missingPolicyNames(profileArn, await attachedPolicyArns(roleName));
   if (missing.length === 0) return { path: 'existing-role-compliant', profileArn, roleName, attached: [], missing: [] };
   if (!settings.modifyExistingRoles) {
     return {
@@ -205,10 +219,7 @@ export interface RolePolicyFacts {
  * the checker uses it to explain missing metrics, onboarding's {@link ensureAgentProfile} fixes.
  */
 export async function missingRolePolicies(profileArn: string): Promise<RolePolicyFacts> {
-  const profile = await iam.send(new GetInstanceProfileCommand({ InstanceProfileName: profileNameOf(profileArn) }));
-  const roleName = profile.InstanceProfile?.Roles?.[0]?.RoleName;
+  const roleName = await roleOfProfile(profileArn);
   if (!roleName) return { roleName: undefined, missing: [...requiredPolicyNames] };
-  const present = await attachedPolicyArns(roleName);
-  const partition = partitionOfArn(profileArn);
-  return { roleName, missing: requiredPolicyNames.filter((name) => !present.has(policyArn(partition, name))) };
+  return { roleName, missing: missingPolicyNames(profileArn, await attachedPolicyArns(roleName)) };
 }
