@@ -1,6 +1,7 @@
+import { InvalidInputError } from '../errors.js';
 import * as z from 'zod';
 import { parseTagMatch } from '../config/settings.js';
-import { describeInputProblems, InvalidInputError } from '../input/triggers.js';
+import { describeInputProblems } from '../input/triggers.js';
 
 const tag = z
   .string()

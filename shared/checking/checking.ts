@@ -1,4 +1,5 @@
-import { InstanceNotReachableError, sendInstallCommand } from '../onboarding/agent-commands.js';
+import { AlertNotSentError, InstanceNotReachableError, StaleRecordError } from '../errors.js';
+import { sendInstallCommand } from '../onboarding/agent-commands.js';
 import { publish, renderAlert, renderRecovery } from './alerts.js';
 import { awsErrorName, describeError } from '../aws/errors.js';
 import { diagnose, metricFindings, type Diagnosis, type DiagnosisCode, type MetricFindings } from './check-diagnosis.js';
@@ -11,13 +12,12 @@ import { describeInstance, type InstanceFacts } from '../aws/instances.js';
 import { logAbout, logger } from '../observability/logger.js';
 import { cleanUpInstance, describeCleanup } from '../offboarding/offboarding.js';
 import { expectedMetrics, seriesPresence } from './metric-queries.js';
-import { advance, readRecord, saveRecord, StaleRecordError, statusChange, type OnboardingRecord, type OnboardingStatus } from '../state/instance-record.js';
+import { advance, readRecord, saveRecord, statusChange, type OnboardingRecord, type OnboardingStatus } from '../state/instance-record.js';
 import { countAlerted, countHealthy } from '../observability/product-metrics.js';
 import { deleteSchedules, scheduleCheck, scheduleName } from '../aws/schedules.js';
 import type { Settings } from '../config/settings.js';
 import { ssmPresence } from '../onboarding/ssm-presence.js';
 import type { CheckRequest } from '../input/triggers.js';
-
 
 /** What one check invocation did, returned by the handler and logged. */
 export interface CheckResult {
@@ -27,12 +27,6 @@ export interface CheckResult {
   reason: string;
   diagnosis?: DiagnosisCode;
 }
-
-/** The alert was decided and recorded, but SNS did not take it; the record stays `alerting`. */
-export class AlertNotSentError extends Error {
-  override name = 'AlertNotSentError';
-}
-
 
 const maxWindowMs = 24 * 3600 * 1000;
 

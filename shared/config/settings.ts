@@ -1,3 +1,4 @@
+import { InvalidSettingsError } from '../errors.js';
 import * as z from 'zod';
 
 /** A tag condition, written `key=value` in settings (`key` alone matches any value). */
@@ -165,11 +166,6 @@ export interface Settings {
    */
   goneRecordRetentionDays: number;
   region: string;
-}
-
-/** Raised at cold start when a setting is missing or wrong; the message names each one. */
-export class InvalidSettingsError extends Error {
-  override name = 'InvalidSettingsError';
 }
 
 /**

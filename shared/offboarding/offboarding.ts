@@ -1,7 +1,8 @@
+import { StaleRecordError } from '../errors.js';
 import { logAbout, logger } from '../observability/logger.js';
 import { deleteInstanceAlarms } from '../checking/instance-alarms.js';
 import { describeInstance } from '../aws/instances.js';
-import { advance, readRecord, saveRecord, StaleRecordError, statusChange, type OnboardingRecord, type OnboardingStatus } from '../state/instance-record.js';
+import { advance, readRecord, saveRecord, statusChange, type OnboardingRecord, type OnboardingStatus } from '../state/instance-record.js';
 import { deleteSchedules, scheduleName } from '../aws/schedules.js';
 import type { Settings } from '../config/settings.js';
 import type { OffboardRequest } from '../input/triggers.js';

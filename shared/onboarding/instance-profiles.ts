@@ -1,3 +1,4 @@
+import { InstanceGoneError } from '../errors.js';
 import {
   AssociateIamInstanceProfileCommand,
   DescribeIamInstanceProfileAssociationsCommand,
@@ -39,11 +40,6 @@ export interface ProfileOutcome {
   missing: string[];
   /** Why the role could not be fixed, when it could not. */
   note?: string;
-}
-
-/** The instance disappeared (terminated) while onboarding was changing it. */
-export class InstanceGoneError extends Error {
-  override name = 'InstanceGoneError';
 }
 
 function policyArn(partition: string, name: string): string {

@@ -1,7 +1,8 @@
+import { InstanceGoneError, InstanceNotReachableError, InstanceNotYetVisibleError, StaleRecordError } from '../errors.js';
 import { describeError } from '../aws/errors.js';
-import { InstanceNotReachableError, sendInstallCommand } from './agent-commands.js';
+import { sendInstallCommand } from './agent-commands.js';
 import { describeInstance, type InstanceFacts } from '../aws/instances.js';
-import { ensureAgentProfile, InstanceGoneError } from './instance-profiles.js';
+import { ensureAgentProfile } from './instance-profiles.js';
 import { logAbout, logger } from '../observability/logger.js';
 import { decideOnboarding, type OnboardingDecision } from './onboarding-decision.js';
 import {
@@ -10,7 +11,6 @@ import {
   readRecord,
   saveRecord,
   RecordTrail,
-  StaleRecordError,
   statusChange,
   type OnboardingRecord,
   type OnboardingStatus,
@@ -20,11 +20,6 @@ import { scheduleCheck, scheduleName, scheduleOnce } from '../aws/schedules.js';
 import type { Settings } from '../config/settings.js';
 import { isOnline, ssmPresence } from './ssm-presence.js';
 import type { OnboardTrigger } from '../input/triggers.js';
-
-/** EC2 announced an instance that DescribeInstances does not show yet; Lambda's retry looks again. */
-export class InstanceNotYetVisibleError extends Error {
-  override name = 'InstanceNotYetVisibleError';
-}
 
 /** What one onboarding invocation did, returned by the handler and logged. */
 export interface OnboardingResult {

@@ -297,8 +297,8 @@ export async function coldStart(overrides: Record<string, string | undefined> = 
   for (const [name, value] of Object.entries({ ...stackEnv, ...overrides })) vi.stubEnv(name, value);
   vi.resetModules();
   const { handler } = await import('../../functions/onboard.js');
-  const { InvalidInputError } = await import('../../shared/input/triggers.js');
-  const { StaleRecordError } = await import('../../shared/state/instance-record.js');
+  const { InvalidInputError } = await import('../../shared/errors.js');
+  const { StaleRecordError } = await import('../../shared/errors.js');
   return {
     /** Invokes the handler as Lambda would. */
     invoke: (event: unknown) => handler(event, lambdaContext()),
