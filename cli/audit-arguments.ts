@@ -1,6 +1,7 @@
 import { parseCommandLine, UsageError, type CommandLine } from './command-line.js';
 import type { ReportFormat } from '../shared/audit/audit-render.js';
-import type { TagMatch } from '../shared/settings.js';
+import type { TagMatch } from '../shared/config/settings.js';
+import { partitionOfRegion } from '../shared/aws/partitions.js';
 
 export { UsageError } from './command-line.js';
 
@@ -130,12 +131,6 @@ export function onboardFunctionOf(args: Pick<StackArguments, 'onboardFunction' |
   return args.onboardFunction ?? `cw-agent-autopilot-${args.stage}-onboard`;
 }
 
-function partitionOf(region: string): string {
-  if (region.startsWith('cn-')) return 'aws-cn';
-  if (region.startsWith('us-gov-')) return 'aws-us-gov';
-  return 'aws';
-}
-
 /**
  * The environment the deployed functions get from serverless.yml for this stage, rebuilt from
  * the CLI's flags and serverless.yml's defaults (used with --settings-from-flags, or when the
@@ -145,7 +140,7 @@ function partitionOf(region: string): string {
  */
 export function stackEnvironment(args: StackArguments, region: string, accountId = '000000000000'): Record<string, string> {
   const prefix = `cwap-${args.stage}`;
-  const partition = partitionOf(region);
+  const partition = partitionOfRegion(region);
   const functionArn = (name: string) => `arn:${partition}:lambda:${region}:${accountId}:function:cw-agent-autopilot-${args.stage}-${name}`;
   const env: Record<string, string> = {
     RESOURCE_PREFIX: prefix,

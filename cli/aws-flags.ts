@@ -10,7 +10,7 @@ export interface AwsFlags {
 
 /**
  * Points this run's AWS SDK clients where the flags say, through the variables the SDK reads. Call
- * it before the clients are created (shared/aws-clients.ts creates them on import, from the
+ * it before the clients are created (shared/aws/clients.ts creates them on import, from the
  * environment). `--endpoint-url` wins over every configured endpoint, as the AWS CLI's does.
  */
 export function applyAwsFlags(io: CliIo, flags: AwsFlags): void {

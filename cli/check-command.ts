@@ -1,7 +1,7 @@
 import { InvokeCommand } from '@aws-sdk/client-lambda';
 import * as z from 'zod';
 import { markdownCell, type ReportFormat } from '../shared/audit/audit-render.js';
-import { awsErrorName, describeError } from '../shared/aws-errors.js';
+import { awsErrorName, describeError } from '../shared/aws/errors.js';
 import { applyAwsFlags, regionOf, singleRegion } from './aws-flags.js';
 import { CliError, UsageError, type CliIo, type CommandLine } from './command-line.js';
 import { exitCodes } from './flags.js';
@@ -15,7 +15,7 @@ export class CheckFunctionError extends CliError {
 }
 
 /**
- * What the check function returns (shared/checking.ts CheckResult), read leniently: a function of
+ * What the check function returns (shared/checking/checking.ts CheckResult), read leniently: a function of
  * another version may have more actions or fields, and they are printed as they are.
  */
 const checkResult = z.looseObject({
@@ -86,7 +86,7 @@ function describeFunctionError(payload: string): string {
 
 /**
  * `cw-autopilot check <instance-id>`: invokes the stack's check function (RequestResponse) with
- * `{ "instanceId": "..." }`, its input for a check by hand (shared/triggers.ts), and prints what
+ * `{ "instanceId": "..." }`, its input for a check by hand (shared/input/triggers.ts), and prints what
  * the check did.
  *
  * @throws CheckFunctionError when the function failed (FunctionError), with its error.
@@ -98,7 +98,7 @@ export async function checkNow(line: CommandLine<'check'>, io: CliIo): Promise<n
   const given = singleRegion('check', flags.region);
   applyAwsFlags(io, { region: given, profile: flags.profile, endpointUrl: flags['endpoint-url'] });
   // Imported here, after the AWS flags are in the environment: the shared clients read it once.
-  const { lambda } = await import('../shared/aws-clients.js');
+  const { lambda } = await import('../shared/aws/clients.js');
   const region = await regionOf(given, lambda);
   const functionName = flags['check-function'] ?? `cw-agent-autopilot-${flags.stage}-check`;
 

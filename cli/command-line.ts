@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { AutopilotError } from '../shared/errors.js';
 import { commandNames, commands, exitCodeMeanings, exitCodes, flags, flagSections, type CommandName, type Flag, type FlagValues } from './flags.js';
 
 /** Where the CLI writes, and the environment it runs in (tests pass their own). */
@@ -12,7 +13,7 @@ export interface CliIo {
 }
 
 /** A failure the CLI reports in one line, with the exit code it stands for. */
-export class CliError extends Error {
+export class CliError extends AutopilotError {
   override name = 'CliError';
   constructor(
     message: string,

@@ -39,7 +39,7 @@ async function auditRegion(args: AuditArguments, region: string, io: CliIo, prog
     import('../shared/audit/audit-run.js'),
     import('../shared/audit/remediation.js'),
     import('./stack-settings.js'),
-    import('../shared/aws-clients.js'),
+    import('../shared/aws/clients.js'),
   ]);
   // The deployed stack's settings, read once: the audit's classification and the remediator use
   // the same ones.
@@ -101,7 +101,7 @@ function auditRegionInChild(region: string, io: CliIo): Promise<AuditReport> {
 
 async function resolveRegions(args: AuditArguments): Promise<string[]> {
   if (args.regions.length) return args.regions;
-  const { ec2 } = await import('../shared/aws-clients.js');
+  const { ec2 } = await import('../shared/aws/clients.js');
   try {
     return [await ec2.config.region()];
   } catch {
@@ -116,7 +116,7 @@ async function audit(line: CommandLine<'audit'>, io: CliIo): Promise<number> {
   // stdout. The report says what remediation did; POWERTOOLS_LOG_LEVEL=INFO shows the logs anyway.
   io.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
   // A scan is a dense burst of calls: adaptive retry slows the whole run down when AWS throttles
-  // it (the Lambda functions keep "standard"; see shared/aws-clients.ts).
+  // it (the Lambda functions keep "standard"; see shared/aws/clients.ts).
   io.env.AWS_RETRY_MODE ??= 'adaptive';
 
   const childRegion = io.env[childRegionVariable];

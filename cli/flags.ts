@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { reportFormats } from '../shared/audit/audit-render.js';
-import type { TagMatch } from '../shared/settings.js';
+import { parseTagMatch } from '../shared/config/settings.js';
 
 // Every flag of `cw-autopilot`, declared once. The table below drives node:util parseArgs (type,
 // repeatable, aliases, short name), the validation (a zod schema per flag), the defaults and the
@@ -110,10 +110,7 @@ const tag = z
   .string()
   .trim()
   .min(1, 'a tag is empty')
-  .transform((text): TagMatch => {
-    const at = text.indexOf('=');
-    return at < 0 ? { key: text } : { key: text.slice(0, at), value: text.slice(at + 1) };
-  })
+  .transform(parseTagMatch)
   .refine((match) => match.key.length > 0, 'the tag key before "=" is empty');
 
 const number = () => z.coerce.number({ error: 'expected a number' });

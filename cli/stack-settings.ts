@@ -1,8 +1,9 @@
+import { InvalidSettingsError } from '../shared/errors.js';
 import { GetFunctionConfigurationCommand, type LambdaClient } from '@aws-sdk/client-lambda';
-import { describeError } from '../shared/aws-errors.js';
+import { describeError } from '../shared/aws/errors.js';
 import { exitCodes } from './flags.js';
 import { CliError } from './command-line.js';
-import { InvalidSettingsError, parseSettings, type Settings } from '../shared/settings.js';
+import { parseSettings, type Settings } from '../shared/config/settings.js';
 import { flagSettings, onboardFunctionOf, stackEnvironment, type StackArguments } from './audit-arguments.js';
 
 /** The settings the CLI audits and remediates a region with, and where they came from. */

@@ -1,4 +1,4 @@
-import { awsErrorName, describeError } from '../shared/aws-errors.js';
+import { awsErrorName, describeError } from '../shared/aws/errors.js';
 import type { StackArguments } from './audit-arguments.js';
 import { applyAwsFlags, regionOf, singleRegion } from './aws-flags.js';
 import { CliError, UsageError, type CliIo, type CommandLine } from './command-line.js';
@@ -31,8 +31,8 @@ export async function showStatus(line: CommandLine<'status'>, io: CliIo): Promis
   applyAwsFlags(io, { region: given, profile: flags.profile, endpointUrl: flags['endpoint-url'] });
   // Imported here, after the AWS flags are in the environment: the shared clients read it once.
   const [{ lambda }, { readRecord }, { readStackSettings }] = await Promise.all([
-    import('../shared/aws-clients.js'),
-    import('../shared/onboarding-state.js'),
+    import('../shared/aws/clients.js'),
+    import('../shared/state/instance-record.js'),
     import('./stack-settings.js'),
   ]);
   const region = await regionOf(given, lambda);

@@ -1,5 +1,5 @@
 import { markdownCell, type ReportFormat } from '../shared/audit/audit-render.js';
-import type { OnboardingRecord } from '../shared/onboarding-state.js';
+import type { OnboardingRecord } from '../shared/state/instance-record.js';
 
 /** One instance's record, and where it was read. */
 export interface InstanceStatus {

@@ -5,9 +5,9 @@ import { parseAuditRequest } from '../shared/audit/audit-request.js';
 import { runAudit } from '../shared/audit/audit-run.js';
 import type { AuditReport } from '../shared/audit/audit-summary.js';
 import { onboardByInvoking } from '../shared/audit/remediation.js';
-import { logger, logInvocationResult } from '../shared/logger.js';
-import { productMetrics, recordFleetCoverage } from '../shared/product-metrics.js';
-import { parseSettings } from '../shared/settings.js';
+import { logger, logInvocationResult } from '../shared/observability/logger.js';
+import { productMetrics, recordFleetCoverage } from '../shared/observability/product-metrics.js';
+import { parseSettings } from '../shared/config/settings.js';
 
 // Parsed at cold start: a wrong setting stops the function here, naming the setting.
 const settings = parseSettings();

@@ -1,11 +1,11 @@
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { runCheck, type CheckResult } from '../shared/checking.js';
-import { logger, logInvocationResult } from '../shared/logger.js';
-import { productMetrics } from '../shared/product-metrics.js';
-import { parseSettings } from '../shared/settings.js';
-import { parseCheckRequest } from '../shared/triggers.js';
+import { runCheck, type CheckResult } from '../shared/checking/checking.js';
+import { logger, logInvocationResult } from '../shared/observability/logger.js';
+import { productMetrics } from '../shared/observability/product-metrics.js';
+import { parseSettings } from '../shared/config/settings.js';
+import { parseCheckRequest } from '../shared/input/triggers.js';
 
 // Parsed at cold start: a wrong setting stops the function here, naming the setting.
 const settings = parseSettings();

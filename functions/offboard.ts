@@ -1,9 +1,9 @@
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { runOffboarding, type OffboardingResult } from '../shared/offboarding.js';
-import { logger, logInvocationResult } from '../shared/logger.js';
-import { parseSettings } from '../shared/settings.js';
-import { parseOffboardRequest } from '../shared/triggers.js';
+import { runOffboarding, type OffboardingResult } from '../shared/offboarding/offboarding.js';
+import { logger, logInvocationResult } from '../shared/observability/logger.js';
+import { parseSettings } from '../shared/config/settings.js';
+import { parseOffboardRequest } from '../shared/input/triggers.js';
 
 // Parsed at cold start: a wrong setting stops the function here, naming the setting.
 const settings = parseSettings();

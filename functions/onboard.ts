@@ -1,9 +1,9 @@
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logger, logInvocationResult } from '../shared/logger.js';
-import { runOnboarding, type OnboardingResult } from '../shared/onboarding.js';
-import { parseSettings } from '../shared/settings.js';
-import { parseOnboardTrigger } from '../shared/triggers.js';
+import { logger, logInvocationResult } from '../shared/observability/logger.js';
+import { runOnboarding, type OnboardingResult } from '../shared/onboarding/onboarding.js';
+import { parseSettings } from '../shared/config/settings.js';
+import { parseOnboardTrigger } from '../shared/input/triggers.js';
 
 // Parsed at cold start: a wrong setting stops the function here, naming the setting.
 const settings = parseSettings();

@@ -8,7 +8,7 @@
 // call counts are the ones a real account would see; the wall time excludes network latency.
 import { performance } from 'node:perf_hooks';
 import { runAudit } from '../shared/audit/audit-run.js';
-import { parseSettings } from '../shared/settings.js';
+import { parseSettings } from '../shared/config/settings.js';
 import { stackEnvironment } from '../test/harness/stack.js';
 import { generateFleet, installFakeAws, minimumCalls } from './simulated-fleet.js';
 

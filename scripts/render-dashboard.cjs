@@ -1,7 +1,7 @@
 'use strict';
 // Deploy-time variable source for serverless.yml:
 //   DashboardBody: ${file(./scripts/render-dashboard.cjs):body}
-// Renders the dashboard with shared/product-dashboard.ts (loaded through tsx) from the stack's own
+// Renders the dashboard with shared/observability/product-dashboard.ts (loaded through tsx) from the stack's own
 // function names, metric namespace and audit schedule, as an Fn::Sub so that CloudFormation fills in
 // the partition, region and account the stack is deployed to.
 // CommonJS because osls `require`s variable-source files.
@@ -18,7 +18,7 @@ async function body({ resolveVariable }) {
     }
     return value;
   };
-  const { productFunctions, renderProductDashboard } = tsRequire(path.join(__dirname, '..', 'shared', 'product-dashboard.ts'), __filename);
+  const { productFunctions, renderProductDashboard } = tsRequire(path.join(__dirname, '..', 'shared', 'observability', 'product-dashboard.ts'), __filename);
   const functionNames = {};
   for (const fn of productFunctions) functionNames[fn] = await text(`self:custom.${fn}FunctionName`);
   const dashboard = renderProductDashboard({

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Settings } from './settings.js';
+import type { Settings } from './config/settings.js';
 
 /** The operating systems the product onboards; each has its own agent config file. */
 export type OsFamily = 'linux' | 'windows';

@@ -1,6 +1,6 @@
-import type { AuditSummaryPayload } from '../alert-payload.js';
-import { envelope, maxPublishBytes, publish, publishedBytes, snsSubject, topicMessage, type EnvelopeSettings, type TopicMessage } from '../alerts.js';
-import type { Settings } from '../settings.js';
+import type { AuditSummaryPayload } from '../checking/alert-payload.js';
+import { envelope, maxPublishBytes, publish, publishedBytes, snsSubject, topicMessage, type EnvelopeSettings, type TopicMessage } from '../checking/alerts.js';
+import type { Settings } from '../config/settings.js';
 import type { AuditReport } from './audit-summary.js';
 import { renderSummaryText } from './audit-render.js';
 

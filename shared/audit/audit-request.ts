@@ -1,15 +1,13 @@
+import { InvalidInputError } from '../errors.js';
 import * as z from 'zod';
-import type { TagMatch } from '../settings.js';
-import { describeInputProblems, InvalidInputError } from '../triggers.js';
+import { parseTagMatch } from '../config/settings.js';
+import { describeInputProblems } from '../input/triggers.js';
 
 const tag = z
   .string()
   .trim()
   .min(1, 'an empty tag: expected key=value or key')
-  .transform((text): TagMatch => {
-    const at = text.indexOf('=');
-    return at < 0 ? { key: text } : { key: text.slice(0, at), value: text.slice(at + 1) };
-  });
+  .transform(parseTagMatch);
 
 /**
  * The audit function's input, by hand or from its schedule (which sends `{"publish":true}`). Every

@@ -1,4 +1,4 @@
-import type { Settings } from '../settings.js';
+import type { Settings } from '../config/settings.js';
 import { summarizeAudit, type AuditReport } from './audit-summary.js';
 import { gatherFleetInventory, type InventoryProgress } from './fleet-inventory.js';
 import type { FleetScope } from './fleet-instances.js';

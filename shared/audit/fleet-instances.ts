@@ -3,10 +3,10 @@ import {
   DescribeInstancesCommand,
   type Filter,
 } from '@aws-sdk/client-ec2';
-import { ec2 } from '../aws-clients.js';
-import { describeError } from '../aws-errors.js';
-import { toInstanceFacts, type InstanceFacts } from '../instances.js';
-import type { TagMatch } from '../settings.js';
+import { ec2 } from '../aws/clients.js';
+import { describeError } from '../aws/errors.js';
+import { toInstanceFacts, type InstanceFacts } from '../aws/instances.js';
+import type { TagMatch } from '../config/settings.js';
 
 /** DescribeInstances and DescribeIamInstanceProfileAssociations return at most 1,000 a page. */
 export const maxEc2ResultsPerCall = 1000;

@@ -1,8 +1,8 @@
-import { describeError } from '../aws-errors.js';
-import type { InstanceFacts } from '../instances.js';
-import { expectedMetrics, maxQueriesPerCall, seriesPresence, type SeriesPresence } from '../metric-queries.js';
-import type { Settings } from '../settings.js';
-import { describeInstanceInformation, maxInstanceInformationPerCall, type SsmPresence } from '../ssm-presence.js';
+import { describeError } from '../aws/errors.js';
+import type { InstanceFacts } from '../aws/instances.js';
+import { expectedMetrics, maxQueriesPerCall, seriesPresence, type SeriesPresence } from '../checking/metric-queries.js';
+import type { Settings } from '../config/settings.js';
+import { describeInstanceInformation, maxInstanceInformationPerCall, type SsmPresence } from '../onboarding/ssm-presence.js';
 import { chunksOf, mapBounded } from './concurrency.js';
 import { listProfileAssociations, listRunningInstances, type FleetScope, type ProfileAssociation } from './fleet-instances.js';
 import { readOnboardingSnapshots, type OnboardingSnapshot } from './onboarding-records.js';

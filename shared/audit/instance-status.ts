@@ -1,7 +1,8 @@
-import { exclusionReason, isUnderWay } from '../onboarding-decision.js';
-import type { OnboardingStatus } from '../onboarding-state.js';
-import { profileNameOf } from '../instance-profiles.js';
-import type { Settings } from '../settings.js';
+import { exclusionReason, isUnderWay } from '../onboarding/onboarding-decision.js';
+import type { OnboardingStatus } from '../state/instance-record.js';
+import { profileNameOf } from '../onboarding/instance-profiles.js';
+import { partitionOfArn } from '../aws/partitions.js';
+import type { Settings } from '../config/settings.js';
 import type { InstanceAuditFacts } from './fleet-inventory.js';
 
 /**
@@ -145,7 +146,7 @@ export function classifyInstance(facts: InstanceAuditFacts, context: ClassifyCon
     if (settings.modifyExistingRoles && !alreadyTried) {
       return orWait('role-missing-policy', 'onboard', `role ${role} of ${id} lacks ${standing.missing.join(' and ')}: run ${remediateCommand} (onboarding attaches them to the role)`);
     }
-    const partition = association.profileArn.split(':')[1] || 'aws';
+    const partition = partitionOfArn(association.profileArn);
     const attach = standing.missing.map((name) => `\`aws iam attach-role-policy --role-name ${role} --policy-arn arn:${partition}:iam::aws:policy/${name}\``).join(' and ');
     const why = alreadyTried ? `onboarding could not attach them (${record?.reason ?? 'not allowed'})` : 'cw-autopilot may not change workload roles (modifyExistingRoles is false)';
     return row('role-missing-policy', 'person', `role ${role} of ${id} lacks ${standing.missing.join(' and ')} and ${why}: run ${attach}, then ${remediateCommand}`);

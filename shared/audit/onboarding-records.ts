@@ -1,7 +1,7 @@
 import { BatchGetCommand } from '@aws-sdk/lib-dynamodb';
-import { dynamodb } from '../aws-clients.js';
-import { sleep } from '../aws-errors.js';
-import type { OnboardingRecord } from '../onboarding-state.js';
+import { dynamodb } from '../aws/clients.js';
+import { sleep } from '../aws/errors.js';
+import type { OnboardingRecord } from '../state/instance-record.js';
 import { chunksOf, mapBounded } from './concurrency.js';
 
 /** BatchGetItem reads at most 100 keys a call. */

@@ -1,8 +1,8 @@
 import { InvokeCommand } from '@aws-sdk/client-lambda';
-import { lambda } from '../aws-clients.js';
-import { describeError } from '../aws-errors.js';
-import { runOnboarding } from '../onboarding.js';
-import type { Settings } from '../settings.js';
+import { lambda } from '../aws/clients.js';
+import { describeError } from '../aws/errors.js';
+import { runOnboarding } from '../onboarding/onboarding.js';
+import type { Settings } from '../config/settings.js';
 import type { RemediationOutcome } from './audit-summary.js';
 import { mapBounded } from './concurrency.js';
 import type { AuditRow } from './instance-status.js';

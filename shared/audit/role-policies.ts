@@ -1,7 +1,5 @@
-import { GetInstanceProfileCommand, paginateListAttachedRolePolicies } from '@aws-sdk/client-iam';
-import { iam } from '../aws-clients.js';
-import { awsErrorName, describeError } from '../aws-errors.js';
-import { profileNameOf, requiredPolicyNames } from '../instance-profiles.js';
+import { awsErrorName, describeError } from '../aws/errors.js';
+import { attachedPolicyArns, missingPolicyNames, requiredPolicyNames, roleOfProfile } from '../onboarding/instance-profiles.js';
 import { mapBounded } from './concurrency.js';
 
 /** Whether a profile's role may run the agent: which of the required policies it lacks. */
@@ -19,10 +17,6 @@ export interface ProfileReadFailure {
   profileArn: string;
   api: 'GetInstanceProfile' | 'ListAttachedRolePolicies';
   error: string;
-}
-
-function partitionOf(arn: string): string {
-  return arn.split(':')[1] || 'aws';
 }
 
 /**
@@ -45,8 +39,7 @@ export async function profileStandings(
 
   await mapBounded(distinct, concurrency, async (profileArn) => {
     try {
-      const profile = await iam.send(new GetInstanceProfileCommand({ InstanceProfileName: profileNameOf(profileArn) }));
-      const roleName = profile.InstanceProfile?.Roles?.[0]?.RoleName;
+      const roleName = await roleOfProfile(profileArn);
       roles.set(profileArn, roleName);
       if (!roleName) notes.set(profileArn, 'the instance profile contains no role');
     } catch (error) {
@@ -64,11 +57,7 @@ export async function profileStandings(
   const roleErrors = new Map<string, string>();
   await mapBounded(roleNames, concurrency, async (roleName) => {
     try {
-      const arns = new Set<string>();
-      for await (const page of paginateListAttachedRolePolicies({ client: iam }, { RoleName: roleName })) {
-        for (const policy of page.AttachedPolicies ?? []) if (policy.PolicyArn) arns.add(policy.PolicyArn);
-      }
-      attached.set(roleName, arns);
+      attached.set(roleName, await attachedPolicyArns(roleName));
     } catch (error) {
       roleErrors.set(roleName, describeError(error));
     }
@@ -86,8 +75,7 @@ export async function profileStandings(
       continue;
     }
     const present = attached.get(roleName) ?? new Set();
-    const partition = partitionOf(profileArn);
-    const missing = requiredPolicyNames.filter((name) => !present.has(`arn:${partition}:iam::aws:policy/${name}`));
+    const missing = missingPolicyNames(profileArn, present);
     standings.set(profileArn, { profileArn, roleName, missing });
   }
   return { standings, failures };

@@ -5,7 +5,7 @@ import {
   renderAgentConfig,
   renderedAgentConfigs,
 } from '../../shared/agent-config.js';
-import { expectedMetrics } from '../../shared/metric-queries.js';
+import { expectedMetrics } from '../../shared/checking/metric-queries.js';
 
 const defaults = { namespace: 'CloudWatch/TestMetrics', memory: 'MEMORY_USED', disk: 'DISK_USED', windowsDiskFree: 'DISK_FREE' };
 

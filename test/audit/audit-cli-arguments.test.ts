@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { parseAuditArguments, stackEnvironment, UsageError } from '../../cli/audit-arguments.js';
 import { main } from '../../cli/cw-autopilot.js';
-import { parseSettings } from '../../shared/settings.js';
+import { parseSettings } from '../../shared/config/settings.js';
 
 function capture() {
   let text = '';

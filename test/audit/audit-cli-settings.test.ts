@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../cli/cw-autopilot.js';
 import type { AuditOptions } from '../../shared/audit/audit-run.js';
 import { summarizeAudit } from '../../shared/audit/audit-summary.js';
-import type { Settings } from '../../shared/settings.js';
+import type { Settings } from '../../shared/config/settings.js';
 import { stackEnvironment } from '../harness/stack.js';
 
 // The CLI is run in-process; the audit itself is replaced by one that records the settings it is

@@ -4,9 +4,9 @@ import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { generateFleet, installFakeAws, type FakeAws } from '../../scripts/simulated-fleet.js';
-import { parseOnboardTrigger } from '../../shared/triggers.js';
-import { decideOnboarding } from '../../shared/onboarding-decision.js';
-import type { OnboardingRecord } from '../../shared/onboarding-state.js';
+import { parseOnboardTrigger } from '../../shared/input/triggers.js';
+import { decideOnboarding } from '../../shared/onboarding/onboarding-decision.js';
+import type { OnboardingRecord } from '../../shared/state/instance-record.js';
 import { stackEnvironment } from '../harness/stack.js';
 import { healthyFacts, now } from './audit-facts.js';
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { diagnose } from '../../shared/check-diagnosis.js';
-import { renderAlert, renderRecovery, snsSubject } from '../../shared/alerts.js';
-import { instanceAlarms } from '../../shared/instance-alarms.js';
-import { parseSettings } from '../../shared/settings.js';
+import { diagnose } from '../../shared/checking/check-diagnosis.js';
+import { renderAlert, renderRecovery, snsSubject } from '../../shared/checking/alerts.js';
+import { instanceAlarms } from '../../shared/checking/instance-alarms.js';
+import { parseSettings } from '../../shared/config/settings.js';
 import { commandStatusOf, env, factsOf, instanceId, recordOf, settings } from './fixtures.js';
 
 describe('alert text', () => {

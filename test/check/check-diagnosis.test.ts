@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { diagnose, metricFindings } from '../../shared/check-diagnosis.js';
-import { explain } from '../../shared/check-explanation.js';
+import { diagnose, metricFindings } from '../../shared/checking/check-diagnosis.js';
+import { explain } from '../../shared/checking/check-explanation.js';
 import { commandStatusOf, factsOf, instanceId } from './fixtures.js';
 
 describe('diagnosis of an instance whose metrics are missing', () => {

@@ -9,7 +9,7 @@ import { CreateScheduleCommand, DeleteScheduleCommand, SchedulerClient } from '@
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { DescribeInstanceInformationCommand, GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import type { OnboardingRecord } from '../../shared/onboarding-state.js';
+import type { OnboardingRecord } from '../../shared/state/instance-record.js';
 import { instanceId, launchTime, recordOf } from './fixtures.js';
 
 export const ec2 = mockClient(EC2Client);

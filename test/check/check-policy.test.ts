@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { diagnose } from '../../shared/check-diagnosis.js';
-import { alertRetryAt, checkCurrency, decideAfterDiagnosis, retryDelaySeconds } from '../../shared/check-policy.js';
-import { commandOfThisLaunch } from '../../shared/checking.js';
-import { parseSettings } from '../../shared/settings.js';
+import { diagnose } from '../../shared/checking/check-diagnosis.js';
+import { alertRetryAt, checkCurrency, decideAfterDiagnosis, retryDelaySeconds } from '../../shared/checking/check-policy.js';
+import { commandOfThisLaunch } from '../../shared/checking/checking.js';
+import { parseSettings } from '../../shared/config/settings.js';
 import { commandStatusOf, env, factsOf, recordOf, settings } from './fixtures.js';
 
 const now = new Date('2026-01-10T10:10:00.000Z');

@@ -1,11 +1,12 @@
+import { AlertNotSentError } from '../../shared/errors.js';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DeleteAlarmsCommand, DescribeAlarmsCommand, GetMetricDataCommand, PutMetricAlarmCommand } from '@aws-sdk/client-cloudwatch';
 import { CreateScheduleCommand, DeleteScheduleCommand } from '@aws-sdk/client-scheduler';
 import { PublishCommand } from '@aws-sdk/client-sns';
 import { GetCommandInvocationCommand, SendCommandCommand } from '@aws-sdk/client-ssm';
-import { AlertNotSentError, runCheck } from '../../shared/checking.js';
-import { parseCheckRequest } from '../../shared/triggers.js';
-import { productMetrics } from '../../shared/product-metrics.js';
+import { runCheck } from '../../shared/checking/checking.js';
+import { parseCheckRequest } from '../../shared/input/triggers.js';
+import { productMetrics } from '../../shared/observability/product-metrics.js';
 import { awsError, cloudwatch, dynamodb, ec2Instance, givenDatapoints, givenInstance, iam, resetAws, scheduler, sns, ssm, steps, table } from './check-harness.js';
 import { GetInstanceProfileCommand } from '@aws-sdk/client-iam';
 import { instanceId, launchTime, settings } from './fixtures.js';

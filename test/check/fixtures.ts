@@ -1,7 +1,7 @@
-import type { DiagnosisFacts } from '../../shared/check-diagnosis.js';
-import type { CommandStatus } from '../../shared/command-status.js';
-import type { OnboardingRecord } from '../../shared/onboarding-state.js';
-import { parseSettings } from '../../shared/settings.js';
+import type { DiagnosisFacts } from '../../shared/checking/check-diagnosis.js';
+import type { CommandStatus } from '../../shared/checking/command-status.js';
+import type { OnboardingRecord } from '../../shared/state/instance-record.js';
+import { parseSettings } from '../../shared/config/settings.js';
 
 export const instanceId = 'i-0123456789abcdef0';
 export const launchTime = '2026-01-10T10:00:00.000Z';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { metricsPublishedBy, renderedAgentConfigs } from '../../shared/agent-config.js';
-import { instanceAlarms } from '../../shared/instance-alarms.js';
-import { expectedMetrics } from '../../shared/metric-queries.js';
+import { instanceAlarms } from '../../shared/checking/instance-alarms.js';
+import { expectedMetrics } from '../../shared/checking/metric-queries.js';
 import { instanceId, settings } from './fixtures.js';
 
 describe('what the checker queries is what the deployed agent configs publish', () => {

@@ -2,9 +2,9 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { DeleteAlarmsCommand, DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
 import { DescribeInstancesCommand } from '@aws-sdk/client-ec2';
 import { DeleteScheduleCommand } from '@aws-sdk/client-scheduler';
-import { offboardingOutcome, runOffboarding } from '../../shared/offboarding.js';
-import { parseSettings } from '../../shared/settings.js';
-import { parseOffboardRequest } from '../../shared/triggers.js';
+import { offboardingOutcome, runOffboarding } from '../../shared/offboarding/offboarding.js';
+import { parseSettings } from '../../shared/config/settings.js';
+import { parseOffboardRequest } from '../../shared/input/triggers.js';
 import { awsError, cloudwatch, ec2, ec2Instance, givenInstance, resetAws, scheduler, table } from './check-harness.js';
 import { env, instanceId, settings } from './fixtures.js';
 

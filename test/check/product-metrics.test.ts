@@ -1,7 +1,8 @@
+import { AlertNotSentError } from '../../shared/errors.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PublishCommand } from '@aws-sdk/client-sns';
-import { AlertNotSentError, runCheck } from '../../shared/checking.js';
-import { productMetrics, recordFleetCoverage } from '../../shared/product-metrics.js';
+import { runCheck } from '../../shared/checking/checking.js';
+import { productMetrics, recordFleetCoverage } from '../../shared/observability/product-metrics.js';
 import { emittedSeries, stdoutOf } from '../harness/emf.js';
 import { awsError, givenDatapoints, resetAws, sns, table } from './check-harness.js';
 import { instanceId, settings } from './fixtures.js';

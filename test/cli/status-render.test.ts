@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { renderStatusMarkdown, renderStatusTable } from '../../cli/status-render.js';
-import type { OnboardingRecord } from '../../shared/onboarding-state.js';
+import type { OnboardingRecord } from '../../shared/state/instance-record.js';
 
 /** A Windows instance whose workload role lacked the agent policy, alerted on, then healthy again. */
 const record: OnboardingRecord = {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseDocument, type Tags } from 'yaml';
-import { productMetricNames } from '../../shared/product-metrics.js';
+import { productMetricNames } from '../../shared/observability/product-metrics.js';
 
 // The README is what a reviewer reads instead of serverless.yml and the code: these tests hold the
 // parts of it that restate them (the roles' permissions, the state record's fields) to the source.
@@ -93,9 +93,9 @@ describe('the README security model', () => {
 
 describe('the README state table', () => {
   it('lists each attribute of the instance record once, and the TTL attribute', () => {
-    const source = read('shared/onboarding-state.ts');
+    const source = read('shared/state/instance-record.ts');
     const body = /export interface OnboardingRecord \{\n([\s\S]*?)\n\}/.exec(source)?.[1];
-    if (!body) throw new Error('shared/onboarding-state.ts has no OnboardingRecord interface');
+    if (!body) throw new Error('shared/state/instance-record.ts has no OnboardingRecord interface');
     const fields = [...body.matchAll(/^ {2}(\w+)\??:/gm)].map((match) => match[1] as string);
     const ttl = resources.StateTable?.Properties.TimeToLiveSpecification;
     expect(ttl?.Enabled).toBe(true);

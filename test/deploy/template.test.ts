@@ -7,9 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderedAgentConfigs } from '../../shared/agent-config.js';
-import { functionAlarms } from '../../shared/product-dashboard.js';
-import { productMetricNames } from '../../shared/product-metrics.js';
-import { parseSettings, type Settings } from '../../shared/settings.js';
+import { functionAlarms } from '../../shared/observability/product-dashboard.js';
+import { productMetricNames } from '../../shared/observability/product-metrics.js';
+import { parseSettings, type Settings } from '../../shared/config/settings.js';
 import { agentConfigSchemaAvailable, agentConfigSchemaErrors, agentConfigSchemaPath, agentConfigSchemaValidator } from '../agent-config/agent-config-schema.js';
 import { cfnLint, cloudFormationTemplatesUnder, packagedTemplates, type CfnLintFinding } from './cfn-lint.js';
 import { emittedSeries, type EmittedSeries } from '../harness/emf.js';
@@ -769,9 +769,9 @@ describe('the dashboard and the alarms on the product', () => {
   const topicArn = `arn:aws:sns:${region}:${account}:cwap-test-alerts`;
   let emitted: EmittedSeries[];
 
-  /** The functions whose code writes product metrics: those that import shared/product-metrics. */
+  /** The functions whose code writes product metrics: those that import shared/observability/product-metrics. */
   const metricWriters = readdirSync(path.join(repo, 'functions'))
-    .filter((file) => readFileSync(path.join(repo, 'functions', file), 'utf8').includes('/shared/product-metrics.js'))
+    .filter((file) => readFileSync(path.join(repo, 'functions', file), 'utf8').includes('/shared/observability/product-metrics.js'))
     .map((file) => file.replace(/\.ts$/, ''));
 
   /**

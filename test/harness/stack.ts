@@ -14,7 +14,7 @@ import { CreateScheduleGroupCommand, SchedulerClient } from '@aws-sdk/client-sch
 import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
 import { CreateDocumentCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { renderedAgentConfigs } from '../../shared/agent-config.js';
-import { parseSettings, type Settings } from '../../shared/settings.js';
+import { parseSettings, type Settings } from '../../shared/config/settings.js';
 import { localClientConfig } from './client-config.js';
 
 /** moto's account. */

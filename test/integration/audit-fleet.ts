@@ -3,7 +3,7 @@ import type { SimulatedSsm } from '../harness/aws-proxy.js';
 import { localClientConfig } from '../harness/client-config.js';
 import { createWorkloadProfile, launchInstance, type LaunchedInstance } from '../harness/fleet.js';
 import type { DeployedStack } from '../harness/stack.js';
-import { advance, newRecord, saveRecord } from '../../shared/onboarding-state.js';
+import { advance, newRecord, saveRecord } from '../../shared/state/instance-record.js';
 
 /** A fleet in moto with one instance per audit status, by the status it should get. */
 export type MixedFleet = Record<

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DescribeIamInstanceProfileAssociationsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { runAudit } from '../../shared/audit/audit-run.js';
 import { onboardInProcess } from '../../shared/audit/remediation.js';
-import { readRecord } from '../../shared/onboarding-state.js';
+import { readRecord } from '../../shared/state/instance-record.js';
 import { useAws } from '../harness/aws-env.js';
 import { localClientConfig } from '../harness/client-config.js';
 import { deployStack } from '../harness/stack.js';

@@ -9,8 +9,8 @@ import { GetScheduleCommand, ListSchedulesCommand, SchedulerClient } from '@aws-
 import { SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { metricsPublishedBy, renderedAgentConfigs, type OsFamily } from '../../shared/agent-config.js';
-import { readRecord, type OnboardingRecord } from '../../shared/onboarding-state.js';
-import type { Settings } from '../../shared/settings.js';
+import { readRecord, type OnboardingRecord } from '../../shared/state/instance-record.js';
+import type { Settings } from '../../shared/config/settings.js';
 import { useAws } from '../harness/aws-env.js';
 import { localClientConfig } from '../harness/client-config.js';
 import { launchInstance, stateChangeEvent } from '../harness/fleet.js';

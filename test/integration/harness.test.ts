@@ -16,13 +16,13 @@ import {
   SSMClient,
 } from '@aws-sdk/client-ssm';
 import { metricsPublishedBy } from '../../shared/agent-config.js';
-import { parseSettings } from '../../shared/settings.js';
+import { parseSettings } from '../../shared/config/settings.js';
 import { latestAgentVersion } from '../harness/command-execution.js';
 import { useAws } from '../harness/aws-env.js';
 import { localClientConfig } from '../harness/client-config.js';
 import { createWorkloadProfile, launchInstance, stateChangeEvent, testImages } from '../harness/fleet.js';
 import { agentManagedPolicies, deployStack } from '../harness/stack.js';
-import { parseOnboardTrigger } from '../../shared/triggers.js';
+import { parseOnboardTrigger } from '../../shared/input/triggers.js';
 
 const aws = useAws();
 

@@ -6,8 +6,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vites
 import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { GetScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { metricsPublishedBy, renderedAgentConfigs } from '../../shared/agent-config.js';
-import { launchIdOf } from '../../shared/logger.js';
-import type { Settings } from '../../shared/settings.js';
+import { launchIdOf } from '../../shared/observability/logger.js';
+import type { Settings } from '../../shared/config/settings.js';
 import { useAws } from '../harness/aws-env.js';
 import { localClientConfig } from '../harness/client-config.js';
 import { launchInstance, stateChangeEvent } from '../harness/fleet.js';

@@ -7,7 +7,7 @@ import type { Context } from 'aws-lambda';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DetachRolePolicyCommand, IAMClient } from '@aws-sdk/client-iam';
 import { main } from '../../cli/cw-autopilot.js';
-import { readRecord, type OnboardingRecord } from '../../shared/onboarding-state.js';
+import { readRecord, type OnboardingRecord } from '../../shared/state/instance-record.js';
 import { useAws } from '../harness/aws-env.js';
 import { localClientConfig } from '../harness/client-config.js';
 import { launchInstance, stateChangeEvent } from '../harness/fleet.js';

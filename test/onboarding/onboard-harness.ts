@@ -27,7 +27,7 @@ import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, type GetCommandInput, type PutCommandInput } from '@aws-sdk/lib-dynamodb';
-import type { OnboardingRecord } from '../../shared/onboarding-state.js';
+import type { OnboardingRecord } from '../../shared/state/instance-record.js';
 
 export const instanceId = 'i-0abc1234def567890';
 /** The wall clock of every scenario (only `Date` is faked: backoff sleeps stay real and short). */
@@ -297,8 +297,8 @@ export async function coldStart(overrides: Record<string, string | undefined> = 
   for (const [name, value] of Object.entries({ ...stackEnv, ...overrides })) vi.stubEnv(name, value);
   vi.resetModules();
   const { handler } = await import('../../functions/onboard.js');
-  const { InvalidInputError } = await import('../../shared/triggers.js');
-  const { StaleRecordError } = await import('../../shared/onboarding-state.js');
+  const { InvalidInputError } = await import('../../shared/errors.js');
+  const { StaleRecordError } = await import('../../shared/errors.js');
   return {
     /** Invokes the handler as Lambda would. */
     invoke: (event: unknown) => handler(event, lambdaContext()),

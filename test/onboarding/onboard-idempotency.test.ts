@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { AssociateIamInstanceProfileCommand } from '@aws-sdk/client-ec2';
 import { SendCommandCommand } from '@aws-sdk/client-ssm';
 import { GetCommand, type GetCommandInput } from '@aws-sdk/lib-dynamodb';
-import type { OnboardingStatus } from '../../shared/onboarding-state.js';
+import type { OnboardingStatus } from '../../shared/state/instance-record.js';
 import {
   agentProfileArn,
   atSecondsFromNow,

@@ -39,7 +39,7 @@ describe('a deployment with a wrong setting', () => {
       (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
     );
     // The class of the module graph the failed cold start loaded.
-    const { InvalidSettingsError } = await import('../../shared/settings.js');
+    const { InvalidSettingsError } = await import('../../shared/errors.js');
     expect(failure).toBeInstanceOf(InvalidSettingsError);
     return failure;
   }

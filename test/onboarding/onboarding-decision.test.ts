@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { abandonedClaimMs, decideOnboarding, exclusionReason, stalledAfterMs, type OnboardingDecision } from '../../shared/onboarding-decision.js';
-import type { InstanceFacts } from '../../shared/instances.js';
-import type { OnboardingRecord, OnboardingStatus } from '../../shared/onboarding-state.js';
-import type { Settings } from '../../shared/settings.js';
-import type { OnboardTrigger } from '../../shared/triggers.js';
+import { abandonedClaimMs, decideOnboarding, exclusionReason, stalledAfterMs, type OnboardingDecision } from '../../shared/onboarding/onboarding-decision.js';
+import type { InstanceFacts } from '../../shared/aws/instances.js';
+import type { OnboardingRecord, OnboardingStatus } from '../../shared/state/instance-record.js';
+import type { Settings } from '../../shared/config/settings.js';
+import type { OnboardTrigger } from '../../shared/input/triggers.js';
 
 const now = new Date('2025-03-04T10:00:00.000Z');
 const launch = '2025-03-04T09:58:30.000Z';

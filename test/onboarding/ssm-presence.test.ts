@@ -4,7 +4,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { mockClient } from 'aws-sdk-client-mock';
 import { DescribeInstanceInformationCommand, SSMClient, type DescribeInstanceInformationCommandInput } from '@aws-sdk/client-ssm';
-import { describeInstanceInformation, ssmPresence } from '../../shared/ssm-presence.js';
+import { describeInstanceInformation, ssmPresence } from '../../shared/onboarding/ssm-presence.js';
 
 const ssm = mockClient(SSMClient);
 const unknown = 'i-0ffffffffffffffff';

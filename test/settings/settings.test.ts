@@ -1,5 +1,6 @@
+import { InvalidSettingsError } from '../../shared/errors.js';
 import { describe, expect, it } from 'vitest';
-import { InvalidSettingsError, parseSettings } from '../../shared/settings.js';
+import { parseSettings } from '../../shared/config/settings.js';
 
 const required = {
   RESOURCE_PREFIX: 'cwap-dev',

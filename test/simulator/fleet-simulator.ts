@@ -11,7 +11,7 @@ import { EC2Client, StartInstancesCommand, StopInstancesCommand, TerminateInstan
 import { DeleteScheduleCommand, GetScheduleCommand, ListSchedulesCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { metricsPublishedBy, renderedAgentConfigs, type ExpectedMetric } from '../../shared/agent-config.js';
-import type { OnboardingRecord } from '../../shared/onboarding-state.js';
+import type { OnboardingRecord } from '../../shared/state/instance-record.js';
 import type { InvocationState, SentCommand } from '../harness/aws-proxy.js';
 import { localClientConfig } from '../harness/client-config.js';
 import { createWorkloadProfile, launchInstance, stateChangeEvent, type InstanceState } from '../harness/fleet.js';

@@ -1,6 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import type { OnboardingRecord } from '../../shared/onboarding-state.js';
+import type { OnboardingRecord } from '../../shared/state/instance-record.js';
 import { localClientConfig } from '../harness/client-config.js';
 
 /** One message published on an SNS topic, as moto keeps it. */

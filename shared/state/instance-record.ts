@@ -1,10 +1,11 @@
+import { StaleRecordError } from '../errors.js';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { dynamodb } from './aws-clients.js';
-import { awsErrorName } from './aws-errors.js';
-import type { OsFamily } from './agent-config.js';
-import type { ProfilePath } from './instance-profiles.js';
-import type { RecordedDiagnosis } from './check-explanation.js';
-import type { Settings } from './settings.js';
+import { dynamodb } from '../aws/clients.js';
+import { awsErrorName } from '../aws/errors.js';
+import type { OsFamily } from '../agent-config.js';
+import type { ProfilePath } from '../onboarding/instance-profiles.js';
+import type { RecordedDiagnosis } from '../checking/check-explanation.js';
+import type { Settings } from '../config/settings.js';
 
 /** Where an instance is in its onboarding; the record's `status`. */
 export type OnboardingStatus =
@@ -94,11 +95,6 @@ export function statusChange(status: OnboardingStatus, now: Date, settings: Pick
 }
 
 const historyLimit = 50;
-
-/** Raised when the record changed since it was read: another invocation got there first. */
-export class StaleRecordError extends Error {
-  override name = 'StaleRecordError';
-}
 
 /** A new, unsaved record (version 0) for an instance seen for the first time. */
 export function newRecord(instanceId: string, now: Date): OnboardingRecord {

@@ -1,23 +1,23 @@
-import { InstanceNotReachableError, sendInstallCommand } from './agent-commands.js';
+import { AlertNotSentError, InstanceNotReachableError, StaleRecordError } from '../errors.js';
+import { sendInstallCommand } from '../onboarding/agent-commands.js';
 import { publish, renderAlert, renderRecovery } from './alerts.js';
-import { awsErrorName, describeError } from './aws-errors.js';
+import { awsErrorName, describeError } from '../aws/errors.js';
 import { diagnose, metricFindings, type Diagnosis, type DiagnosisCode, type MetricFindings } from './check-diagnosis.js';
 import { recordedDiagnosis } from './check-explanation.js';
 import { alertRetryAt, checkCurrency, decideAfterDiagnosis } from './check-policy.js';
 import { commandStatus } from './command-status.js';
 import { deleteInstanceAlarms, putInstanceAlarms } from './instance-alarms.js';
-import { missingRolePolicies, requiredPolicyNames, type RolePolicyFacts } from './instance-profiles.js';
-import { describeInstance, type InstanceFacts } from './instances.js';
-import { logAbout, logger } from './logger.js';
-import { cleanUpInstance, describeCleanup } from './offboarding.js';
+import { missingRolePolicies, requiredPolicyNames, type RolePolicyFacts } from '../onboarding/instance-profiles.js';
+import { describeInstance, type InstanceFacts } from '../aws/instances.js';
+import { logAbout, logger } from '../observability/logger.js';
+import { cleanUpInstance, describeCleanup } from '../offboarding/offboarding.js';
 import { expectedMetrics, seriesPresence } from './metric-queries.js';
-import { advance, readRecord, saveRecord, StaleRecordError, statusChange, type OnboardingRecord, type OnboardingStatus } from './onboarding-state.js';
-import { countAlerted, countHealthy } from './product-metrics.js';
-import { deleteSchedules, scheduleName, scheduleOnce } from './schedules.js';
-import type { Settings } from './settings.js';
-import { ssmPresence } from './ssm-presence.js';
-import type { CheckRequest } from './triggers.js';
-
+import { advance, readRecord, saveRecord, statusChange, type OnboardingRecord, type OnboardingStatus } from '../state/instance-record.js';
+import { countAlerted, countHealthy } from '../observability/product-metrics.js';
+import { deleteSchedules, scheduleCheck, scheduleName } from '../aws/schedules.js';
+import type { Settings } from '../config/settings.js';
+import { ssmPresence } from '../onboarding/ssm-presence.js';
+import type { CheckRequest } from '../input/triggers.js';
 
 /** What one check invocation did, returned by the handler and logged. */
 export interface CheckResult {
@@ -27,12 +27,6 @@ export interface CheckResult {
   reason: string;
   diagnosis?: DiagnosisCode;
 }
-
-/** The alert was decided and recorded, but SNS did not take it; the record stays `alerting`. */
-export class AlertNotSentError extends Error {
-  override name = 'AlertNotSentError';
-}
-
 
 const maxWindowMs = 24 * 3600 * 1000;
 
@@ -117,15 +111,9 @@ async function becomeHealthy(
       // healthy record with a pending recovery run it).
       logger.error('recovery message not sent', { instanceId: record.instanceId, error: describeError(error) });
       const retryAt = new Date(now.getTime() + settings.checkRetryDelaySeconds * 1000);
-      const outcome = await scheduleOnce(
-        {
-          name: scheduleName(settings, 'check', record.instanceId, attempt + 1),
-          at: retryAt,
-          targetArn: settings.checkFunctionArn,
-          input: { instanceId: record.instanceId, attempt: attempt + 1 },
-        },
-        settings,
-      ).catch((scheduleError: unknown) => `not scheduled: ${describeError(scheduleError)}`);
+      const outcome = await scheduleCheck(record.instanceId, attempt + 1, retryAt, settings).catch(
+        (scheduleError: unknown) => `not scheduled: ${describeError(scheduleError)}`,
+      );
       return saveRecord(
         settings.stateTable,
         advance(saved, { lastError: `recovery message not sent: ${describeError(error)}` }, 'recovery-failed', now, `${describeError(error)}; check ${attempt + 1} ${outcome}`),
@@ -235,15 +223,7 @@ async function sendAlert(
     let detail = describeError(error);
     if (retryAt) {
       try {
-        await scheduleOnce(
-          {
-            name: scheduleName(settings, 'check', record.instanceId, attempt + 1),
-            at: retryAt,
-            targetArn: settings.checkFunctionArn,
-            input: { instanceId: record.instanceId, attempt: attempt + 1 },
-          },
-          settings,
-        );
+        await scheduleCheck(record.instanceId, attempt + 1, retryAt, settings);
         detail += `; alert retried by check ${attempt + 1} at ${retryAt.toISOString()}`;
       } catch (scheduleError) {
         detail += `; no retry scheduled: ${describeError(scheduleError)}`;
@@ -342,15 +322,7 @@ async function checkRunning(
           resent = `; install command not re-sent: ${error.message}`;
         }
       }
-      const outcome = await scheduleOnce(
-        {
-          name: scheduleName(settings, 'check', instanceId, decision.nextAttempt),
-          at: decision.at,
-          targetArn: settings.checkFunctionArn,
-          input: { instanceId, attempt: decision.nextAttempt },
-        },
-        settings,
-      );
+      const outcome = await scheduleCheck(instanceId, decision.nextAttempt, decision.at, settings);
       const saved = await saveRecord(
         settings.stateTable,
         advance(

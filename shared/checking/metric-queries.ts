@@ -1,7 +1,7 @@
 import { GetMetricDataCommand, type MetricDataQuery } from '@aws-sdk/client-cloudwatch';
-import { cloudwatch } from './aws-clients.js';
-import type { ExpectedMetric, OsFamily } from './agent-config.js';
-import type { Settings } from './settings.js';
+import { cloudwatch } from '../aws/clients.js';
+import type { ExpectedMetric, OsFamily } from '../agent-config.js';
+import type { Settings } from '../config/settings.js';
 
 /** GetMetricData accepts at most this many metric queries per call. */
 export const maxQueriesPerCall = 500;

@@ -1,8 +1,9 @@
-import { describeError } from './aws-errors.js';
-import { InstanceNotReachableError, sendInstallCommand } from './agent-commands.js';
-import { describeInstance, type InstanceFacts } from './instances.js';
-import { ensureAgentProfile, InstanceGoneError } from './instance-profiles.js';
-import { logAbout, logger } from './logger.js';
+import { InstanceGoneError, InstanceNotReachableError, InstanceNotYetVisibleError, StaleRecordError } from '../errors.js';
+import { describeError } from '../aws/errors.js';
+import { sendInstallCommand } from './agent-commands.js';
+import { describeInstance, type InstanceFacts } from '../aws/instances.js';
+import { ensureAgentProfile } from './instance-profiles.js';
+import { logAbout, logger } from '../observability/logger.js';
 import { decideOnboarding, type OnboardingDecision } from './onboarding-decision.js';
 import {
   advance,
@@ -10,21 +11,15 @@ import {
   readRecord,
   saveRecord,
   RecordTrail,
-  StaleRecordError,
   statusChange,
   type OnboardingRecord,
   type OnboardingStatus,
   type RecordChanges,
-} from './onboarding-state.js';
-import { scheduleName, scheduleOnce } from './schedules.js';
-import type { Settings } from './settings.js';
+} from '../state/instance-record.js';
+import { scheduleCheck, scheduleName, scheduleOnce } from '../aws/schedules.js';
+import type { Settings } from '../config/settings.js';
 import { isOnline, ssmPresence } from './ssm-presence.js';
-import type { OnboardTrigger } from './triggers.js';
-
-/** EC2 announced an instance that DescribeInstances does not show yet; Lambda's retry looks again. */
-export class InstanceNotYetVisibleError extends Error {
-  override name = 'InstanceNotYetVisibleError';
-}
+import type { OnboardTrigger } from '../input/triggers.js';
 
 /** What one onboarding invocation did, returned by the handler and logged. */
 export interface OnboardingResult {
@@ -40,18 +35,10 @@ export function checkTime(os: InstanceFacts['os'], settings: Settings, now: Date
   return new Date(now.getTime() + delay * 1000);
 }
 
-async function scheduleCheck(trail: RecordTrail, settings: Settings, now: Date, at = checkTime(trail.record.os ?? 'linux', settings, now)): Promise<OnboardingRecord> {
+async function scheduleNextCheck(trail: RecordTrail, settings: Settings, now: Date, at = checkTime(trail.record.os ?? 'linux', settings, now)): Promise<OnboardingRecord> {
   const record = trail.record;
   const attempt = record.checkAttempts + 1;
-  const outcome = await scheduleOnce(
-    {
-      name: scheduleName(settings, 'check', record.instanceId, attempt),
-      at,
-      targetArn: settings.checkFunctionArn,
-      input: { instanceId: record.instanceId, attempt },
-    },
-    settings,
-  );
+  const outcome = await scheduleCheck(record.instanceId, attempt, at, settings);
   return trail.step({ status: 'checking' }, 'check-scheduled', now, `${outcome} for ${at.toISOString()} (check ${attempt})`);
 }
 
@@ -71,7 +58,7 @@ async function waitForSsm(trail: RecordTrail, pingStatus: string, settings: Sett
       now,
       `not online in Systems Manager after ${attempts} looks (last ping status ${pingStatus}); handed over to the checker`,
     );
-    return scheduleCheck(trail, settings, now, new Date(now.getTime() + handOverDelayMs));
+    return scheduleNextCheck(trail, settings, now, new Date(now.getTime() + handOverDelayMs));
   }
   const at = new Date(now.getTime() + settings.ssmRetryDelaySeconds * 1000);
   const outcome = await scheduleOnce(
@@ -133,7 +120,7 @@ async function onboard(trail: RecordTrail, instance: InstanceFacts, settings: Se
       `${settings.agentDocumentName} with ${settings.configParameter[instance.os]} (command ${commandId})`,
     );
   }
-  return scheduleCheck(trail, settings, now);
+  return scheduleNextCheck(trail, settings, now);
 }
 
 /**
@@ -229,7 +216,7 @@ export async function runOnboarding(trigger: OnboardTrigger, settings: Settings,
         return { instanceId, action: 'ignore', status: existing?.status, reason: 'another invocation claimed this instance first' };
       }
       try {
-        const record = decision.action === 'recheck' ? await scheduleCheck(trail, settings, now) : await onboard(trail, instance, settings, now);
+        const record = decision.action === 'recheck' ? await scheduleNextCheck(trail, settings, now) : await onboard(trail, instance, settings, now);
         return result(record.status);
       } catch (error) {
         if (await recordFailure(trail, error, settings)) return result('gone');

@@ -1,5 +1,5 @@
 import { PublishCommand } from '@aws-sdk/client-sns';
-import { sns } from './aws-clients.js';
+import { sns } from '../aws/clients.js';
 import {
   accountOf,
   payloadEvidence,
@@ -14,8 +14,8 @@ import {
 } from './alert-payload.js';
 import { diagnosisCodeOf, type Diagnosis } from './check-diagnosis.js';
 import { explain } from './check-explanation.js';
-import type { OnboardingRecord } from './onboarding-state.js';
-import type { Settings } from './settings.js';
+import type { OnboardingRecord } from '../state/instance-record.js';
+import type { Settings } from '../config/settings.js';
 
 /** One message for the product's SNS topic: text for people, a JSON payload for machines. */
 export interface TopicMessage<P extends TopicPayload = TopicPayload> {

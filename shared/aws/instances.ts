@@ -1,7 +1,7 @@
 import { DescribeInstancesCommand, type Instance } from '@aws-sdk/client-ec2';
-import { ec2 } from './aws-clients.js';
-import { awsErrorName } from './aws-errors.js';
-import type { OsFamily } from './agent-config.js';
+import { ec2 } from './clients.js';
+import { awsErrorName } from './errors.js';
+import type { OsFamily } from '../agent-config.js';
 
 /** What the product needs to know about one EC2 instance. */
 export interface InstanceFacts {

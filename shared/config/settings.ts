@@ -1,9 +1,22 @@
+import { InvalidSettingsError } from '../errors.js';
 import * as z from 'zod';
 
 /** A tag condition, written `key=value` in settings (`key` alone matches any value). */
 export interface TagMatch {
   key: string;
   value?: string;
+}
+
+/**
+ * Reads a tag condition written `key=value`, or `key` alone for any value. The text is taken as
+ * given (callers trim it and reject an empty key with their own message).
+ *
+ * @example
+ * parseTagMatch('env=prod'); // { key: 'env', value: 'prod' }
+ */
+export function parseTagMatch(text: string): TagMatch {
+  const at = text.indexOf('=');
+  return at < 0 ? { key: text } : { key: text.slice(0, at), value: text.slice(at + 1) };
 }
 
 /**
@@ -17,8 +30,7 @@ const tagSetting = (fallback: string) =>
     .transform((raw, context): TagMatch | undefined => {
       const text = raw.trim();
       if (!text) return undefined;
-      const at = text.indexOf('=');
-      const tag: TagMatch = at < 0 ? { key: text } : { key: text.slice(0, at), value: text.slice(at + 1) };
+      const tag = parseTagMatch(text);
       if (!tag.key) {
         context.addIssue({ code: 'custom', message: 'the tag key before "=" is empty' });
         return z.NEVER;
@@ -154,11 +166,6 @@ export interface Settings {
    */
   goneRecordRetentionDays: number;
   region: string;
-}
-
-/** Raised at cold start when a setting is missing or wrong; the message names each one. */
-export class InvalidSettingsError extends Error {
-  override name = 'InvalidSettingsError';
 }
 
 /**

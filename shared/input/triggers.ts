@@ -1,3 +1,4 @@
+import { InvalidInputError } from '../errors.js';
 import * as z from 'zod';
 
 const instanceId = z.string().regex(/^i-[0-9a-f]{8,17}$/, 'not an EC2 instance id (i-0123456789abcdef0)');
@@ -50,11 +51,6 @@ export type OnboardTrigger =
   | { kind: 'retry'; instanceId: string; attempt: number }
   /** An audit (or a person) asks for onboarding again; may restart a finished or failed launch. */
   | { kind: 'remediate'; instanceId: string; requestedBy: string | undefined };
-
-/** Raised when an invocation's input is not something the function accepts; nothing was changed. */
-export class InvalidInputError extends Error {
-  override name = 'InvalidInputError';
-}
 
 const expectedNames: Record<string, string> = {
   string: 'a string',

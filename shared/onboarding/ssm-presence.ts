@@ -1,6 +1,6 @@
 import { DescribeInstanceInformationCommand } from '@aws-sdk/client-ssm';
-import { ssm } from './aws-clients.js';
-import { awsErrorName } from './aws-errors.js';
+import { ssm } from '../aws/clients.js';
+import { awsErrorName } from '../aws/errors.js';
 
 /** What Systems Manager knows of an instance's SSM agent. */
 export interface SsmPresence {

@@ -1,3 +1,4 @@
+import { InstanceGoneError } from '../errors.js';
 import {
   AssociateIamInstanceProfileCommand,
   DescribeIamInstanceProfileAssociationsCommand,
@@ -7,10 +8,11 @@ import {
   GetInstanceProfileCommand,
   paginateListAttachedRolePolicies,
 } from '@aws-sdk/client-iam';
-import { ec2, iam } from './aws-clients.js';
-import { awsErrorName, describeError, sleep } from './aws-errors.js';
-import { isUnknownInstanceError, type InstanceFacts } from './instances.js';
-import type { Settings } from './settings.js';
+import { ec2, iam } from '../aws/clients.js';
+import { awsErrorName, describeError, sleep } from '../aws/errors.js';
+import { isUnknownInstanceError, type InstanceFacts } from '../aws/instances.js';
+import { partitionOfArn } from '../aws/partitions.js';
+import type { Settings } from '../config/settings.js';
 
 /** The managed policies an instance role needs for the agent to be installed and to publish. */
 export const requiredPolicyNames = ['CloudWatchAgentServerPolicy', 'AmazonSSMManagedInstanceCore'] as const;
@@ -40,17 +42,8 @@ export interface ProfileOutcome {
   note?: string;
 }
 
-/** The instance disappeared (terminated) while onboarding was changing it. */
-export class InstanceGoneError extends Error {
-  override name = 'InstanceGoneError';
-}
-
 function policyArn(partition: string, name: string): string {
   return `arn:${partition}:iam::aws:policy/${name}`;
-}
-
-function partitionOf(arn: string | undefined): string {
-  return arn?.split(':')[1] || 'aws';
 }
 
 /** The profile's name: the last segment of its ARN (profiles can have a path). */
@@ -112,7 +105,14 @@ async function associateAgentProfile(instanceId: string, settings: Settings): Pr
 
 const attachRefusals: ReadonlySet<string> = new Set(['AccessDenied', 'AccessDeniedException', 'LimitExceeded', 'UnmodifiableEntity', 'NoSuchEntity']);
 
-async function attachedPolicyArns(roleName: string): Promise<Set<string>> {
+/** The role in an instance profile (a profile holds at most one), or undefined when it holds none. */
+export async function roleOfProfile(profileArn: string): Promise<string | undefined> {
+  const profile = await iam.send(new GetInstanceProfileCommand({ InstanceProfileName: profileNameOf(profileArn) }));
+  return profile.InstanceProfile?.Roles?.[0]?.RoleName;
+}
+
+/** The ARNs of the managed policies attached to a role, every page read. */
+export async function attachedPolicyArns(roleName: string): Promise<Set<string>> {
   const arns = new Set<string>();
   for await (const page of paginateListAttachedRolePolicies({ client: iam }, { RoleName: roleName })) {
     for (const policy of page.AttachedPolicies ?? []) if (policy.PolicyArn) arns.add(policy.PolicyArn);
@@ -121,14 +121,22 @@ async function attachedPolicyArns(roleName: string): Promise<Set<string>> {
 }
 
 /**
+ * Which of the {@link requiredPolicyNames} are not among a role's attached policy ARNs, in the
+ * partition of the instance profile the role is in.
+ */
+export function missingPolicyNames(profileArn: string, attachedArns: ReadonlySet<string>): string[] {
+  const partition = partitionOfArn(profileArn);
+  return requiredPolicyNames.filter((name) => !attachedArns.has(policyArn(partition, name)));
+}
+
+/**
  * Makes sure a workload's existing profile lets the agent run: attaches the missing managed
  * policies to its role when allowed, otherwise reports what is missing. Never replaces or removes
  * the profile.
  */
 async function reconcileExistingProfile(profileArn: string, settings: Settings): Promise<ProfileOutcome> {
-  const partition = partitionOf(profileArn);
-  const profile = await iam.send(new GetInstanceProfileCommand({ InstanceProfileName: profileNameOf(profileArn) }));
-  const roleName = profile.InstanceProfile?.Roles?.[0]?.RoleName;
+  const partition = partitionOfArn(profileArn);
+  const roleName = await roleOfProfile(profileArn);
   if (!roleName) {
     return {
       path: 'existing-role-missing-policies',
@@ -139,8 +147,7 @@ async function reconcileExistingProfile(profileArn: string, settings: Settings):
       note: 'the instance profile contains no role',
     };
   }
-  const present = await attachedPolicyArns(roleName);
-  const missing = requiredPolicyNames.filter((name) => !present.has(policyArn(partition, name)));
+  const missing = missingPolicyNames(profileArn, await attachedPolicyArns(roleName));
   if (missing.length === 0) return { path: 'existing-role-compliant', profileArn, roleName, attached: [], missing: [] };
   if (!settings.modifyExistingRoles) {
     return {
@@ -208,10 +215,7 @@ export interface RolePolicyFacts {
  * the checker uses it to explain missing metrics, onboarding's {@link ensureAgentProfile} fixes.
  */
 export async function missingRolePolicies(profileArn: string): Promise<RolePolicyFacts> {
-  const profile = await iam.send(new GetInstanceProfileCommand({ InstanceProfileName: profileNameOf(profileArn) }));
-  const roleName = profile.InstanceProfile?.Roles?.[0]?.RoleName;
+  const roleName = await roleOfProfile(profileArn);
   if (!roleName) return { roleName: undefined, missing: [...requiredPolicyNames] };
-  const present = await attachedPolicyArns(roleName);
-  const partition = partitionOf(profileArn);
-  return { roleName, missing: requiredPolicyNames.filter((name) => !present.has(policyArn(partition, name))) };
+  return { roleName, missing: missingPolicyNames(profileArn, await attachedPolicyArns(roleName)) };
 }

@@ -1,13 +1,9 @@
+import { InstanceNotReachableError } from '../errors.js';
 import { SendCommandCommand } from '@aws-sdk/client-ssm';
-import { ssm } from './aws-clients.js';
-import { awsErrorName } from './aws-errors.js';
-import type { OsFamily } from './agent-config.js';
-import type { Settings } from './settings.js';
-
-/** SSM said the instance cannot take commands yet (not registered / not online). */
-export class InstanceNotReachableError extends Error {
-  override name = 'InstanceNotReachableError';
-}
+import { ssm } from '../aws/clients.js';
+import { awsErrorName } from '../aws/errors.js';
+import type { OsFamily } from '../agent-config.js';
+import type { Settings } from '../config/settings.js';
 
 /**
  * Runs the stack's install-and-configure document on one instance, with the agent config

@@ -1,7 +1,7 @@
-import type { OsFamily } from './agent-config.js';
+import type { OsFamily } from '../agent-config.js';
 import type { Diagnosis, DiagnosisCode } from './check-diagnosis.js';
-import type { OnboardingRecord, OnboardingStatus } from './onboarding-state.js';
-import type { Settings } from './settings.js';
+import type { OnboardingRecord, OnboardingStatus } from '../state/instance-record.js';
+import type { Settings } from '../config/settings.js';
 
 type PolicySettings = Pick<Settings, 'checkMaxAttempts' | 'checkRetryDelaySeconds' | 'windowsGraceSeconds'>;
 

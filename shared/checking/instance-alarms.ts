@@ -4,10 +4,10 @@ import {
   PutMetricAlarmCommand,
   type PutMetricAlarmCommandInput,
 } from '@aws-sdk/client-cloudwatch';
-import { cloudwatch } from './aws-clients.js';
-import type { OsFamily } from './agent-config.js';
+import { cloudwatch } from '../aws/clients.js';
+import type { OsFamily } from '../agent-config.js';
 import { expectedMetrics } from './metric-queries.js';
-import type { Settings } from './settings.js';
+import type { Settings } from '../config/settings.js';
 
 type AlarmSettings = Pick<Settings, 'alarms' | 'metrics' | 'alertTopicArn' | 'resourcePrefix'>;
 

@@ -1,7 +1,7 @@
 import { CreateScheduleCommand, DeleteScheduleCommand } from '@aws-sdk/client-scheduler';
-import { scheduler } from './aws-clients.js';
-import { awsErrorName } from './aws-errors.js';
-import type { Settings } from './settings.js';
+import { scheduler } from './clients.js';
+import { awsErrorName } from './errors.js';
+import type { Settings } from '../config/settings.js';
 
 /** A one-time invocation of one of the product's functions. */
 export interface ScheduledInvocation {
@@ -54,6 +54,25 @@ export async function scheduleOnce(
     if (awsErrorName(error) === 'ConflictException') return 'already-scheduled';
     throw error;
   }
+}
+
+/**
+ * Schedules check number `attempt` of one instance for `at`: the check function is invoked with
+ * `{ instanceId, attempt }`. Idempotent like {@link scheduleOnce} (one name per attempt).
+ *
+ * @example
+ * await scheduleCheck('i-0abc', record.checkAttempts + 1, at, settings); // 'scheduled'
+ */
+export function scheduleCheck(
+  instanceId: string,
+  attempt: number,
+  at: Date,
+  settings: Settings,
+): Promise<'scheduled' | 'already-scheduled'> {
+  return scheduleOnce(
+    { name: scheduleName(settings, 'check', instanceId, attempt), at, targetArn: settings.checkFunctionArn, input: { instanceId, attempt } },
+    settings,
+  );
 }
 
 /**

@@ -1,7 +1,7 @@
-import type { ExpectedMetric, OsFamily } from './agent-config.js';
+import type { ExpectedMetric, OsFamily } from '../agent-config.js';
 import type { CommandStatus } from './command-status.js';
 import type { SeriesPresence } from './metric-queries.js';
-import type { SsmPresence } from './ssm-presence.js';
+import type { SsmPresence } from '../onboarding/ssm-presence.js';
 
 /** Why an instance's metrics are missing, most fundamental first (the order they are checked). */
 export const diagnosisCodes = [

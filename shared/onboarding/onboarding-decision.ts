@@ -1,7 +1,7 @@
-import type { InstanceFacts } from './instances.js';
-import type { OnboardingRecord, OnboardingStatus } from './onboarding-state.js';
-import type { Settings, TagMatch } from './settings.js';
-import type { OnboardTrigger } from './triggers.js';
+import type { InstanceFacts } from '../aws/instances.js';
+import type { OnboardingRecord, OnboardingStatus } from '../state/instance-record.js';
+import type { Settings, TagMatch } from '../config/settings.js';
+import type { OnboardTrigger } from '../input/triggers.js';
 
 /** What an onboarding invocation should do next, decided from facts alone. */
 export type OnboardingDecision =

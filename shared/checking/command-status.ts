@@ -1,6 +1,6 @@
 import { GetCommandInvocationCommand, type GetCommandInvocationCommandOutput } from '@aws-sdk/client-ssm';
-import { ssm } from './aws-clients.js';
-import { awsErrorName } from './aws-errors.js';
+import { ssm } from '../aws/clients.js';
+import { awsErrorName } from '../aws/errors.js';
 
 /** The steps of agent-config/install-and-configure.json, in the order they run. */
 export const installSteps = ['installAgent', 'configureAgent'] as const;

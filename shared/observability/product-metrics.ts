@@ -1,8 +1,8 @@
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { AuditSummary } from './audit/audit-summary.js';
+import type { AuditSummary } from '../audit/audit-summary.js';
 
 /**
- * The names of the product's own metrics. The dashboard (shared/product-dashboard.ts) graphs them
+ * The names of the product's own metrics. The dashboard (shared/observability/product-dashboard.ts) graphs them
  * by these constants; test/deploy/template.test.ts holds what it graphs to what Powertools writes.
  */
 export const productMetricNames = {

@@ -1,9 +1,9 @@
-import type { OsFamily } from './agent-config.js';
+import type { OsFamily } from '../agent-config.js';
 import type { DiagnosisCode, Evidence } from './check-diagnosis.js';
 import { evidenceLines } from './check-explanation.js';
 import type { CommandState } from './command-status.js';
-import type { AuditFailure } from './audit/fleet-inventory.js';
-import type { Attention, CoverageTally } from './audit/audit-summary.js';
+import type { AuditFailure } from '../audit/fleet-inventory.js';
+import type { Attention, CoverageTally } from '../audit/audit-summary.js';
 
 /**
  * The version of the JSON payload machines receive (schemas/alert-payload.v<version>.json). A field

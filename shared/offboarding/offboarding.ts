@@ -1,10 +1,11 @@
-import { logAbout, logger } from './logger.js';
-import { deleteInstanceAlarms } from './instance-alarms.js';
-import { describeInstance } from './instances.js';
-import { advance, readRecord, saveRecord, StaleRecordError, statusChange, type OnboardingRecord, type OnboardingStatus } from './onboarding-state.js';
-import { deleteSchedules, scheduleName } from './schedules.js';
-import type { Settings } from './settings.js';
-import type { OffboardRequest } from './triggers.js';
+import { StaleRecordError } from '../errors.js';
+import { logAbout, logger } from '../observability/logger.js';
+import { deleteInstanceAlarms } from '../checking/instance-alarms.js';
+import { describeInstance } from '../aws/instances.js';
+import { advance, readRecord, saveRecord, statusChange, type OnboardingRecord, type OnboardingStatus } from '../state/instance-record.js';
+import { deleteSchedules, scheduleName } from '../aws/schedules.js';
+import type { Settings } from '../config/settings.js';
+import type { OffboardRequest } from '../input/triggers.js';
 
 /**
  * The product's pending one-time schedules an instance may still have: names are deterministic, so

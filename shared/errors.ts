@@ -1,0 +1,50 @@
+/**
+ * The product's named failures, in one place. Each says what went wrong in its name; all share
+ * {@link AutopilotError}, which carries the original failure as `cause` so it survives every layer.
+ *
+ * @example
+ * throw new StaleRecordError(`${instanceId}: the state record changed since it was read`, { cause: error });
+ */
+
+/** The base of every failure the product raises on purpose; `cause` keeps the one underneath. */
+export class AutopilotError extends Error {
+  override name = 'AutopilotError';
+  constructor(message?: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** Raised at cold start when a setting is missing or wrong; the message names each one. */
+export class InvalidSettingsError extends AutopilotError {
+  override name = 'InvalidSettingsError';
+}
+
+/** Raised when an invocation's input is not something the function accepts; nothing was changed. */
+export class InvalidInputError extends AutopilotError {
+  override name = 'InvalidInputError';
+}
+
+/** Raised when the record changed since it was read: another invocation got there first. */
+export class StaleRecordError extends AutopilotError {
+  override name = 'StaleRecordError';
+}
+
+/** EC2 announced an instance that DescribeInstances does not show yet; Lambda's retry looks again. */
+export class InstanceNotYetVisibleError extends AutopilotError {
+  override name = 'InstanceNotYetVisibleError';
+}
+
+/** The instance disappeared (terminated) while onboarding was changing it. */
+export class InstanceGoneError extends AutopilotError {
+  override name = 'InstanceGoneError';
+}
+
+/** SSM said the instance cannot take commands yet (not registered / not online). */
+export class InstanceNotReachableError extends AutopilotError {
+  override name = 'InstanceNotReachableError';
+}
+
+/** The alert was decided and recorded, but SNS did not take it; the record stays `alerting`. */
+export class AlertNotSentError extends AutopilotError {
+  override name = 'AlertNotSentError';
+}
