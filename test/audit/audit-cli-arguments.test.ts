@@ -1,26 +1,10 @@
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { parseAuditArguments, stackEnvironment, UsageError } from '../../cli/audit-arguments.js';
-import { main } from '../../cli/cw-autopilot.js';
 import { parseSettings } from '../../shared/config/settings.js';
+import { runCli } from '../harness/cli-run.js';
 
-function capture() {
-  let text = '';
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      text += String(chunk);
-      done();
-    },
-  });
-  return { stream, text: () => text };
-}
 
-async function run(argv: string[]) {
-  const stdout = capture();
-  const stderr = capture();
-  const code = await main(argv, { stdout: stdout.stream, stderr: stderr.stream, env: {} });
-  return { code, stdout: stdout.text(), stderr: stderr.text() };
-}
+const run = (argv: string[]) => runCli(argv);
 
 describe('cw-autopilot audit arguments', () => {
   it('reads regions (repeated or comma-separated), tags, a threshold and the remediation flags', () => {

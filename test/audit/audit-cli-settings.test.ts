@@ -1,12 +1,11 @@
-import { Writable } from 'node:stream';
 import { GetFunctionConfigurationCommand, LambdaClient, ResourceNotFoundException } from '@aws-sdk/client-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../../cli/cw-autopilot.js';
 import type { AuditOptions } from '../../shared/audit/audit-run.js';
 import { summarizeAudit } from '../../shared/audit/audit-summary.js';
 import type { Settings } from '../../shared/config/settings.js';
 import { stackEnvironment } from '../harness/stack.js';
+import { runCli } from '../harness/cli-run.js';
 
 // The CLI is run in-process; the audit itself is replaced by one that records the settings it is
 // given (and those its remediator is built with) and finds no instance.
@@ -35,25 +34,12 @@ const deployed = (() => {
   return { ...env, AGENT_PROFILE_NAME: 'cwap-prod-eu-west-1-agent', MODIFY_EXISTING_ROLES: 'false', OPT_IN_TAG: 'monitoring=on' };
 })();
 
-function capture() {
-  let text = '';
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      text += String(chunk);
-      done();
-    },
-  });
-  return { stream, text: () => text };
-}
-
 async function run(...argv: string[]) {
-  const stdout = capture();
-  const stderr = capture();
-  const code = await main(['audit', '--region', 'eu-west-1', '--format', 'json', ...argv], { stdout: stdout.stream, stderr: stderr.stream, env: {} });
+  const { code, stderr } = await runCli(['audit', '--region', 'eu-west-1', '--format', 'json', ...argv]);
   const audit = audits[0];
   return {
     code,
-    stderr: stderr.text(),
+    stderr,
     settings: (audit?.options as AuditOptions | undefined)?.settings as Settings | undefined,
     remediatorSettings: audit?.remediatorSettings as Settings | undefined,
   };

@@ -1,8 +1,7 @@
-import { Writable } from 'node:stream';
 import { InvokeCommand, LambdaClient, type InvokeCommandOutput } from '@aws-sdk/client-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
-import { main } from '../../cli/cw-autopilot.js';
+import { runCli } from '../harness/cli-run.js';
 
 // moto stores Lambda functions but cannot run ours: the invoke is answered by aws-sdk-client-mock,
 // as the deployed check function would answer it.
@@ -17,23 +16,8 @@ function payload(value: unknown): InvokeCommandOutput['Payload'] {
   return Object.assign(new TextEncoder().encode(text), { transformToString: () => text });
 }
 
-function capture() {
-  let text = '';
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      text += String(chunk);
-      done();
-    },
-  });
-  return { stream, text: () => text };
-}
 
-async function run(...argv: string[]) {
-  const stdout = capture();
-  const stderr = capture();
-  const code = await main(argv, { stdout: stdout.stream, stderr: stderr.stream, env: {} });
-  return { code, stdout: stdout.text(), stderr: stderr.text() };
-}
+const run = (...argv: string[]) => runCli(argv);
 
 const healthy = { instanceId, action: 'healthy', status: 'healthy', reason: 'MEMORY_USED, DISK_USED arrive' };
 

@@ -1,12 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { Writable } from 'node:stream';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseCommandLine } from '../../cli/command-line.js';
-import { main } from '../../cli/cw-autopilot.js';
 import { commandNames, flags } from '../../cli/flags.js';
+import { runCli } from '../harness/cli-run.js';
 
 // No command line below may reach AWS: every client the commands use answers nothing.
 const lambda = mockClient(LambdaClient);
@@ -16,23 +15,8 @@ afterEach(() => {
   dynamodb.reset();
 });
 
-function capture() {
-  let text = '';
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      text += String(chunk);
-      done();
-    },
-  });
-  return { stream, text: () => text };
-}
 
-async function run(...argv: string[]) {
-  const stdout = capture();
-  const stderr = capture();
-  const code = await main(argv, { stdout: stdout.stream, stderr: stderr.stream, env: {} });
-  return { code, stdout: stdout.text(), stderr: stderr.text() };
-}
+const run = (...argv: string[]) => runCli(argv);
 
 const id = 'i-0123456789abcdef0';
 const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;

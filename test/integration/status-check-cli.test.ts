@@ -1,17 +1,16 @@
 // `cw-autopilot status` and `check` against moto: the real onboard and check handlers write the
 // record, the CLI reads it back through the real SDK (and, for --endpoint-url, the real command).
 import { execFile } from 'node:child_process';
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { Context } from 'aws-lambda';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DetachRolePolicyCommand, IAMClient } from '@aws-sdk/client-iam';
-import { main } from '../../cli/cw-autopilot.js';
 import { readRecord, type OnboardingRecord } from '../../shared/state/instance-record.js';
 import { useAws } from '../harness/aws-env.js';
 import { localClientConfig } from '../harness/client-config.js';
 import { launchInstance, stateChangeEvent } from '../harness/fleet.js';
 import { deployOnboardFunction, deployStack, stackEnvironment, type DeployedStack } from '../harness/stack.js';
+import { runCli } from '../harness/cli-run.js';
 
 const aws = useAws();
 const bin = fileURLToPath(new URL('../../bin/cw-autopilot.mjs', import.meta.url));
@@ -33,24 +32,9 @@ beforeEach(async () => {
   stack = await deployStack();
 });
 
-function capture() {
-  let text = '';
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      text += String(chunk);
-      done();
-    },
-  });
-  return { stream, text: () => text };
-}
 
 /** Runs the CLI in this process (its AWS clients are this process's, pointed at moto). */
-async function cli(...argv: string[]) {
-  const stdout = capture();
-  const stderr = capture();
-  const code = await main(argv, { stdout: stdout.stream, stderr: stderr.stream, env: {} });
-  return { code, stdout: stdout.text(), stderr: stderr.text() };
-}
+const cli = (...argv: string[]) => runCli(argv);
 
 /** An instance the real onboard handler onboarded: its install command is sent, its check scheduled. */
 async function onboarded(name = 'web-1'): Promise<OnboardingRecord> {
