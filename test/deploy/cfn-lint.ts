@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { installIntoNewVenv, runCommand, venvPythonOf, type CommandRunner } from '../harness/moto-server.js';
+import { installIntoNewVenv, runCommand, venvPythonOf, type PythonToolSetup } from '../harness/moto-server.js';
 
 // Runs cfn-lint (python, AWS's resource specs) on CloudFormation templates. It is an independent
 // check of what the stack would deploy; the template test's own assertions check our intent.
@@ -17,21 +17,8 @@ export const pinnedCfnLint = 'cfn-lint==1.51.0';
 /** The project-local virtualenv (gitignored) the tests create when no cfn-lint is on PATH. */
 export const defaultCfnLintVenv = fileURLToPath(new URL('../../.venv-cfn-lint', import.meta.url));
 
-/** Options of {@link resolveCfnLint}; every one has a default. */
-export interface CfnLintSetup {
-  /** Default `python3`. */
-  basePython?: string;
-  /** Default {@link defaultCfnLintVenv}. */
-  venvDirectory?: string;
-  /** Create the virtualenv with `--system-site-packages` (the offline bootstrap test). Default false. */
-  systemSitePackages?: boolean;
-  /** Extra `pip install` arguments, e.g. `--no-index`. Default none. */
-  pipArguments?: readonly string[];
-  /** Default the harness's runCommand. */
-  run?: CommandRunner;
-  /** Default stderr. */
-  log?: (line: string) => void;
-}
+/** Options of {@link resolveCfnLint}: the virtualenv defaults to {@link defaultCfnLintVenv}. */
+export type CfnLintSetup = PythonToolSetup;
 
 /** How to run cfn-lint: an executable and the arguments before cfn-lint's own. */
 export interface CfnLintCommand {

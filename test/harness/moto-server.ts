@@ -161,15 +161,13 @@ export const minimumMotoVersion = '5.1.12';
 /** The project-local virtualenv (gitignored) the harness creates when python3 has no moto. */
 export const defaultMotoVenv = fileURLToPath(new URL('../../.venv-moto', import.meta.url));
 
-/** Options of {@link resolveMotoPython}; every one has a default. */
-export interface MotoPythonOptions {
-  /** An interpreter to use as is, never bootstrapped: an error if it lacks moto. Default `$MOTO_PYTHON`. */
-  python?: string;
-  /** The python that runs moto when it has moto, and creates the virtualenv when not. Default `python3`. */
+/** How a python tool the tests need is set up in a project-local virtualenv; every field has a default. */
+export interface PythonToolSetup {
+  /** The python that creates the virtualenv (and, for moto, runs it when it has moto). Default `python3`. */
   basePython?: string;
-  /** Where the virtualenv goes. Default {@link defaultMotoVenv}. */
+  /** Where the virtualenv goes. Default: the tool's own folder (`.venv-moto/`, `.venv-cfn-lint/`). */
   venvDirectory?: string;
-  /** Create the virtualenv with `--system-site-packages` (the offline bootstrap test). Default false. */
+  /** Create the virtualenv with `--system-site-packages` (the offline bootstrap tests). Default false. */
   systemSitePackages?: boolean;
   /** Extra `pip install` arguments, e.g. `--no-index`. Default none. */
   pipArguments?: readonly string[];
@@ -177,6 +175,12 @@ export interface MotoPythonOptions {
   run?: CommandRunner;
   /** Where the one line about a bootstrap goes. Default stderr. */
   log?: (line: string) => void;
+}
+
+/** Options of {@link resolveMotoPython}; every one has a default. */
+export interface MotoPythonOptions extends PythonToolSetup {
+  /** An interpreter to use as is, never bootstrapped: an error if it lacks moto. Default `$MOTO_PYTHON`. */
+  python?: string;
   /** The environment `MOTO_PYTHON` is read from. Default `process.env`. */
   env?: NodeJS.ProcessEnv;
 }
