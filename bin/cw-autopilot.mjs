@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 
 // The SDK warns once per process that Node 20 support ends in 2027; the repo's Node is 20 on
-// purpose (DESIGN.md), and the CLI's stderr is for the audit's own progress and errors.
+// purpose (README, "Node versions"), and the CLI's stderr is for its own progress and errors.
 process.removeAllListeners('warning');
 process.on('warning', (warning) => {
   if (!warning.message.startsWith('NodeVersionSupportWarning')) console.error(`${warning.name}: ${warning.message}`);

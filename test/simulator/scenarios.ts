@@ -75,7 +75,7 @@ export function expectedOutcome(fault: InstanceFault): ExpectedOutcome {
     case 'older-agent-from-distributor':
       return { status: 'healthy', alert: undefined };
     case 'never-online':
-      // Somebody must hear about an instance that never reports (DESIGN "The job").
+      // Somebody must hear about an instance that never reports: the product's promise (README, first lines).
       return { status: 'alerted', alert: 'ssm-offline' };
     case 'install-fails':
       return { status: 'alerted', alert: 'command-failed', alertMentions: 'installAgent' };
