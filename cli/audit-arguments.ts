@@ -144,7 +144,7 @@ export function stackEnvironment(args: StackArguments, region: string, accountId
   const functionArn = (name: string) => `arn:${partition}:lambda:${region}:${accountId}:function:cw-agent-autopilot-${args.stage}-${name}`;
   const env: Record<string, string> = {
     RESOURCE_PREFIX: prefix,
-    STATE_TABLE: args.table ?? `${prefix}-state`,
+    STATE_TABLE: args.table ?? `${prefix}-records`,
     // IAM is global: serverless.yml puts the region in the IAM names of a stage.
     AGENT_PROFILE_NAME: args.agentProfile ?? `${prefix}-${region}-agent`,
     AGENT_DOCUMENT_NAME: `${prefix}-install-and-configure`,

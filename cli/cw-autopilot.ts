@@ -1,3 +1,4 @@
+import { callerAccount, cliClientFactory } from './cli-clients.js';
 import { spawn } from 'node:child_process';
 import { auditArguments, regionOfFunction, type AuditArguments } from './audit-arguments.js';
 import { applyAwsFlags } from './aws-flags.js';
@@ -53,7 +54,8 @@ async function auditRegion(args: AuditArguments, region: string, io: CliIo, prog
     args.profile ? `--profile ${args.profile}` : '',
     args.onboardFunction ? `--onboard-function ${args.onboardFunction}` : '',
   ].filter(Boolean).join(' ');
-  return runAudit({
+  const clients = cliClientFactory({ account: await callerAccount(region), region }).clients();
+  return runAudit(clients, {
     region,
     scope: { tags: args.tags, instanceIds: args.instanceIds },
     settings: stack.forAccount(undefined),

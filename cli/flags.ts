@@ -16,7 +16,7 @@ export type FlagSection = (typeof flagSections)[number];
 
 /** One command-line flag: how parseArgs reads it, how it is checked, and what the help says. */
 export interface Flag<T, C extends CommandName = CommandName> {
-  /** A value (`--table cwap-prod-state`) or a switch (`--quiet`). */
+  /** A value (`--table cwap-prod-records`) or a switch (`--quiet`). */
   type: 'string' | 'boolean';
   /** May be given more than once; the values accumulate (in order). */
   repeatable: boolean;

@@ -4,6 +4,7 @@ import { applyAwsFlags, regionOf, singleRegion } from './aws-flags.js';
 import { CliError, UsageError, type CliIo, type CommandLine } from './command-line.js';
 import { exitCodes } from './flags.js';
 import { renderStatus } from './status-render.js';
+import { callerAccount, cliClientFactory } from './cli-clients.js';
 
 /** status: the state table has no record of the instance (exit code 3). */
 export class NoRecordError extends CliError {
@@ -63,7 +64,8 @@ export async function showStatus(line: CommandLine<'status'>, io: CliIo): Promis
 
   let record;
   try {
-    record = await readRecord(table, instanceId);
+    const clients = cliClientFactory({ account: await callerAccount(region), region }).clients();
+    record = await readRecord(clients, table, instanceId);
   } catch (error) {
     if (awsErrorName(error) === 'ResourceNotFoundException') {
       throw new CliError(`no table ${table} in ${region} (${describeError(error)}): pass --stage, --region or --table naming the stack's state table`, exitCodes.failed, { cause: error });

@@ -8,6 +8,7 @@ import { onboardByInvoking } from '../shared/audit/remediation.js';
 import { logger, logInvocationResult } from '../shared/observability/logger.js';
 import { productMetrics, recordFleetCoverage } from '../shared/observability/product-metrics.js';
 import { parseSettings } from '../shared/config/settings.js';
+import { clientFactoryOf } from '../shared/aws/product-clients.js';
 
 // Parsed at cold start: a wrong setting stops the function here, naming the setting.
 const settings = parseSettings();
@@ -32,7 +33,8 @@ export const handler = middy<unknown, AuditResponse>()
   .use(logInvocationResult(summarizeAudit))
   .handler(async (event) => {
     const request = parseAuditRequest(event);
-    const report = await runAudit({
+    const clients = clientFactoryOf(settings).clients();
+    const report = await runAudit(clients, {
       region: settings.region,
       scope: { tags: request.tags, instanceIds: request.instanceIds },
       settings,
@@ -40,7 +42,7 @@ export const handler = middy<unknown, AuditResponse>()
         ? { mode: 'off' }
         : request.dryRun
           ? { mode: 'dry-run' }
-          : { mode: 'apply', remediatorFor: () => onboardByInvoking(settings.onboardFunctionArn, 'audit function') },
+          : { mode: 'apply', remediatorFor: () => onboardByInvoking(clients, settings.onboardFunctionArn, 'audit function') },
       recentSeconds: settings.metricLookbackSeconds,
       auditCommand: `npx cw-autopilot audit${stage === 'dev' ? '' : ` --stage ${stage}`} --region ${settings.region}`,
     });
@@ -51,7 +53,7 @@ export const handler = middy<unknown, AuditResponse>()
       if (recordFleetCoverage(report.summary)) productMetrics.publishStoredMetrics();
       else logger.warn('fleet coverage not recorded: the report is partial', { failures: report.summary.failures.length });
     }
-    const publishedMessageId = request.publish ? await publishAuditSummary(report, settings) : null;
+    const publishedMessageId = request.publish ? await publishAuditSummary(clients, report, settings) : null;
     const instances = request.rows === 'all' ? report.instances : report.instances.filter((row) => row.status !== 'healthy');
     return { ...report, instances, publishedMessageId };
   });

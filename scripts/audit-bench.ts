@@ -6,6 +6,7 @@
 // not moto: moto needs minutes to launch and describe thousands of instances, and does not
 // implement DescribeInstanceInformation at all. The fake enforces the page sizes AWS does, so the
 // call counts are the ones a real account would see; the wall time excludes network latency.
+import { ClientFactory } from '../shared/aws/client-factory.js';
 import { performance } from 'node:perf_hooks';
 import { runAudit } from '../shared/audit/audit-run.js';
 import { parseSettings } from '../shared/config/settings.js';
@@ -47,7 +48,8 @@ async function bench(size: number): Promise<BenchResult> {
   const aws = installFakeAws(fleet, now, latencyMs);
   try {
     const started = performance.now();
-    const report = await runAudit({
+    const clients = new ClientFactory({ hubPlace: { account: '123456789012', region: 'us-east-1' }, roleFor: () => undefined }).clients();
+    const report = await runAudit(clients, {
       region: 'us-east-1',
       scope: { tags: [], instanceIds: [] },
       settings,

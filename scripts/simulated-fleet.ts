@@ -72,7 +72,7 @@ export function generateFleet(size: number, options: { workloadProfiles?: number
           : { instanceId, status: kind < 40 ? 'healthy' : 'alerted', launchTime: launch, updatedAt: launch, commandId: `cmd-${i}`, history: [] },
     });
   }
-  return { accountId: '123456789012', instances, profiles, rolePolicies, table: 'cwap-bench-state' };
+  return { accountId: '123456789012', instances, profiles, rolePolicies, table: 'cwap-bench-records' };
 }
 
 /** What the fake counted, and how to stop it. */
@@ -219,7 +219,7 @@ export function installFakeAws(fleet: SimulatedFleet, now = new Date(), latencyM
     const keys = request.Keys ?? [];
     if (keys.length > 100) throw tooMany('Keys', 100, keys.length);
     const items = keys.flatMap((key: Record<string, unknown>) => {
-      const record = byId.get(String(key.instanceId))?.record;
+      const record = byId.get(String(key.recordKey).split(':')[2])?.record;
       return record ? [record] : [];
     });
     return { Responses: { [fleet.table]: items }, UnprocessedKeys: {} };

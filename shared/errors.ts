@@ -48,3 +48,15 @@ export class InstanceNotReachableError extends AutopilotError {
 export class AlertNotSentError extends AutopilotError {
   override name = 'AlertNotSentError';
 }
+
+/** The hub could not act in a member account and region: its execution role is missing or denies. */
+export class MemberAccessError extends AutopilotError {
+  override name = 'MemberAccessError';
+  readonly place: { account: string; region: string };
+  readonly roleArn: string;
+  constructor(message: string, options: ErrorOptions & { place: { account: string; region: string }; roleArn: string }) {
+    super(message, options);
+    this.place = options.place;
+    this.roleArn = options.roleArn;
+  }
+}

@@ -1,3 +1,4 @@
+import type { Clients } from '../aws/client-factory.js';
 import type { AuditSummaryPayload } from '../checking/alert-payload.js';
 import { envelope, maxPublishBytes, publish, publishedBytes, snsSubject, topicMessage, type EnvelopeSettings, type TopicMessage } from '../checking/alerts.js';
 import type { Settings } from '../config/settings.js';
@@ -69,6 +70,6 @@ export function renderAuditSummary(report: AuditReport, settings: EnvelopeSettin
 }
 
 /** Publishes the audit's summary to the stack's topic. Returns the message id. */
-export async function publishAuditSummary(report: AuditReport, settings: Pick<Settings, 'alertTopicArn' | 'region' | 'resourcePrefix'>): Promise<string> {
-  return publish(renderAuditSummary(report, settings), settings);
+export async function publishAuditSummary(clients: Clients, report: AuditReport, settings: Pick<Settings, 'alertTopicArn' | 'region' | 'resourcePrefix'>): Promise<string> {
+  return publish(clients, renderAuditSummary(report, settings), settings);
 }

@@ -1,3 +1,4 @@
+import type { Clients } from '../aws/client-factory.js';
 import type { Settings } from '../config/settings.js';
 import { summarizeAudit, type AuditReport } from './audit-summary.js';
 import { gatherFleetInventory, type InventoryProgress } from './fleet-inventory.js';
@@ -37,10 +38,10 @@ export interface AuditOptions {
  * @example
  * const report = await runAudit({ region: 'eu-west-1', scope: { tags: [], instanceIds: [] }, settings, remediation: { mode: 'off' }, auditCommand: 'npx cw-autopilot audit --stage dev' });
  */
-export async function runAudit(options: AuditOptions): Promise<AuditReport> {
+export async function runAudit(clients: Clients, options: AuditOptions): Promise<AuditReport> {
   const now = options.now ?? new Date();
   const concurrency = options.concurrency ?? 4;
-  const inventory = await gatherFleetInventory({
+  const inventory = await gatherFleetInventory(clients, {
     region: options.region,
     scope: options.scope,
     settings: options.settings,

@@ -3,7 +3,8 @@ import {
   DescribeInstancesCommand,
   type Filter,
 } from '@aws-sdk/client-ec2';
-import { ec2 } from '../aws/clients.js';
+import type { Clients } from '../aws/client-factory.js';
+import { EC2Client } from '@aws-sdk/client-ec2';
 import { describeError } from '../aws/errors.js';
 import { toInstanceFacts, type InstanceFacts } from '../aws/instances.js';
 import type { TagMatch } from '../config/settings.js';
@@ -42,13 +43,13 @@ export function scopeFilters(scope: FleetScope): Filter[] {
  * Lists the running instances in scope, 1,000 a page. When a page keeps failing (after the SDK's
  * own retries), returns what was read so far with the failure, so the audit can report the rest.
  */
-export async function listRunningInstances(scope: FleetScope, onPage?: (count: number) => void): Promise<RunningInstances> {
+export async function listRunningInstances(clients: Clients, scope: FleetScope, onPage?: (count: number) => void): Promise<RunningInstances> {
   const instances: InstanceFacts[] = [];
   let accountId: string | undefined;
   let nextToken: string | undefined;
   try {
     do {
-      const page = await ec2.send(
+      const page = await clients.of(EC2Client).send(
         new DescribeInstancesCommand({ Filters: scopeFilters(scope), MaxResults: maxEc2ResultsPerCall, NextToken: nextToken }),
       );
       for (const reservation of page.Reservations ?? []) {
@@ -76,13 +77,13 @@ export interface ProfileAssociation {
  * Reads the current profile associations of the region in bulk (1,000 a page), or of the given
  * instances only. Returns a map by instance id.
  */
-export async function listProfileAssociations(instanceIds: string[] = []): Promise<Map<string, ProfileAssociation>> {
+export async function listProfileAssociations(clients: Clients, instanceIds: string[] = []): Promise<Map<string, ProfileAssociation>> {
   const associations = new Map<string, ProfileAssociation>();
   const filters: Filter[] = [{ Name: 'state', Values: ['associating', 'associated'] }];
   if (instanceIds.length) filters.push({ Name: 'instance-id', Values: instanceIds });
   let nextToken: string | undefined;
   do {
-    const page = await ec2.send(
+    const page = await clients.of(EC2Client).send(
       new DescribeIamInstanceProfileAssociationsCommand({ Filters: filters, MaxResults: maxEc2ResultsPerCall, NextToken: nextToken }),
     );
     for (const association of page.IamInstanceProfileAssociations ?? []) {

@@ -1,3 +1,4 @@
+import type { Clients } from '../aws/client-factory.js';
 import { describeError } from '../aws/errors.js';
 import type { InstanceFacts } from '../aws/instances.js';
 import { expectedMetrics, maxQueriesPerCall, seriesPresence, type SeriesPresence } from '../checking/metric-queries.js';
@@ -90,13 +91,13 @@ function metricBatches(instances: InstanceFacts[], metrics: Settings['metrics'])
  * @example
  * const inventory = await gatherFleetInventory({ region: 'eu-west-1', scope: { tags: [], instanceIds: [] }, settings, now: new Date(), concurrency: 4 });
  */
-export async function gatherFleetInventory(options: InventoryOptions): Promise<FleetInventory> {
+export async function gatherFleetInventory(clients: Clients, options: InventoryOptions): Promise<FleetInventory> {
   const { region, scope, settings, now, concurrency, onProgress } = options;
   const failures: AuditFailure[] = [];
   const fail = (api: string, instances: number, error: unknown) =>
     failures.push({ region, api, instances, error: typeof error === 'string' ? error : describeError(error) });
 
-  const running = await listRunningInstances(scope, (done) => onProgress?.({ step: 'instances', done, total: undefined }));
+  const running = await listRunningInstances(clients, scope, (done) => onProgress?.({ step: 'instances', done, total: undefined }));
   if (running.failure) fail('DescribeInstances', 0, `the instance list is incomplete, ${running.failure}`);
   const instances = running.instances;
   const ids = instances.map((instance) => instance.instanceId);
@@ -111,7 +112,7 @@ export async function gatherFleetInventory(options: InventoryOptions): Promise<F
   // Associations first: they say which profiles the IAM step must read.
   let associations = new Map<string, ProfileAssociation>();
   try {
-    associations = await listProfileAssociations(scope.instanceIds);
+    associations = await listProfileAssociations(clients, scope.instanceIds);
   } catch (error) {
     // DescribeInstances already carries each instance's profile ARN: fall back to it.
     fail('DescribeIamInstanceProfileAssociations', 0, `${describeError(error)} (profiles taken from DescribeInstances instead)`);
@@ -123,7 +124,7 @@ export async function gatherFleetInventory(options: InventoryOptions): Promise<F
   const [roles, ssm, metrics, records] = await Promise.all([
     (async () => {
       const arns = instances.map(associationOf).flatMap((association) => (association ? [association.profileArn] : []));
-      const result = await profileStandings(arns, concurrency);
+      const result = await profileStandings(clients, arns, concurrency);
       for (const failure of result.failures) {
         const affected = instances.filter((instance) => associationOf(instance)?.profileArn === failure.profileArn);
         markUnread(affected.map((instance) => instance.instanceId), 'profile', `${failure.api}: ${failure.error}`);
@@ -138,7 +139,7 @@ export async function gatherFleetInventory(options: InventoryOptions): Promise<F
       let done = 0;
       await mapBounded(chunks, concurrency, async (chunk) => {
         try {
-          for (const [id, presence] of await describeInstanceInformation(chunk)) found.set(id, presence);
+          for (const [id, presence] of await describeInstanceInformation(clients, chunk)) found.set(id, presence);
         } catch (error) {
           markUnread(chunk, 'ssm', describeError(error));
           fail('DescribeInstanceInformation', chunk.length, error);
@@ -153,7 +154,7 @@ export async function gatherFleetInventory(options: InventoryOptions): Promise<F
       let done = 0;
       await mapBounded(metricBatches(instances, settings.metrics), concurrency, async (batch) => {
         try {
-          const series = await seriesPresence(batch, settings.metrics, window);
+          const series = await seriesPresence(clients, batch, settings.metrics, window);
           for (const presence of series) found.set(presence.instanceId, [...(found.get(presence.instanceId) ?? []), presence]);
         } catch (error) {
           markUnread(batch.map((instance) => instance.instanceId), 'metrics', describeError(error));
@@ -164,7 +165,7 @@ export async function gatherFleetInventory(options: InventoryOptions): Promise<F
       return found;
     })(),
     (async () => {
-      const result = await readOnboardingSnapshots(settings.stateTable, ids, concurrency);
+      const result = await readOnboardingSnapshots(clients, settings.stateTable, ids, concurrency);
       for (const failure of result.failures) {
         markUnread(failure.instanceIds, 'record', describeError(failure.error));
         fail('BatchGetItem', failure.instanceIds.length, `${settings.stateTable}: ${describeError(failure.error)}`);

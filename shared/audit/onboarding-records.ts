@@ -1,5 +1,7 @@
+import { recordKeyOf } from '../state/instance-record.js';
 import { BatchGetCommand } from '@aws-sdk/lib-dynamodb';
-import { dynamodb } from '../aws/clients.js';
+import type { Clients } from '../aws/client-factory.js';
+import { stateTableClient } from '../aws/client-factory.js';
 import { sleep } from '../aws/errors.js';
 import type { OnboardingRecord } from '../state/instance-record.js';
 import { chunksOf, mapBounded } from './concurrency.js';
@@ -30,6 +32,7 @@ export interface RecordReadFailure {
  * const { records } = await readOnboardingSnapshots('cwap-dev-state', ['i-0abc'], 8);
  */
 export async function readOnboardingSnapshots(
+  clients: Clients,
   table: string,
   instanceIds: string[],
   concurrency: number,
@@ -37,14 +40,14 @@ export async function readOnboardingSnapshots(
   const records = new Map<string, OnboardingSnapshot>();
   const failures: RecordReadFailure[] = [];
   await mapBounded(chunksOf(instanceIds, maxKeysPerBatchGet), concurrency, async (chunk) => {
-    let keys: Record<string, unknown>[] = chunk.map((instanceId) => ({ instanceId }));
+    let keys: Record<string, unknown>[] = chunk.map((instanceId) => ({ recordKey: recordKeyOf(clients.place, instanceId) }));
     try {
       for (let attempt = 0; keys.length; attempt++) {
         if (attempt > 0) {
           if (attempt > 5) throw new Error(`DynamoDB left ${keys.length} keys unprocessed after 5 retries`);
           await sleep(100 * 2 ** attempt);
         }
-        const result = await dynamodb.send(
+        const result = await stateTableClient(clients).send(
           new BatchGetCommand({
             RequestItems: {
               [table]: {

@@ -1,5 +1,6 @@
 import { InvokeCommand } from '@aws-sdk/client-lambda';
-import { lambda } from '../aws/clients.js';
+import type { Clients } from '../aws/client-factory.js';
+import { LambdaClient } from '@aws-sdk/client-lambda';
 import { describeError } from '../aws/errors.js';
 import { runOnboarding } from '../onboarding/onboarding.js';
 import type { Settings } from '../config/settings.js';
@@ -60,9 +61,9 @@ export function onboardInProcess(settings: Settings, requestedBy = 'audit'): Rem
  * {@link runOnboarding} with the `remediate` trigger it parses from
  * `{ instanceId, remediate: true, requestedBy }`. The caller needs only lambda:InvokeFunction.
  */
-export function onboardByInvoking(onboardFunctionArn: string, requestedBy = 'audit'): Remediator {
+export function onboardByInvoking(clients: Clients, onboardFunctionArn: string, requestedBy = 'audit'): Remediator {
   return async (instanceId) => {
-    const result = await lambda.send(
+    const result = await clients.hub(LambdaClient).send(
       new InvokeCommand({
         FunctionName: onboardFunctionArn,
         InvocationType: 'Event',

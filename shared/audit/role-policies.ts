@@ -1,3 +1,4 @@
+import type { Clients } from '../aws/client-factory.js';
 import { awsErrorName, describeError } from '../aws/errors.js';
 import { attachedPolicyArns, missingPolicyNames, requiredPolicyNames, roleOfProfile } from '../onboarding/instance-profiles.js';
 import { mapBounded } from './concurrency.js';
@@ -29,6 +30,7 @@ export interface ProfileReadFailure {
  * standings.get(arn)?.missing; // ['CloudWatchAgentServerPolicy']
  */
 export async function profileStandings(
+  clients: Clients,
   profileArns: Iterable<string>,
   concurrency: number,
 ): Promise<{ standings: Map<string, ProfileStanding>; failures: ProfileReadFailure[] }> {
@@ -39,7 +41,7 @@ export async function profileStandings(
 
   await mapBounded(distinct, concurrency, async (profileArn) => {
     try {
-      const roleName = await roleOfProfile(profileArn);
+      const roleName = await roleOfProfile(clients, profileArn);
       roles.set(profileArn, roleName);
       if (!roleName) notes.set(profileArn, 'the instance profile contains no role');
     } catch (error) {
@@ -57,7 +59,7 @@ export async function profileStandings(
   const roleErrors = new Map<string, string>();
   await mapBounded(roleNames, concurrency, async (roleName) => {
     try {
-      attached.set(roleName, await attachedPolicyArns(roleName));
+      attached.set(roleName, await attachedPolicyArns(clients, roleName));
     } catch (error) {
       roleErrors.set(roleName, describeError(error));
     }

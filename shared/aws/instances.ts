@@ -1,5 +1,6 @@
 import { DescribeInstancesCommand, type Instance } from '@aws-sdk/client-ec2';
-import { ec2 } from './clients.js';
+import type { Clients } from './client-factory.js';
+import { EC2Client } from '@aws-sdk/client-ec2';
 import { awsErrorName } from './errors.js';
 import type { OsFamily } from '../agent-config.js';
 
@@ -48,9 +49,9 @@ export function toInstanceFacts(instance: Instance): InstanceFacts {
  * Describes one instance. Returns undefined when EC2 no longer knows it (terminated long ago,
  * or an id from another account/region), so callers can record it as gone.
  */
-export async function describeInstance(instanceId: string): Promise<InstanceFacts | undefined> {
+export async function describeInstance(clients: Clients, instanceId: string): Promise<InstanceFacts | undefined> {
   try {
-    const result = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
+    const result = await clients.of(EC2Client).send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
     const instance = result.Reservations?.flatMap((r) => r.Instances ?? []).find(
       (candidate) => candidate.InstanceId === instanceId,
     );

@@ -1,7 +1,9 @@
 import { CreateScheduleCommand, DeleteScheduleCommand } from '@aws-sdk/client-scheduler';
-import { scheduler } from './clients.js';
+import type { Clients } from './client-factory.js';
+import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { awsErrorName } from './errors.js';
 import type { Settings } from '../config/settings.js';
+import { samePlace, shortRegion } from './place.js';
 
 /** A one-time invocation of one of the product's functions. */
 export interface ScheduledInvocation {
@@ -17,9 +19,28 @@ export function atExpression(when: Date): string {
   return `at(${when.toISOString().slice(0, 19)})`;
 }
 
-/** The deterministic schedule name for a step of one instance, e.g. `cwap-dev-check-i-0abc-2`. */
-export function scheduleName(settings: Settings, step: 'onboard' | 'check', instanceId: string, attempt: number): string {
-  return `${settings.resourcePrefix}-${step}-${instanceId}-${attempt}`.slice(0, 64);
+/**
+ * The deterministic schedule name for a step of one instance: `cwap-dev-check-i-0abc-2` in the
+ * hub's own place, `cwap-dev-check-111111111111-euw1-i-0abc-2` in a member's (Scheduler names
+ * have at most 64 characters: the region is shortened).
+ */
+export function scheduleName(
+  where: Pick<Clients, 'place' | 'hubPlace'>,
+  settings: Pick<Settings, 'resourcePrefix'>,
+  step: 'onboard' | 'check',
+  instanceId: string,
+  attempt: number,
+): string {
+  const place = samePlace(where.place, where.hubPlace) ? '' : `${where.place.account}-${shortRegion(where.place.region)}-`;
+  return `${settings.resourcePrefix}-${step}-${place}${instanceId}-${attempt}`.slice(0, 64);
+}
+
+/**
+ * What a schedule's input adds to say where the instance lives: nothing in the hub's own place
+ * (so inputs stay `{ instanceId, attempt }` there, as before), else `{ account, region }`.
+ */
+export function placeInput(where: Pick<Clients, 'place' | 'hubPlace'>): { account?: string; region?: string } {
+  return samePlace(where.place, where.hubPlace) ? {} : { account: where.place.account, region: where.place.region };
 }
 
 /**
@@ -28,11 +49,12 @@ export function scheduleName(settings: Settings, step: 'onboard' | 'check', inst
  * makes re-scheduling after a retried invocation idempotent.
  */
 export async function scheduleOnce(
+  clients: Clients,
   invocation: ScheduledInvocation,
   settings: Settings,
 ): Promise<'scheduled' | 'already-scheduled'> {
   try {
-    await scheduler.send(
+    await clients.hub(SchedulerClient).send(
       new CreateScheduleCommand({
         Name: invocation.name,
         GroupName: settings.scheduleGroup,
@@ -40,7 +62,7 @@ export async function scheduleOnce(
         ScheduleExpressionTimezone: 'UTC',
         FlexibleTimeWindow: { Mode: 'OFF' },
         ActionAfterCompletion: 'DELETE',
-        Description: 'cw-agent-autopilot one-time step',
+        Description: `cw-agent-autopilot one-time step for ${clients.place.account} ${clients.place.region}`,
         Target: {
           Arn: invocation.targetArn,
           RoleArn: settings.schedulerRoleArn,
@@ -64,13 +86,20 @@ export async function scheduleOnce(
  * await scheduleCheck('i-0abc', record.checkAttempts + 1, at, settings); // 'scheduled'
  */
 export function scheduleCheck(
+  clients: Clients,
   instanceId: string,
   attempt: number,
   at: Date,
   settings: Settings,
 ): Promise<'scheduled' | 'already-scheduled'> {
   return scheduleOnce(
-    { name: scheduleName(settings, 'check', instanceId, attempt), at, targetArn: settings.checkFunctionArn, input: { instanceId, attempt } },
+    clients,
+    {
+      name: scheduleName(clients, settings, 'check', instanceId, attempt),
+      at,
+      targetArn: settings.checkFunctionArn,
+      input: { ...placeInput(clients), instanceId, attempt },
+    },
     settings,
   );
 }
@@ -79,11 +108,11 @@ export function scheduleCheck(
  * Deletes one-time schedules by name, in the stack's group; a name that does not exist (already
  * fired and self-deleted, or never created) is not an error. Returns the names actually deleted.
  */
-export async function deleteSchedules(names: string[], settings: Settings): Promise<string[]> {
+export async function deleteSchedules(clients: Clients, names: string[], settings: Settings): Promise<string[]> {
   const deleted: string[] = [];
   for (const name of names) {
     try {
-      await scheduler.send(new DeleteScheduleCommand({ Name: name, GroupName: settings.scheduleGroup }));
+      await clients.hub(SchedulerClient).send(new DeleteScheduleCommand({ Name: name, GroupName: settings.scheduleGroup }));
       deleted.push(name);
     } catch (error) {
       if (awsErrorName(error) !== 'ResourceNotFoundException') throw error;

@@ -1,5 +1,6 @@
 import { PublishCommand } from '@aws-sdk/client-sns';
-import { sns } from '../aws/clients.js';
+import type { Clients } from '../aws/client-factory.js';
+import { SNSClient } from '@aws-sdk/client-sns';
 import {
   accountOf,
   payloadEvidence,
@@ -222,8 +223,8 @@ export function publishedBytes(message: TopicMessage): number {
 }
 
 /** Publishes a message on the product's topic: text for people, the payload for machines. Returns the SNS message id. */
-export async function publish(message: TopicMessage, settings: Pick<Settings, 'alertTopicArn'>): Promise<string> {
-  const result = await sns.send(
+export async function publish(clients: Clients, message: TopicMessage, settings: Pick<Settings, 'alertTopicArn'>): Promise<string> {
+  const result = await clients.hub(SNSClient).send(
     new PublishCommand({
       TopicArn: settings.alertTopicArn,
       Subject: message.subject,

@@ -1,3 +1,5 @@
+import type { ClientFactory, Clients } from '../aws/client-factory.js';
+import { clientFactoryOf } from '../aws/product-clients.js';
 import { AlertNotSentError, InstanceNotReachableError, StaleRecordError } from '../errors.js';
 import { sendInstallCommand } from '../onboarding/agent-commands.js';
 import { publish, renderAlert, renderRecovery } from './alerts.js';
@@ -43,20 +45,23 @@ export function metricWindow(launchTime: string | undefined, now: Date, settings
 }
 
 async function recordOffline(
+  clients: Clients,
   record: OnboardingRecord,
   status: 'gone' | 'stopped',
   reason: string,
   settings: Settings,
   now: Date,
 ): Promise<OnboardingRecord> {
-  const cleaned = await cleanUpInstance(record.instanceId, record, settings);
+  const cleaned = await cleanUpInstance(clients, record.instanceId, record, settings);
   return saveRecord(
+    clients,
     settings.stateTable,
     advance(record, { ...statusChange(status, now, settings), reason, alarmNames: undefined }, status, now, `${reason}; ${describeCleanup(cleaned)}`),
   );
 }
 
 async function becomeHealthy(
+  clients: Clients,
   record: OnboardingRecord,
   instance: InstanceFacts,
   findings: MetricFindings,
@@ -65,7 +70,7 @@ async function becomeHealthy(
   settings: Settings,
   now: Date,
 ): Promise<OnboardingRecord> {
-  const alarmNames = await putInstanceAlarms(instance.instanceId, instance.os, settings);
+  const alarmNames = await putInstanceAlarms(clients, instance.instanceId, instance.os, settings);
   const firstForLaunch = record.status !== 'healthy';
   const launchTime = instance.launchTime ?? record.launchTime;
   const launch = launchTime ? Date.parse(launchTime) : Number.NaN;
@@ -78,6 +83,7 @@ async function becomeHealthy(
       ? Math.max(0, Math.round((Date.parse(firstDatapointAt) - launch) / 1000))
       : record.launchToFirstMetricSeconds;
   let saved = await saveRecord(
+    clients,
     settings.stateTable,
     advance(
       record,
@@ -105,22 +111,24 @@ async function becomeHealthy(
     // Saved healthy first: a duplicate invocation loses the write above and sends nothing.
     let messageId: string;
     try {
-      messageId = await publish(renderRecovery({ record: saved, firstDatapointAt, alarmNames, scheduleNames, settings, now }), settings);
+      messageId = await publish(clients, renderRecovery({ record: saved, firstDatapointAt, alarmNames, scheduleNames, settings, now }), settings);
     } catch (error) {
       // alertedAt stays set: one more scheduled check sends the recovery (checkCurrency lets a
       // healthy record with a pending recovery run it).
       logger.error('recovery message not sent', { instanceId: record.instanceId, error: describeError(error) });
       const retryAt = new Date(now.getTime() + settings.checkRetryDelaySeconds * 1000);
-      const outcome = await scheduleCheck(record.instanceId, attempt + 1, retryAt, settings).catch(
+      const outcome = await scheduleCheck(clients, record.instanceId, attempt + 1, retryAt, settings).catch(
         (scheduleError: unknown) => `not scheduled: ${describeError(scheduleError)}`,
       );
       return saveRecord(
+        clients,
         settings.stateTable,
         advance(saved, { lastError: `recovery message not sent: ${describeError(error)}` }, 'recovery-failed', now, `${describeError(error)}; check ${attempt + 1} ${outcome}`),
       ).catch(() => saved);
     }
     try {
       saved = await saveRecord(
+        clients,
         settings.stateTable,
         advance(saved, { alertedAt: undefined, alertedLaunch: undefined, alertedDiagnosis: undefined }, 'recovery-sent', now, `SNS message ${messageId}`),
       );
@@ -147,9 +155,9 @@ export function commandOfThisLaunch(record: Pick<OnboardingRecord, 'commandId' |
  * everything; a lookup IAM denies (an SCP, a permission boundary) is left out of the diagnosis
  * rather than failing the whole check, which would leave the person with no alert at all.
  */
-async function roleFacts(profileArn: string, instanceId: string): Promise<RolePolicyFacts | undefined> {
+async function roleFacts(clients: Clients, profileArn: string, instanceId: string): Promise<RolePolicyFacts | undefined> {
   try {
-    return await missingRolePolicies(profileArn);
+    return await missingRolePolicies(clients, profileArn);
   } catch (error) {
     const name = awsErrorName(error);
     if (name === 'NoSuchEntity') return { roleName: undefined, missing: [...requiredPolicyNames] };
@@ -168,12 +176,12 @@ async function roleFacts(profileArn: string, instanceId: string): Promise<RolePo
  */
 const unacknowledgedAfterMs = 15 * 60 * 1000;
 
-async function gatherDiagnosis(record: OnboardingRecord, instance: InstanceFacts, findings: MetricFindings, settings: Settings, now: Date): Promise<Diagnosis> {
+async function gatherDiagnosis(clients: Clients, record: OnboardingRecord, instance: InstanceFacts, findings: MetricFindings, settings: Settings, now: Date): Promise<Diagnosis> {
   const { instanceId } = instance;
   const [role, ssm, reported] = await Promise.all([
-    instance.profileArn ? roleFacts(instance.profileArn, instanceId) : Promise.resolve(undefined),
-    ssmPresence(instanceId),
-    commandOfThisLaunch(record, instance) ? commandStatus(record.commandId ?? '', instanceId) : Promise.resolve(undefined),
+    instance.profileArn ? roleFacts(clients, instance.profileArn, instanceId) : Promise.resolve(undefined),
+    ssmPresence(clients, instanceId),
+    commandOfThisLaunch(record, instance) ? commandStatus(clients, record.commandId ?? '', instanceId) : Promise.resolve(undefined),
   ]);
   const sentAt = record.commandSentAt ? Date.parse(record.commandSentAt) : Number.NaN;
   const command = reported?.state === 'not-yet-known' && now.getTime() - sentAt > unacknowledgedAfterMs ? undefined : reported;
@@ -202,6 +210,7 @@ async function gatherDiagnosis(record: OnboardingRecord, instance: InstanceFacts
  * pending, so nothing sends it twice; that is logged.
  */
 async function sendAlert(
+  clients: Clients,
   record: OnboardingRecord,
   diagnosis: Diagnosis,
   attempt: number,
@@ -211,19 +220,20 @@ async function sendAlert(
   now: Date,
 ): Promise<OnboardingRecord> {
   const claimed = await saveRecord(
+    clients,
     settings.stateTable,
     advance(record, { status: 'alerting', diagnosis: recordedDiagnosis(diagnosis), checkAttempts: attempt }, 'alert-decided', now, `${diagnosis.code}: ${reason}`),
   );
   const message = renderAlert({ record: claimed, diagnosis, checks: attempt, scheduleNames, settings, now });
   let messageId: string;
   try {
-    messageId = await publish(message, settings);
+    messageId = await publish(clients, message, settings);
   } catch (error) {
     const retryAt = alertRetryAt(attempt, settings, now);
     let detail = describeError(error);
     if (retryAt) {
       try {
-        await scheduleCheck(record.instanceId, attempt + 1, retryAt, settings);
+        await scheduleCheck(clients, record.instanceId, attempt + 1, retryAt, settings);
         detail += `; alert retried by check ${attempt + 1} at ${retryAt.toISOString()}`;
       } catch (scheduleError) {
         detail += `; no retry scheduled: ${describeError(scheduleError)}`;
@@ -232,6 +242,7 @@ async function sendAlert(
       detail += '; no more retries: invoke the checker by hand to send it';
     }
     await saveRecord(
+      clients,
       settings.stateTable,
       advance(claimed, { lastError: `alert not sent: ${describeError(error)}` }, 'alert-failed', now, detail),
     ).catch((writeError: unknown) => logger.error('could not record the failed alert', { instanceId: record.instanceId, error: describeError(writeError) }));
@@ -240,6 +251,7 @@ async function sendAlert(
   countAlerted(diagnosis.code);
   try {
     return await saveRecord(
+      clients,
       settings.stateTable,
       advance(
         claimed,
@@ -261,6 +273,7 @@ async function sendAlert(
 }
 
 async function checkRunning(
+  clients: Clients,
   record: OnboardingRecord,
   instance: InstanceFacts,
   attempt: number,
@@ -271,14 +284,14 @@ async function checkRunning(
   const { instanceId } = instance;
   // The live launch time: a restart that onboarding has not recorded yet must not count old datapoints.
   const window = metricWindow(instance.launchTime ?? record.launchTime, now, settings);
-  const presence = await seriesPresence([{ instanceId, os: instance.os }], settings.metrics, window);
+  const presence = await seriesPresence(clients, [{ instanceId, os: instance.os }], settings.metrics, window);
   const findings = metricFindings(expectedMetrics(instance.os, settings.metrics), presence, window, settings.metricLookbackSeconds);
   if (findings.missing.length === 0) {
-    const saved = await becomeHealthy(record, instance, findings, attempt, scheduleNames, settings, now);
+    const saved = await becomeHealthy(clients, record, instance, findings, attempt, scheduleNames, settings, now);
     return { instanceId, action: 'healthy', status: saved.status, reason: `${findings.present.join(', ')} arrive` };
   }
 
-  const diagnosis = await gatherDiagnosis(record, instance, findings, settings, now);
+  const diagnosis = await gatherDiagnosis(clients, record, instance, findings, settings, now);
   const decision = decideAfterDiagnosis({ diagnosis, record, attempt, os: instance.os, settings, now });
   logger.info('check decision', { instanceId, attempt, diagnosis: diagnosis.code, decision });
   const result = (action: CheckResult['action'], saved: OnboardingRecord): CheckResult => ({
@@ -292,21 +305,23 @@ async function checkRunning(
   switch (decision.action) {
     case 'already-alerted': {
       const saved = await saveRecord(
+        clients,
         settings.stateTable,
         advance(record, { status: 'alerted', diagnosis: recordedDiagnosis(diagnosis), checkAttempts: attempt }, 'check', now, `${diagnosis.code}; ${decision.reason}, not alerted again`),
       );
       return result('already-alerted', saved);
     }
     case 'alert':
-      return result('alerted', await sendAlert(record, diagnosis, attempt, scheduleNames, decision.reason, settings, now));
+      return result('alerted', await sendAlert(clients, record, diagnosis, attempt, scheduleNames, decision.reason, settings, now));
     case 'retry': {
       let current = record;
       let resent = '';
       if (decision.reinstall) {
         try {
-          const commandId = await sendInstallCommand(instanceId, instance.os, settings);
+          const commandId = await sendInstallCommand(clients, instanceId, instance.os, settings);
           // Saved at once, so a retried invocation never sends it twice.
           current = await saveRecord(
+            clients,
             settings.stateTable,
             advance(
               current,
@@ -322,8 +337,9 @@ async function checkRunning(
           resent = `; install command not re-sent: ${error.message}`;
         }
       }
-      const outcome = await scheduleCheck(instanceId, decision.nextAttempt, decision.at, settings);
+      const outcome = await scheduleCheck(clients, instanceId, decision.nextAttempt, decision.at, settings);
       const saved = await saveRecord(
+        clients,
         settings.stateTable,
         advance(
           current,
@@ -346,10 +362,16 @@ async function checkRunning(
  * @example
  * await runCheck({ instanceId: 'i-0123456789abcdef0', attempt: 1 }, settings);
  */
-export async function runCheck(input: CheckRequest, settings: Settings, now = new Date()): Promise<CheckResult> {
+export async function runCheck(
+  input: CheckRequest,
+  settings: Settings,
+  now = new Date(),
+  factory: ClientFactory = clientFactoryOf(settings),
+): Promise<CheckResult> {
   const { instanceId } = input;
-  logAbout(instanceId);
-  const [instance, record] = await Promise.all([describeInstance(instanceId), readRecord(settings.stateTable, instanceId)]);
+  const clients = factory.clients(input.place ?? factory.hubPlace);
+  logAbout(instanceId, undefined, clients.place);
+  const [instance, record] = await Promise.all([describeInstance(clients, instanceId), readRecord(clients, settings.stateTable, instanceId)]);
   logAbout(instanceId, instance?.launchTime ?? record?.launchTime);
   const currency = checkCurrency(input.attempt, record);
   if (!currency.run || !record) {
@@ -361,32 +383,32 @@ export async function runCheck(input: CheckRequest, settings: Settings, now = ne
   try {
     if (!instance || instance.state === 'terminated' || instance.state === 'shutting-down') {
       const reason = instance ? `instance is ${instance.state}` : 'EC2 does not know this instance (terminated)';
-      const saved = await recordOffline(record, 'gone', reason, settings, now);
+      const saved = await recordOffline(clients, record, 'gone', reason, settings, now);
       return { instanceId, action: 'gone', status: saved.status, reason };
     }
     if (instance.state === 'stopped' || instance.state === 'stopping') {
       const reason = `instance is ${instance.state}`;
-      const saved = await recordOffline(record, 'stopped', reason, settings, now);
+      const saved = await recordOffline(clients, record, 'stopped', reason, settings, now);
       return { instanceId, action: 'stopped', status: saved.status, reason };
     }
     // The schedule that invoked this check, named in what it publishes (none for a check by hand).
-    const scheduleNames = input.attempt === undefined ? [] : [scheduleName(settings, 'check', instanceId, input.attempt)];
-    return await checkRunning(record, instance, currency.attempt, scheduleNames, settings, now);
+    const scheduleNames = input.attempt === undefined ? [] : [scheduleName(clients, settings, 'check', instanceId, input.attempt)];
+    return await checkRunning(clients, record, instance, currency.attempt, scheduleNames, settings, now);
   } catch (error) {
     if (error instanceof StaleRecordError) {
       // Another invocation (a duplicate delivery, offboarding, or onboarding after a restart) wrote
       // first and carries on from there; this one stops before doing anything twice. If that was
       // offboarding, alarms this check created meanwhile must not outlive the instance's stop.
-      const latest = await readRecord(settings.stateTable, instanceId);
-      if (latest?.status === 'stopped' || latest?.status === 'gone') await deleteInstanceAlarms(instanceId, settings);
+      const latest = await readRecord(clients, settings.stateTable, instanceId);
+      if (latest?.status === 'stopped' || latest?.status === 'gone') await deleteInstanceAlarms(clients, instanceId, settings);
       logger.info('check superseded', { instanceId, attempt: currency.attempt, reason: error.message });
       return { instanceId, action: 'ignore', status: latest?.status, reason: `superseded: ${error.message}` };
     }
     if (error instanceof AlertNotSentError) throw error;
     // Keep what is known, on the latest version of the record; the status is unchanged, so the same
     // check retried (Lambda's async retry) is still current and runs again.
-    const latest = (await readRecord(settings.stateTable, instanceId).catch(() => undefined)) ?? record;
-    await saveRecord(settings.stateTable, advance(latest, { lastError: describeError(error) }, 'check-error', new Date(), describeError(error))).catch(
+    const latest = (await readRecord(clients, settings.stateTable, instanceId).catch(() => undefined)) ?? record;
+    await saveRecord(clients, settings.stateTable, advance(latest, { lastError: describeError(error) }, 'check-error', new Date(), describeError(error))).catch(
       (writeError: unknown) => logger.error('could not record the check error', { instanceId, error: describeError(writeError) }),
     );
     throw error;

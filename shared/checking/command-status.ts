@@ -1,5 +1,6 @@
 import { GetCommandInvocationCommand, type GetCommandInvocationCommandOutput } from '@aws-sdk/client-ssm';
-import { ssm } from '../aws/clients.js';
+import type { Clients } from '../aws/client-factory.js';
+import { SSMClient } from '@aws-sdk/client-ssm';
 import { awsErrorName } from '../aws/errors.js';
 
 /** The steps of agent-config/install-and-configure.json, in the order they run. */
@@ -53,9 +54,9 @@ export function firstLines(text: string | undefined, count = quotedLines): strin
     .slice(0, count);
 }
 
-async function stepInvocation(commandId: string, instanceId: string, step: InstallStep): Promise<GetCommandInvocationCommandOutput | undefined> {
+async function stepInvocation(clients: Clients, commandId: string, instanceId: string, step: InstallStep): Promise<GetCommandInvocationCommandOutput | undefined> {
   try {
-    return await ssm.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: instanceId, PluginName: step }));
+    return await clients.of(SSMClient).send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: instanceId, PluginName: step }));
   } catch (error) {
     // Right after SendCommand, and for a step that has not started, SSM answers
     // InvocationDoesNotExist: "not yet known", not a failure.
@@ -72,10 +73,10 @@ async function stepInvocation(commandId: string, instanceId: string, step: Insta
  * const status = await commandStatus(record.commandId, instanceId);
  * // { state: 'failed', step: 'installAgent', errorLines: ['Failed to download ...'], ... }
  */
-export async function commandStatus(commandId: string, instanceId: string): Promise<CommandStatus> {
+export async function commandStatus(clients: Clients, commandId: string, instanceId: string): Promise<CommandStatus> {
   let last: CommandStatus | undefined;
   for (const step of installSteps) {
-    const invocation = await stepInvocation(commandId, instanceId, step);
+    const invocation = await stepInvocation(clients, commandId, instanceId, step);
     if (!invocation) {
       // A later step not known yet while the earlier one succeeded: the command is still running.
       return last

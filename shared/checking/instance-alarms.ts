@@ -4,7 +4,8 @@ import {
   PutMetricAlarmCommand,
   type PutMetricAlarmCommandInput,
 } from '@aws-sdk/client-cloudwatch';
-import { cloudwatch } from '../aws/clients.js';
+import type { Clients } from '../aws/client-factory.js';
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import type { OsFamily } from '../agent-config.js';
 import { expectedMetrics } from './metric-queries.js';
 import type { Settings } from '../config/settings.js';
@@ -80,25 +81,25 @@ export function instanceAlarms(instanceId: string, os: OsFamily, settings: Alarm
 }
 
 /** Creates (or updates: PutMetricAlarm is an upsert) an instance's alarms. Returns their names. */
-export async function putInstanceAlarms(instanceId: string, os: OsFamily, settings: AlarmSettings): Promise<string[]> {
+export async function putInstanceAlarms(clients: Clients, instanceId: string, os: OsFamily, settings: AlarmSettings): Promise<string[]> {
   const alarms = instanceAlarms(instanceId, os, settings);
-  for (const alarm of alarms) await cloudwatch.send(new PutMetricAlarmCommand(alarm));
+  for (const alarm of alarms) await clients.of(CloudWatchClient).send(new PutMetricAlarmCommand(alarm));
   return alarms.map((alarm) => alarm.AlarmName ?? '');
 }
 
 /** The names of the alarms that exist for an instance, found by name prefix. */
-export async function instanceAlarmNames(instanceId: string, settings: Pick<Settings, 'alarms'>): Promise<string[]> {
+export async function instanceAlarmNames(clients: Clients, instanceId: string, settings: Pick<Settings, 'alarms'>): Promise<string[]> {
   const names: string[] = [];
-  const pages = paginateDescribeAlarms({ client: cloudwatch }, { AlarmNamePrefix: alarmNamePrefix(instanceId, settings), AlarmTypes: ['MetricAlarm'] });
+  const pages = paginateDescribeAlarms({ client: clients.of(CloudWatchClient) }, { AlarmNamePrefix: alarmNamePrefix(instanceId, settings), AlarmTypes: ['MetricAlarm'] });
   for await (const page of pages) for (const alarm of page.MetricAlarms ?? []) if (alarm.AlarmName) names.push(alarm.AlarmName);
   return names;
 }
 
 /** Deletes every alarm of an instance (found by name prefix, 100 a call). Returns the names deleted. */
-export async function deleteInstanceAlarms(instanceId: string, settings: Pick<Settings, 'alarms'>): Promise<string[]> {
-  const names = await instanceAlarmNames(instanceId, settings);
+export async function deleteInstanceAlarms(clients: Clients, instanceId: string, settings: Pick<Settings, 'alarms'>): Promise<string[]> {
+  const names = await instanceAlarmNames(clients, instanceId, settings);
   for (let from = 0; from < names.length; from += 100) {
-    await cloudwatch.send(new DeleteAlarmsCommand({ AlarmNames: names.slice(from, from + 100) }));
+    await clients.of(CloudWatchClient).send(new DeleteAlarmsCommand({ AlarmNames: names.slice(from, from + 100) }));
   }
   return names;
 }

@@ -1,5 +1,6 @@
 import { GetMetricDataCommand, type MetricDataQuery } from '@aws-sdk/client-cloudwatch';
-import { cloudwatch } from '../aws/clients.js';
+import type { Clients } from '../aws/client-factory.js';
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import type { ExpectedMetric, OsFamily } from '../agent-config.js';
 import type { Settings } from '../config/settings.js';
 
@@ -44,6 +45,7 @@ export interface SeriesPresence {
  * const presence = await seriesPresence([{ instanceId, os: 'linux' }], settings.metrics, { start, end });
  */
 export async function seriesPresence(
+  clients: Clients,
   subjects: MetricSubject[],
   metrics: Settings['metrics'],
   window: { start: Date; end: Date; periodSeconds?: number },
@@ -77,7 +79,7 @@ export async function seriesPresence(
     const batch = queries.slice(from, from + maxQueriesPerCall);
     let nextToken: string | undefined;
     do {
-      const page = await cloudwatch.send(
+      const page = await clients.of(CloudWatchClient).send(
         new GetMetricDataCommand({
           MetricDataQueries: batch.map((entry) => entry.query),
           StartTime: window.start,

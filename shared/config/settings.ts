@@ -1,5 +1,6 @@
 import { InvalidSettingsError } from '../errors.js';
 import * as z from 'zod';
+import { accountOfArn, type Place } from '../aws/place.js';
 
 /** A tag condition, written `key=value` in settings (`key` alone matches any value). */
 export interface TagMatch {
@@ -90,7 +91,7 @@ const schema = z
     WINDOWS_GRACE_SECONDS: seconds(300),
     PROFILE_RETRY_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(5),
     PROFILE_RETRY_BASE_DELAY_MS: z.coerce.number().int().min(0).max(10_000).default(1000),
-    ONBOARD_FUNCTION_ARN: arn,
+    ONBOARD_FUNCTION_ARN: arn.refine((value) => accountOfArn(value) !== undefined, 'expected a function ARN with its 12-digit account (the hub account)'),
     CHECK_FUNCTION_ARN: arn,
     SCHEDULER_ROLE_ARN: arn,
     SCHEDULE_GROUP: z.string().min(1).default('default'),
@@ -110,11 +111,49 @@ const schema = z
     MISSING_DATA_ALARM_MINUTES: z.coerce.number().int().min(5).max(1440).default(15),
     GONE_RECORD_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
     AWS_REGION: z.string().min(1).default('us-east-1'),
+    ACCOUNTS: z
+      .string()
+      .default('')
+      .transform((raw, context): AccountScope => {
+        const text = raw.trim();
+        if (!text) return { kind: 'hub' };
+        if (text === 'organization') return { kind: 'organization' };
+        const ids = [...new Set(text.split(',').map((id) => id.trim()).filter(Boolean))];
+        const bad = ids.filter((id) => !/^\d{12}$/.test(id));
+        if (bad.length) {
+          context.addIssue({ code: 'custom', message: `'' (the hub account), 'organization', or 12-digit account ids separated by commas; not ${bad.join(', ')}` });
+          return z.NEVER;
+        }
+        return { kind: 'list', ids };
+      }),
+    REGIONS: z
+      .string()
+      .default('')
+      .transform((raw, context): string[] => {
+        const regions = [...new Set(raw.split(',').map((region) => region.trim()).filter(Boolean))];
+        const bad = regions.filter((region) => !/^[a-z]{2}(-[a-z]+)+-\d$/.test(region));
+        if (bad.length) {
+          context.addIssue({ code: 'custom', message: `region names separated by commas (eu-west-1,us-east-1); not ${bad.join(', ')}` });
+          return z.NEVER;
+        }
+        return regions;
+      }),
+    MEMBER_ROLE_NAME: z
+      .string()
+      .regex(/^[\w+=,.@-]{1,48}$/, 'an IAM role name of at most 48 characters (the region is appended)')
+      .optional(),
+    ORGANIZATION_ID: z
+      .string()
+      .default('')
+      .refine((id) => id === '' || /^o-[a-z0-9]{10,32}$/.test(id), 'an organization id (o-abcd123456) or empty'),
   })
   .refine((env) => env.ALARM_PERIOD_SECONDS * env.ALARM_EVALUATION_PERIODS <= 86_400, {
     path: ['ALARM_EVALUATION_PERIODS'],
     message: 'ALARM_PERIOD_SECONDS x ALARM_EVALUATION_PERIODS must be at most one day (86400 s), a CloudWatch alarm limit',
   });
+
+/** Which accounts the product covers: the hub's alone (default), the organization's, or a list. */
+export type AccountScope = { kind: 'hub' } | { kind: 'organization' } | { kind: 'list'; ids: string[] };
 
 /** The product's settings, parsed once per cold start from the function's environment. */
 export interface Settings {
@@ -165,7 +204,21 @@ export interface Settings {
    * as long as CloudTrail's event history keeps the instance's own API trail).
    */
   goneRecordRetentionDays: number;
+  /** The hub's region (the function's own). */
   region: string;
+  /** The hub's own account (from the function ARNs) and region: reached without AssumeRole. */
+  hubPlace: Place;
+  /** ACCOUNTS: which accounts are covered; the hub's alone unless set. */
+  accounts: AccountScope;
+  /** REGIONS: which regions are covered; the hub's alone unless set. */
+  regions: string[];
+  /**
+   * MEMBER_ROLE_NAME: this function's execution role in member accounts, without the region
+   * suffix (the member stack names it `<name>-<region>`); unset = the hub's place only.
+   */
+  memberRoleName: string | undefined;
+  /** ORGANIZATION_ID, when set (the trust and bus policies are conditioned on it). */
+  organizationId: string | undefined;
 }
 
 /**
@@ -223,5 +276,10 @@ export function parseSettings(env: Record<string, string | undefined> = process.
     },
     goneRecordRetentionDays: e.GONE_RECORD_RETENTION_DAYS,
     region: e.AWS_REGION,
+    hubPlace: { account: accountOfArn(e.ONBOARD_FUNCTION_ARN) ?? '000000000000', region: e.AWS_REGION },
+    accounts: e.ACCOUNTS,
+    regions: e.REGIONS.length ? e.REGIONS : [e.AWS_REGION],
+    memberRoleName: e.MEMBER_ROLE_NAME,
+    organizationId: e.ORGANIZATION_ID || undefined,
   };
 }

@@ -1,7 +1,24 @@
 import { InvalidInputError } from '../errors.js';
 import * as z from 'zod';
+import type { Place } from '../aws/place.js';
 
 const instanceId = z.string().regex(/^i-[0-9a-f]{8,17}$/, 'not an EC2 instance id (i-0123456789abcdef0)');
+
+const accountId = z.string().regex(/^\d{12}$/, 'not a 12-digit AWS account id');
+const regionName = z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'not an AWS region name (eu-west-1)');
+
+/**
+ * Where the instance lives, in the product's own inputs (schedules, remediation, by hand): both
+ * `account` and `region`, or neither (the hub's own account and region).
+ */
+const placeKeys = { account: accountId.optional(), region: regionName.optional() };
+const bothOrNeither = (input: { account?: string | undefined; region?: string | undefined }) => (input.account === undefined) === (input.region === undefined);
+const bothOrNeitherProblem = { message: 'give both account and region, or neither (the hub\'s own)', path: ['account'] };
+
+/** The place of a parsed input: undefined (the hub's) unless both keys are there. */
+function placeOf(input: { account?: string | undefined; region?: string | undefined }): Place | undefined {
+  return input.account !== undefined && input.region !== undefined ? { account: input.account, region: input.region } : undefined;
+}
 
 const attempt = z.number().int().min(1, 'expected 1 to 1000').max(1000, 'expected 1 to 1000');
 
@@ -21,9 +38,9 @@ const stateChangeEvent = z.looseObject({
   id: z.string().optional(),
   'detail-type': z.literal('EC2 Instance State-change Notification'),
   source: z.literal('aws.ec2'),
-  account: z.string().optional(),
+  account: accountId.optional(),
   time: z.string().optional(),
-  region: z.string().optional(),
+  region: regionName.optional(),
   resources: z.array(z.string()).optional(),
   'replay-name': z.string().optional(),
   detail: z.strictObject({
@@ -33,24 +50,31 @@ const stateChangeEvent = z.looseObject({
 });
 
 /** The input of a scheduled onboarding retry (written by the product itself, or by hand). */
-const onboardRetry = z.strictObject({ instanceId, attempt });
+const onboardRetry = z.strictObject({ instanceId, attempt, ...placeKeys }).refine(bothOrNeither, bothOrNeitherProblem);
 
 /**
  * A request to onboard an instance again because a fleet audit found it unmonitored (written by
  * the audit, or by hand): `{ "instanceId": "i-...", "remediate": true, "requestedBy": "audit" }`.
  */
-const remediateRequest = z.strictObject({
-  instanceId,
-  remediate: z.literal(true),
-  requestedBy: z.string().min(1, 'expected 1 to 200 characters').max(200, 'expected 1 to 200 characters').optional(),
-});
+const remediateRequest = z
+  .strictObject({
+    instanceId,
+    remediate: z.literal(true),
+    requestedBy: z.string().min(1, 'expected 1 to 200 characters').max(200, 'expected 1 to 200 characters').optional(),
+    ...placeKeys,
+  })
+  .refine(bothOrNeither, bothOrNeitherProblem);
 
-/** What started an onboarding invocation. */
-export type OnboardTrigger =
+/**
+ * What started an onboarding invocation. `place` is where the instance lives (the event's
+ * `account` and `region`, or the input's); undefined means the hub's own account and region.
+ */
+export type OnboardTrigger = { place?: Place | undefined } & (
   | { kind: 'state-change'; instanceId: string; state: string; time: string | undefined }
   | { kind: 'retry'; instanceId: string; attempt: number }
   /** An audit (or a person) asks for onboarding again; may restart a finished or failed launch. */
-  | { kind: 'remediate'; instanceId: string; requestedBy: string | undefined };
+  | { kind: 'remediate'; instanceId: string; requestedBy: string | undefined }
+);
 
 const expectedNames: Record<string, string> = {
   string: 'a string',
@@ -89,7 +113,7 @@ const keyName = (key: string) => (/^[\w.-]+$/.test(key) ? key : JSON.stringify(k
  * as a whole.
  *
  * @example
- * throw new InvalidInputError(`check: expected { instanceId, attempt? }: ${describeInputProblems(parsed.error, input)}`);
+ * throw new InvalidInputError(`check: expected { instanceId, attempt?, account?, region? }: ${describeInputProblems(parsed.error, input)}`);
  */
 export function describeInputProblems(error: z.ZodError, input: unknown): string {
   return error.issues
@@ -133,6 +157,7 @@ export function parseOnboardTrigger(input: unknown): OnboardTrigger {
       instanceId: asEvent.data.detail['instance-id'],
       state: asEvent.data.detail.state,
       time: asEvent.data.time,
+      place: placeOf(asEvent.data),
     };
   }
   if (hasKey(input, 'remediate')) {
@@ -140,12 +165,12 @@ export function parseOnboardTrigger(input: unknown): OnboardTrigger {
     if (!asRemediation.success) {
       throw new InvalidInputError(`onboard: not a remediation { instanceId, remediate: true, requestedBy? }: ${describeInputProblems(asRemediation.error, input)}`);
     }
-    return { kind: 'remediate', instanceId: asRemediation.data.instanceId, requestedBy: asRemediation.data.requestedBy };
+    return { kind: 'remediate', instanceId: asRemediation.data.instanceId, requestedBy: asRemediation.data.requestedBy, place: placeOf(asRemediation.data) };
   }
   if (hasKey(input, 'attempt')) {
     const asRetry = onboardRetry.safeParse(input);
     if (!asRetry.success) throw new InvalidInputError(`onboard: not a retry { instanceId, attempt }: ${describeInputProblems(asRetry.error, input)}`);
-    return { kind: 'retry', ...asRetry.data };
+    return { kind: 'retry', instanceId: asRetry.data.instanceId, attempt: asRetry.data.attempt, place: placeOf(asRetry.data) };
   }
   const expected = 'onboard: expected an EC2 state-change event, a retry { instanceId, attempt } or a remediation { instanceId, remediate: true }';
   const idOnly = z.strictObject({ instanceId }).safeParse(input);
@@ -157,18 +182,20 @@ export function parseOnboardTrigger(input: unknown): OnboardTrigger {
  * The input of a check: `{ instanceId, attempt }` from its schedule, or `{ instanceId }` by hand
  * (no attempt: it runs as the next one). Unknown keys are refused.
  */
-const checkRequest = z.strictObject({ instanceId, attempt: attempt.optional() });
+const checkRequest = z.strictObject({ instanceId, attempt: attempt.optional(), ...placeKeys }).refine(bothOrNeither, bothOrNeitherProblem);
 
 export interface CheckRequest {
   instanceId: string;
   attempt: number | undefined;
+  /** Where the instance lives; undefined: the hub's own account and region. */
+  place?: Place | undefined;
 }
 
 /** Reads a checker invocation's input, rejecting anything else with {@link InvalidInputError}. */
 export function parseCheckRequest(input: unknown): CheckRequest {
   const parsed = checkRequest.safeParse(input);
-  if (!parsed.success) throw new InvalidInputError(`check: expected { instanceId, attempt? }: ${describeInputProblems(parsed.error, input)}`);
-  return { instanceId: parsed.data.instanceId, attempt: parsed.data.attempt };
+  if (!parsed.success) throw new InvalidInputError(`check: expected { instanceId, attempt?, account?, region? }: ${describeInputProblems(parsed.error, input)}`);
+  return { instanceId: parsed.data.instanceId, attempt: parsed.data.attempt, place: placeOf(parsed.data) };
 }
 
 /**
@@ -177,11 +204,13 @@ export function parseCheckRequest(input: unknown): CheckRequest {
  */
 export interface OffboardRequest {
   instanceId: string;
+  /** Where the instance lives; undefined: the hub's own account and region. */
+  place?: Place | undefined;
   state?: 'terminated' | 'stopped';
   ignore?: string;
 }
 
-const offboardByHand = z.strictObject({ instanceId });
+const offboardByHand = z.strictObject({ instanceId, ...placeKeys }).refine(bothOrNeither, bothOrNeitherProblem);
 
 /**
  * Reads an offboarding input: an EC2 state-change event (`terminated` / `shutting-down` and
@@ -193,13 +222,14 @@ export function parseOffboardRequest(input: unknown): OffboardRequest {
     const asEvent = stateChangeEvent.safeParse(input);
     if (!asEvent.success) throw new InvalidInputError(`offboard: not an EC2 instance state-change event: ${describeInputProblems(asEvent.error, input)}`);
     const { 'instance-id': id, state } = asEvent.data.detail;
-    if (state === 'terminated' || state === 'shutting-down') return { instanceId: id, state: 'terminated' };
-    if (state === 'stopped' || state === 'stopping') return { instanceId: id, state: 'stopped' };
-    return { instanceId: id, ignore: `state ${state} is neither a stop nor a termination` };
+    const place = placeOf(asEvent.data);
+    if (state === 'terminated' || state === 'shutting-down') return { instanceId: id, state: 'terminated', place };
+    if (state === 'stopped' || state === 'stopping') return { instanceId: id, state: 'stopped', place };
+    return { instanceId: id, ignore: `state ${state} is neither a stop nor a termination`, place };
   }
   const byHand = offboardByHand.safeParse(input);
   if (!byHand.success) {
     throw new InvalidInputError(`offboard: expected an EC2 state-change event or { instanceId }: ${describeInputProblems(byHand.error, input)}`);
   }
-  return { instanceId: byHand.data.instanceId };
+  return { instanceId: byHand.data.instanceId, place: placeOf(byHand.data) };
 }

@@ -21,12 +21,13 @@ export function launchIdOf(instanceId: string, launchTime: string | undefined): 
 }
 
 /**
- * Keys every later log line of this invocation carries: the instance, and its launch once known.
+ * Keys every later log line of this invocation carries: the instance, its account and region
+ * (`account`, `instanceRegion`: Lambda's own `region` is the hub's), and its launch once known.
  * Cleared at the start of the next invocation (`injectLambdaContext(logger, { resetKeys: true })`).
  */
-export function logAbout(instanceId: string, launchTime?: string): void {
+export function logAbout(instanceId: string, launchTime?: string, place?: { account: string; region: string }): void {
   const launchId = launchIdOf(instanceId, launchTime);
-  logger.appendKeys(launchId ? { instanceId, launchId } : { instanceId });
+  logger.appendKeys({ instanceId, ...(launchId ? { launchId } : {}), ...(place ? { account: place.account, instanceRegion: place.region } : {}) });
 }
 
 /**

@@ -1,3 +1,5 @@
+import type { ClientFactory, Clients } from '../aws/client-factory.js';
+import { clientFactoryOf } from '../aws/product-clients.js';
 import { StaleRecordError } from '../errors.js';
 import { logAbout, logger } from '../observability/logger.js';
 import { deleteInstanceAlarms } from '../checking/instance-alarms.js';
@@ -11,10 +13,15 @@ import type { OffboardRequest } from '../input/triggers.js';
  * The product's pending one-time schedules an instance may still have: names are deterministic, so
  * they are known from the record's attempt counters (check 1..n+1, onboarding retries 2..n+1).
  */
-export function pendingScheduleNames(record: OnboardingRecord | undefined, instanceId: string, settings: Settings): string[] {
+export function pendingScheduleNames(
+  where: Pick<Clients, 'place' | 'hubPlace'>,
+  record: OnboardingRecord | undefined,
+  instanceId: string,
+  settings: Settings,
+): string[] {
   const names: string[] = [];
-  for (let attempt = 1; attempt <= (record?.checkAttempts ?? 0) + 1; attempt++) names.push(scheduleName(settings, 'check', instanceId, attempt));
-  for (let attempt = 2; attempt <= (record?.ssmAttempts ?? 0) + 1; attempt++) names.push(scheduleName(settings, 'onboard', instanceId, attempt));
+  for (let attempt = 1; attempt <= (record?.checkAttempts ?? 0) + 1; attempt++) names.push(scheduleName(where, settings, 'check', instanceId, attempt));
+  for (let attempt = 2; attempt <= (record?.ssmAttempts ?? 0) + 1; attempt++) names.push(scheduleName(where, settings, 'onboard', instanceId, attempt));
   return names;
 }
 
@@ -25,9 +32,9 @@ export interface Cleanup {
 }
 
 /** Deletes what the product created for an instance: its alarms and its pending schedules. */
-export async function cleanUpInstance(instanceId: string, record: OnboardingRecord | undefined, settings: Settings): Promise<Cleanup> {
-  const alarms = await deleteInstanceAlarms(instanceId, settings);
-  const schedules = await deleteSchedules(pendingScheduleNames(record, instanceId, settings), settings);
+export async function cleanUpInstance(clients: Clients, instanceId: string, record: OnboardingRecord | undefined, settings: Settings): Promise<Cleanup> {
+  const alarms = await deleteInstanceAlarms(clients, instanceId, settings);
+  const schedules = await deleteSchedules(clients, pendingScheduleNames(clients, record, instanceId, settings), settings);
   return { alarms, schedules };
 }
 
@@ -70,23 +77,30 @@ export function offboardingOutcome(
  * @example
  * await runOffboarding({ instanceId: 'i-0123456789abcdef0', state: 'terminated' }, settings);
  */
-export async function runOffboarding(request: OffboardRequest, settings: Settings, now = new Date()): Promise<OffboardingResult> {
+export async function runOffboarding(
+  request: OffboardRequest,
+  settings: Settings,
+  now = new Date(),
+  factory: ClientFactory = clientFactoryOf(settings),
+): Promise<OffboardingResult> {
   const { instanceId } = request;
-  logAbout(instanceId);
-  const current = request.state === 'terminated' ? undefined : (await describeInstance(instanceId))?.state;
+  const clients = factory.clients(request.place ?? factory.hubPlace);
+  logAbout(instanceId, undefined, clients.place);
+  const current = request.state === 'terminated' ? undefined : (await describeInstance(clients, instanceId))?.state;
   const outcome = offboardingOutcome(request, current);
   if (outcome.status === undefined) {
     logger.info('offboarding ignored', { instanceId, reason: outcome.reason });
     return { instanceId, action: 'ignore', status: undefined, reason: outcome.reason, alarms: [], schedules: [] };
   }
   for (let tries = 1; ; tries++) {
-    const record = await readRecord(settings.stateTable, instanceId);
+    const record = await readRecord(clients, settings.stateTable, instanceId);
     logAbout(instanceId, record?.launchTime);
-    const cleaned = await cleanUpInstance(instanceId, record, settings);
+    const cleaned = await cleanUpInstance(clients, instanceId, record, settings);
     const result = { instanceId, action: 'cleaned' as const, reason: outcome.reason, ...cleaned };
     if (!record) return { ...result, status: undefined };
     try {
       const saved = await saveRecord(
+        clients,
         settings.stateTable,
         advance(
           record,

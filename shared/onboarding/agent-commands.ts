@@ -1,6 +1,7 @@
 import { InstanceNotReachableError } from '../errors.js';
 import { SendCommandCommand } from '@aws-sdk/client-ssm';
-import { ssm } from '../aws/clients.js';
+import type { Clients } from '../aws/client-factory.js';
+import { SSMClient } from '@aws-sdk/client-ssm';
 import { awsErrorName } from '../aws/errors.js';
 import type { OsFamily } from '../agent-config.js';
 import type { Settings } from '../config/settings.js';
@@ -9,9 +10,9 @@ import type { Settings } from '../config/settings.js';
  * Runs the stack's install-and-configure document on one instance, with the agent config
  * parameter for its OS. Returns the command id.
  */
-export async function sendInstallCommand(instanceId: string, os: OsFamily, settings: Settings): Promise<string> {
+export async function sendInstallCommand(clients: Clients, instanceId: string, os: OsFamily, settings: Settings): Promise<string> {
   try {
-    const result = await ssm.send(
+    const result = await clients.of(SSMClient).send(
       new SendCommandCommand({
         DocumentName: settings.agentDocumentName,
         InstanceIds: [instanceId],

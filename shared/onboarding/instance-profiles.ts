@@ -8,7 +8,9 @@ import {
   GetInstanceProfileCommand,
   paginateListAttachedRolePolicies,
 } from '@aws-sdk/client-iam';
-import { ec2, iam } from '../aws/clients.js';
+import type { Clients } from '../aws/client-factory.js';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { IAMClient } from '@aws-sdk/client-iam';
 import { awsErrorName, describeError, sleep } from '../aws/errors.js';
 import { isUnknownInstanceError, type InstanceFacts } from '../aws/instances.js';
 import { partitionOfArn } from '../aws/partitions.js';
@@ -57,8 +59,8 @@ function isProfileNotYetVisible(error: unknown): boolean {
   return /instance profile/i.test(error instanceof Error ? error.message : '');
 }
 
-async function currentAssociationArn(instanceId: string): Promise<string | undefined> {
-  const result = await ec2.send(
+async function currentAssociationArn(clients: Clients, instanceId: string): Promise<string | undefined> {
+  const result = await clients.of(EC2Client).send(
     new DescribeIamInstanceProfileAssociationsCommand({
       Filters: [
         { Name: 'instance-id', Values: [instanceId] },
@@ -74,11 +76,11 @@ async function currentAssociationArn(instanceId: string): Promise<string | undef
  * ("Invalid IAM Instance Profile name"). Returns the ARN of whatever profile the instance ends up
  * with: if another actor associated one first (IncorrectState), that one is kept, never replaced.
  */
-async function associateAgentProfile(instanceId: string, settings: Settings): Promise<{ arn: string | undefined; ours: boolean }> {
+async function associateAgentProfile(clients: Clients, instanceId: string, settings: Settings): Promise<{ arn: string | undefined; ours: boolean }> {
   const { attempts, baseDelayMs } = settings.profileRetry;
   for (let attempt = 1; ; attempt++) {
     try {
-      const result = await ec2.send(
+      const result = await clients.of(EC2Client).send(
         new AssociateIamInstanceProfileCommand({
           InstanceId: instanceId,
           IamInstanceProfile: { Name: settings.agentProfileName },
@@ -92,7 +94,7 @@ async function associateAgentProfile(instanceId: string, settings: Settings): Pr
       // IncorrectInstanceState (pending, stopping, shutting down) is not "gone": the error is
       // recorded and Lambda's retry looks at the instance again (running, stopped or terminated).
       if (awsErrorName(error) === 'IncorrectState') {
-        return { arn: await currentAssociationArn(instanceId), ours: false };
+        return { arn: await currentAssociationArn(clients, instanceId), ours: false };
       }
       if (isProfileNotYetVisible(error) && attempt < attempts) {
         await sleep(baseDelayMs * 2 ** (attempt - 1));
@@ -106,15 +108,15 @@ async function associateAgentProfile(instanceId: string, settings: Settings): Pr
 const attachRefusals: ReadonlySet<string> = new Set(['AccessDenied', 'AccessDeniedException', 'LimitExceeded', 'UnmodifiableEntity', 'NoSuchEntity']);
 
 /** The role in an instance profile (a profile holds at most one), or undefined when it holds none. */
-export async function roleOfProfile(profileArn: string): Promise<string | undefined> {
-  const profile = await iam.send(new GetInstanceProfileCommand({ InstanceProfileName: profileNameOf(profileArn) }));
+export async function roleOfProfile(clients: Clients, profileArn: string): Promise<string | undefined> {
+  const profile = await clients.of(IAMClient).send(new GetInstanceProfileCommand({ InstanceProfileName: profileNameOf(profileArn) }));
   return profile.InstanceProfile?.Roles?.[0]?.RoleName;
 }
 
 /** The ARNs of the managed policies attached to a role, every page read. */
-export async function attachedPolicyArns(roleName: string): Promise<Set<string>> {
+export async function attachedPolicyArns(clients: Clients, roleName: string): Promise<Set<string>> {
   const arns = new Set<string>();
-  for await (const page of paginateListAttachedRolePolicies({ client: iam }, { RoleName: roleName })) {
+  for await (const page of paginateListAttachedRolePolicies({ client: clients.of(IAMClient) }, { RoleName: roleName })) {
     for (const policy of page.AttachedPolicies ?? []) if (policy.PolicyArn) arns.add(policy.PolicyArn);
   }
   return arns;
@@ -134,9 +136,9 @@ export function missingPolicyNames(profileArn: string, attachedArns: ReadonlySet
  * policies to its role when allowed, otherwise reports what is missing. Never replaces or removes
  * the profile.
  */
-async function reconcileExistingProfile(profileArn: string, settings: Settings): Promise<ProfileOutcome> {
+async function reconcileExistingProfile(clients: Clients, profileArn: string, settings: Settings): Promise<ProfileOutcome> {
   const partition = partitionOfArn(profileArn);
-  const roleName = await roleOfProfile(profileArn);
+  const roleName = await roleOfProfile(clients, profileArn);
   if (!roleName) {
     return {
       path: 'existing-role-missing-policies',
@@ -147,7 +149,7 @@ async function reconcileExistingProfile(profileArn: string, settings: Settings):
       note: 'the instance profile contains no role',
     };
   }
-  const missing = missingPolicyNames(profileArn, await attachedPolicyArns(roleName));
+  const missing = missingPolicyNames(profileArn, await attachedPolicyArns(clients, roleName));
   if (missing.length === 0) return { path: 'existing-role-compliant', profileArn, roleName, attached: [], missing: [] };
   if (!settings.modifyExistingRoles) {
     return {
@@ -162,7 +164,7 @@ async function reconcileExistingProfile(profileArn: string, settings: Settings):
   const attached: string[] = [];
   for (const name of missing) {
     try {
-      await iam.send(new AttachRolePolicyCommand({ RoleName: roleName, PolicyArn: policyArn(partition, name) }));
+      await clients.of(IAMClient).send(new AttachRolePolicyCommand({ RoleName: roleName, PolicyArn: policyArn(partition, name) }));
       attached.push(name);
     } catch (error) {
       // Refusals a retry cannot change (denied, the role's 10-policy quota, a service-linked role,
@@ -188,10 +190,10 @@ async function reconcileExistingProfile(profileArn: string, settings: Settings):
  * const outcome = await ensureAgentProfile(instance, settings);
  * // outcome.path === 'associated-agent-profile' for an instance launched without a profile
  */
-export async function ensureAgentProfile(instance: InstanceFacts, settings: Settings): Promise<ProfileOutcome> {
+export async function ensureAgentProfile(clients: Clients, instance: InstanceFacts, settings: Settings): Promise<ProfileOutcome> {
   let profileArn = instance.profileArn;
   if (!profileArn) {
-    const association = await associateAgentProfile(instance.instanceId, settings);
+    const association = await associateAgentProfile(clients, instance.instanceId, settings);
     if (association.ours) {
       return { path: 'associated-agent-profile', profileArn: association.arn, roleName: undefined, attached: [], missing: [] };
     }
@@ -201,7 +203,7 @@ export async function ensureAgentProfile(instance: InstanceFacts, settings: Sett
   if (profileNameOf(profileArn) === settings.agentProfileName) {
     return { path: 'agent-profile-present', profileArn, roleName: undefined, attached: [], missing: [] };
   }
-  return reconcileExistingProfile(profileArn, settings);
+  return reconcileExistingProfile(clients, profileArn, settings);
 }
 
 /** What a profile's role lacks for the agent, read without changing anything. */
@@ -214,8 +216,8 @@ export interface RolePolicyFacts {
  * Reads which of the {@link requiredPolicyNames} the role of an instance profile lacks. Read-only:
  * the checker uses it to explain missing metrics, onboarding's {@link ensureAgentProfile} fixes.
  */
-export async function missingRolePolicies(profileArn: string): Promise<RolePolicyFacts> {
-  const roleName = await roleOfProfile(profileArn);
+export async function missingRolePolicies(clients: Clients, profileArn: string): Promise<RolePolicyFacts> {
+  const roleName = await roleOfProfile(clients, profileArn);
   if (!roleName) return { roleName: undefined, missing: [...requiredPolicyNames] };
-  return { roleName, missing: missingPolicyNames(profileArn, await attachedPolicyArns(roleName)) };
+  return { roleName, missing: missingPolicyNames(profileArn, await attachedPolicyArns(clients, roleName)) };
 }

@@ -1,3 +1,5 @@
+import type { ClientFactory, Clients } from '../aws/client-factory.js';
+import { clientFactoryOf } from '../aws/product-clients.js';
 import { InstanceGoneError, InstanceNotReachableError, InstanceNotYetVisibleError, StaleRecordError } from '../errors.js';
 import { describeError } from '../aws/errors.js';
 import { sendInstallCommand } from './agent-commands.js';
@@ -16,7 +18,7 @@ import {
   type OnboardingStatus,
   type RecordChanges,
 } from '../state/instance-record.js';
-import { scheduleCheck, scheduleName, scheduleOnce } from '../aws/schedules.js';
+import { placeInput, scheduleCheck, scheduleName, scheduleOnce } from '../aws/schedules.js';
 import type { Settings } from '../config/settings.js';
 import { isOnline, ssmPresence } from './ssm-presence.js';
 import type { OnboardTrigger } from '../input/triggers.js';
@@ -35,10 +37,10 @@ export function checkTime(os: InstanceFacts['os'], settings: Settings, now: Date
   return new Date(now.getTime() + delay * 1000);
 }
 
-async function scheduleNextCheck(trail: RecordTrail, settings: Settings, now: Date, at = checkTime(trail.record.os ?? 'linux', settings, now)): Promise<OnboardingRecord> {
+async function scheduleNextCheck(clients: Clients, trail: RecordTrail, settings: Settings, now: Date, at = checkTime(trail.record.os ?? 'linux', settings, now)): Promise<OnboardingRecord> {
   const record = trail.record;
   const attempt = record.checkAttempts + 1;
-  const outcome = await scheduleCheck(record.instanceId, attempt, at, settings);
+  const outcome = await scheduleCheck(clients, record.instanceId, attempt, at, settings);
   return trail.step({ status: 'checking' }, 'check-scheduled', now, `${outcome} for ${at.toISOString()} (check ${attempt})`);
 }
 
@@ -46,7 +48,7 @@ async function scheduleNextCheck(trail: RecordTrail, settings: Settings, now: Da
 const handOverDelayMs = 60_000;
 
 /** Waits for Systems Manager: schedules the next attempt, or gives up after the configured count. */
-async function waitForSsm(trail: RecordTrail, pingStatus: string, settings: Settings, now: Date): Promise<OnboardingRecord> {
+async function waitForSsm(clients: Clients, trail: RecordTrail, pingStatus: string, settings: Settings, now: Date): Promise<OnboardingRecord> {
   const { instanceId } = trail.record;
   const attempts = trail.record.ssmAttempts + 1;
   if (attempts >= settings.ssmMaxAttempts) {
@@ -58,15 +60,16 @@ async function waitForSsm(trail: RecordTrail, pingStatus: string, settings: Sett
       now,
       `not online in Systems Manager after ${attempts} looks (last ping status ${pingStatus}); handed over to the checker`,
     );
-    return scheduleNextCheck(trail, settings, now, new Date(now.getTime() + handOverDelayMs));
+    return scheduleNextCheck(clients, trail, settings, now, new Date(now.getTime() + handOverDelayMs));
   }
   const at = new Date(now.getTime() + settings.ssmRetryDelaySeconds * 1000);
   const outcome = await scheduleOnce(
+    clients,
     {
-      name: scheduleName(settings, 'onboard', instanceId, attempts + 1),
+      name: scheduleName(clients, settings, 'onboard', instanceId, attempts + 1),
       at,
       targetArn: settings.onboardFunctionArn,
-      input: { instanceId, attempt: attempts + 1 },
+      input: { ...placeInput(clients), instanceId, attempt: attempts + 1 },
     },
     settings,
   );
@@ -79,9 +82,9 @@ async function waitForSsm(trail: RecordTrail, pingStatus: string, settings: Sett
 }
 
 /** The onboarding steps proper: profile, Systems Manager readiness, install command, check. */
-async function onboard(trail: RecordTrail, instance: InstanceFacts, settings: Settings, now: Date): Promise<OnboardingRecord> {
+async function onboard(clients: Clients, trail: RecordTrail, instance: InstanceFacts, settings: Settings, now: Date): Promise<OnboardingRecord> {
   if (!trail.record.profilePath) {
-    const profile = await ensureAgentProfile(instance, settings);
+    const profile = await ensureAgentProfile(clients, instance, settings);
     const detail = [
       profile.profileArn,
       profile.attached.length ? `attached ${profile.attached.join(', ')}` : undefined,
@@ -102,13 +105,13 @@ async function onboard(trail: RecordTrail, instance: InstanceFacts, settings: Se
   }
 
   if (!trail.record.commandId) {
-    const presence = await ssmPresence(instance.instanceId);
-    if (!isOnline(presence)) return waitForSsm(trail, presence.pingStatus, settings, now);
+    const presence = await ssmPresence(clients, instance.instanceId);
+    if (!isOnline(presence)) return waitForSsm(clients, trail, presence.pingStatus, settings, now);
     let commandId: string;
     try {
-      commandId = await sendInstallCommand(instance.instanceId, instance.os, settings);
+      commandId = await sendInstallCommand(clients, instance.instanceId, instance.os, settings);
     } catch (error) {
-      if (error instanceof InstanceNotReachableError) return waitForSsm(trail, 'InvalidInstanceId', settings, now);
+      if (error instanceof InstanceNotReachableError) return waitForSsm(clients, trail, 'InvalidInstanceId', settings, now);
       throw error;
     }
     // Saved right away, so a retried invocation does not send it again (only one that dies between
@@ -120,7 +123,7 @@ async function onboard(trail: RecordTrail, instance: InstanceFacts, settings: Se
       `${settings.agentDocumentName} with ${settings.configParameter[instance.os]} (command ${commandId})`,
     );
   }
-  return scheduleNextCheck(trail, settings, now);
+  return scheduleNextCheck(clients, trail, settings, now);
 }
 
 /**
@@ -156,16 +159,22 @@ function launchFields(instance: InstanceFacts): Pick<OnboardingRecord, 'os' | 'n
  * Runs one onboarding invocation for the instance the trigger names: gathers the facts, decides,
  * acts, and records every step in the state table.
  */
-export async function runOnboarding(trigger: OnboardTrigger, settings: Settings, now = new Date()): Promise<OnboardingResult> {
+export async function runOnboarding(
+  trigger: OnboardTrigger,
+  settings: Settings,
+  now = new Date(),
+  factory: ClientFactory = clientFactoryOf(settings),
+): Promise<OnboardingResult> {
   const { instanceId } = trigger;
-  logAbout(instanceId);
-  const [described, read] = await Promise.allSettled([describeInstance(instanceId), readRecord(settings.stateTable, instanceId)]);
+  const clients = factory.clients(trigger.place ?? factory.hubPlace);
+  logAbout(instanceId, undefined, clients.place);
+  const [described, read] = await Promise.allSettled([describeInstance(clients, instanceId), readRecord(clients, settings.stateTable, instanceId)]);
   if (read.status === 'rejected') throw read.reason;
   const existing = read.value;
   if (described.status === 'rejected') {
     // Leave a trace for an instance seen for the first time; an existing record is left as it is
     // (a throttled duplicate event must not turn a healthy instance into an error).
-    if (!existing) await recordFailure(new RecordTrail(settings.stateTable, newRecord(instanceId, now)), described.reason, settings);
+    if (!existing) await recordFailure(new RecordTrail(clients, settings.stateTable, newRecord(clients.place, instanceId, now)), described.reason, settings);
     throw described.reason;
   }
   const instance = described.value;
@@ -177,7 +186,7 @@ export async function runOnboarding(trigger: OnboardTrigger, settings: Settings,
   logAbout(instanceId, instance?.launchTime ?? existing?.launchTime);
   const decision = decideOnboarding({ trigger, instance, record: existing, settings, now });
   logger.info('onboarding decision', { instanceId, trigger: trigger.kind, decision, status: existing?.status });
-  const base = existing ?? newRecord(instanceId, now);
+  const base = existing ?? newRecord(clients.place, instanceId, now);
   const result = (status: OnboardingStatus | undefined): OnboardingResult => ({ instanceId, action: decision.action, status, reason: decision.reason });
 
   switch (decision.action) {
@@ -187,7 +196,7 @@ export async function runOnboarding(trigger: OnboardTrigger, settings: Settings,
     case 'record-stopped':
     case 'skip': {
       const status = decision.action === 'skip' ? 'skipped' : decision.action === 'record-gone' ? 'gone' : 'stopped';
-      const saved = await saveRecord(
+      const saved = await saveRecord(clients, 
         settings.stateTable,
         advance(base, { ...(instance ? launchFields(instance) : {}), ...statusChange(status, now, settings), reason: decision.reason }, status, now, decision.reason),
       );
@@ -202,7 +211,7 @@ export async function runOnboarding(trigger: OnboardTrigger, settings: Settings,
           : decision.fresh
             ? { profilePath: undefined, profileArn: undefined, roleName: undefined, missingPolicies: undefined, commandId: undefined, commandSentAt: undefined, ssmAttempts: 0, checkAttempts: 0, reinstalls: 0, diagnosis: undefined }
             : {};
-      const trail = new RecordTrail(settings.stateTable, base);
+      const trail = new RecordTrail(clients, settings.stateTable, base);
       try {
         await trail.step(
           { ...reset, ...launchFields(instance), status: 'onboarding', reason: undefined, lastError: undefined },
@@ -216,7 +225,7 @@ export async function runOnboarding(trigger: OnboardTrigger, settings: Settings,
         return { instanceId, action: 'ignore', status: existing?.status, reason: 'another invocation claimed this instance first' };
       }
       try {
-        const record = decision.action === 'recheck' ? await scheduleNextCheck(trail, settings, now) : await onboard(trail, instance, settings, now);
+        const record = decision.action === 'recheck' ? await scheduleNextCheck(clients, trail, settings, now) : await onboard(clients, trail, instance, settings, now);
         return result(record.status);
       } catch (error) {
         if (await recordFailure(trail, error, settings)) return result('gone');

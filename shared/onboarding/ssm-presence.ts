@@ -1,5 +1,6 @@
 import { DescribeInstanceInformationCommand } from '@aws-sdk/client-ssm';
-import { ssm } from '../aws/clients.js';
+import type { Clients } from '../aws/client-factory.js';
+import { SSMClient } from '@aws-sdk/client-ssm';
 import { awsErrorName } from '../aws/errors.js';
 
 /** What Systems Manager knows of an instance's SSM agent. */
@@ -28,10 +29,10 @@ function isUnknownInstance(error: unknown): boolean {
 }
 
 /** Asks Systems Manager whether one instance is registered and online. */
-export async function ssmPresence(instanceId: string): Promise<SsmPresence> {
+export async function ssmPresence(clients: Clients, instanceId: string): Promise<SsmPresence> {
   let result;
   try {
-    result = await ssm.send(
+    result = await clients.of(SSMClient).send(
       new DescribeInstanceInformationCommand({
         Filters: [{ Key: 'InstanceIds', Values: [instanceId] }],
         MaxResults: 5,
@@ -64,10 +65,10 @@ export const maxInstanceInformationPerCall = 50;
  * const presence = await describeInstanceInformation(['i-0abc', 'i-0def']);
  * presence.get('i-0abc')?.pingStatus; // 'Online'
  */
-export async function describeInstanceInformation(instanceIds: string[]): Promise<Map<string, SsmPresence>> {
+export async function describeInstanceInformation(clients: Clients, instanceIds: string[]): Promise<Map<string, SsmPresence>> {
   const found = new Map<string, SsmPresence>();
   for (let from = 0; from < instanceIds.length; from += maxInstanceInformationPerCall) {
-    await describeChunk(instanceIds.slice(from, from + maxInstanceInformationPerCall), found);
+    await describeChunk(clients, instanceIds.slice(from, from + maxInstanceInformationPerCall), found);
   }
   for (const instanceId of instanceIds) {
     if (!found.has(instanceId)) found.set(instanceId, { ...notRegistered });
@@ -80,12 +81,12 @@ export async function describeInstanceInformation(instanceIds: string[]): Promis
  * the chunk is halved until the unknown ids stand alone: a few more calls for a rare case, and the
  * rest of the chunk is still read.
  */
-async function describeChunk(chunk: string[], found: Map<string, SsmPresence>): Promise<void> {
+async function describeChunk(clients: Clients, chunk: string[], found: Map<string, SsmPresence>): Promise<void> {
   let nextToken: string | undefined;
   do {
     let page;
     try {
-      page = await ssm.send(
+      page = await clients.of(SSMClient).send(
         new DescribeInstanceInformationCommand({
           Filters: [{ Key: 'InstanceIds', Values: chunk }],
           MaxResults: maxInstanceInformationPerCall,
@@ -96,8 +97,8 @@ async function describeChunk(chunk: string[], found: Map<string, SsmPresence>): 
       if (!isUnknownInstance(error) || nextToken !== undefined) throw error;
       if (chunk.length === 1) return; // left NotRegistered by the caller
       const half = Math.ceil(chunk.length / 2);
-      await describeChunk(chunk.slice(0, half), found);
-      await describeChunk(chunk.slice(half), found);
+      await describeChunk(clients, chunk.slice(0, half), found);
+      await describeChunk(clients, chunk.slice(half), found);
       return;
     }
     for (const info of page.InstanceInformationList ?? []) {

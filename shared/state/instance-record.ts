@@ -1,11 +1,13 @@
 import { StaleRecordError } from '../errors.js';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { dynamodb } from '../aws/clients.js';
+import type { Clients } from '../aws/client-factory.js';
+import { stateTableClient } from '../aws/client-factory.js';
 import { awsErrorName } from '../aws/errors.js';
 import type { OsFamily } from '../agent-config.js';
 import type { ProfilePath } from '../onboarding/instance-profiles.js';
 import type { RecordedDiagnosis } from '../checking/check-explanation.js';
 import type { Settings } from '../config/settings.js';
+import type { Place } from '../aws/place.js';
 
 /** Where an instance is in its onboarding; the record's `status`. */
 export type OnboardingStatus =
@@ -30,6 +32,11 @@ export interface HistoryEntry {
 
 /** The product's one record per instance, in the state table. */
 export interface OnboardingRecord {
+  /** The table's key: `<account>:<region>:<instanceId>` (see {@link recordKeyOf}). */
+  recordKey: string;
+  /** The account and region the instance lives in. */
+  account: string;
+  region: string;
   instanceId: string;
   status: OnboardingStatus;
   /** Optimistic lock: every write requires the version it read. */
@@ -80,7 +87,7 @@ export interface OnboardingRecord {
 export type StatusChange = { status: Exclude<OnboardingStatus, 'gone'>; expiresAt?: undefined } | { status: 'gone'; expiresAt: number };
 
 /** What one step changes in a record; the status, when it changes, with its expiry. */
-export type RecordChanges = Partial<Omit<OnboardingRecord, 'instanceId' | 'version' | 'history' | 'createdAt' | 'status' | 'expiresAt'>> &
+export type RecordChanges = Partial<Omit<OnboardingRecord, 'recordKey' | 'account' | 'region' | 'instanceId' | 'version' | 'history' | 'createdAt' | 'status' | 'expiresAt'>> &
   (StatusChange | { status?: undefined; expiresAt?: undefined });
 
 /**
@@ -96,10 +103,21 @@ export function statusChange(status: OnboardingStatus, now: Date, settings: Pick
 
 const historyLimit = 50;
 
+/**
+ * The state table's key of an instance: account, region and instance id, so records of two
+ * accounts or regions never collide.
+ *
+ * @example
+ * recordKeyOf({ account: '111111111111', region: 'eu-west-1' }, 'i-0abc'); // '111111111111:eu-west-1:i-0abc'
+ */
+export function recordKeyOf(place: Place, instanceId: string): string {
+  return `${place.account}:${place.region}:${instanceId}`;
+}
+
 /** A new, unsaved record (version 0) for an instance seen for the first time. */
-export function newRecord(instanceId: string, now: Date): OnboardingRecord {
+export function newRecord(place: Place, instanceId: string, now: Date): OnboardingRecord {
   const at = now.toISOString();
-  return { instanceId, status: 'onboarding', version: 0, ssmAttempts: 0, checkAttempts: 0, createdAt: at, updatedAt: at, history: [] };
+  return { recordKey: recordKeyOf(place, instanceId), account: place.account, region: place.region, instanceId, status: 'onboarding', version: 0, ssmAttempts: 0, checkAttempts: 0, createdAt: at, updatedAt: at, history: [] };
 }
 
 /**
@@ -116,9 +134,11 @@ export function advance(record: OnboardingRecord, changes: RecordChanges, step: 
   return expiresAt === undefined ? next : { ...next, expiresAt };
 }
 
-/** Reads an instance's record (strongly consistent), or undefined. */
-export async function readRecord(table: string, instanceId: string): Promise<OnboardingRecord | undefined> {
-  const result = await dynamodb.send(new GetCommand({ TableName: table, Key: { instanceId }, ConsistentRead: true }));
+/** Reads the record of an instance of the clients' place (strongly consistent), or undefined. */
+export async function readRecord(clients: Clients, table: string, instanceId: string): Promise<OnboardingRecord | undefined> {
+  const result = await stateTableClient(clients).send(
+    new GetCommand({ TableName: table, Key: { recordKey: recordKeyOf(clients.place, instanceId) }, ConsistentRead: true }),
+  );
   return result.Item as OnboardingRecord | undefined;
 }
 
@@ -128,21 +148,21 @@ export async function readRecord(table: string, instanceId: string): Promise<Onb
  *
  * @throws StaleRecordError when another invocation wrote first.
  */
-export async function saveRecord(table: string, record: OnboardingRecord): Promise<OnboardingRecord> {
+export async function saveRecord(clients: Clients, table: string, record: OnboardingRecord): Promise<OnboardingRecord> {
   const saved = { ...record, version: record.version + 1 };
   try {
-    await dynamodb.send(
+    await stateTableClient(clients).send(
       new PutCommand({
         TableName: table,
         Item: saved,
-        ConditionExpression: record.version === 0 ? 'attribute_not_exists(instanceId)' : 'version = :read',
+        ConditionExpression: record.version === 0 ? 'attribute_not_exists(recordKey)' : 'version = :read',
         ...(record.version === 0 ? {} : { ExpressionAttributeValues: { ':read': record.version } }),
       }),
     );
     return saved;
   } catch (error) {
     if (awsErrorName(error) === 'ConditionalCheckFailedException') {
-      throw new StaleRecordError(`${record.instanceId}: the state record changed since it was read (version ${record.version})`);
+      throw new StaleRecordError(`${record.instanceId} (${record.account}/${record.region}): the state record changed since it was read (version ${record.version})`);
     }
     throw error;
   }
@@ -153,11 +173,12 @@ export async function saveRecord(table: string, record: OnboardingRecord): Promi
  * last, so a step that fails after earlier steps were saved can still be recorded.
  *
  * @example
- * const trail = new RecordTrail(table, claimed);
+ * const trail = new RecordTrail(clients, table, claimed);
  * await trail.step({ status: 'installing', commandId }, 'install-command-sent', now);
  */
 export class RecordTrail {
   constructor(
+    private readonly clients: Clients,
     private readonly table: string,
     private last: OnboardingRecord,
   ) {}
@@ -174,7 +195,7 @@ export class RecordTrail {
     now: Date,
     detail?: string,
   ): Promise<OnboardingRecord> {
-    this.last = await saveRecord(this.table, advance(this.last, changes, step, now, detail));
+    this.last = await saveRecord(this.clients, this.table, advance(this.last, changes, step, now, detail));
     return this.last;
   }
 }

@@ -15,6 +15,9 @@ import { commandStatusOf, factsOf, instanceId, recordOf, settings } from '../che
 import { payloadViolations } from '../harness/payload-schema.js';
 import { acceptsMessage, UnsupportedPolicyError, type FilterPolicy } from '../harness/sns-filter-policy.js';
 import { readmePolicies } from './readme-policies.js';
+import { testClients } from '../harness/test-clients.js';
+
+const clients = testClients();
 
 const now = new Date('2026-01-10T10:25:00.000Z');
 const offline = { pingStatus: 'ConnectionLost', agentVersion: '3.2.1.0', platformType: 'Linux', lastPing: '2026-01-10T09:00:00.000Z' };
@@ -69,7 +72,7 @@ describe('one message, for people and machines', () => {
     const sns = mockClient(SNSClient);
     sns.on(PublishCommand).resolves({ MessageId: 'm-1' });
     const alert = alertFor('command-failed');
-    expect(await publish(alert, settings)).toBe('m-1');
+    expect(await publish(clients, alert, settings)).toBe('m-1');
 
     const input = sns.commandCalls(PublishCommand)[0]?.args[0].input;
     expect(input).toMatchObject({ TopicArn: settings.alertTopicArn, Subject: alert.subject, MessageStructure: 'json' });

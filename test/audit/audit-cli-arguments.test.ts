@@ -36,7 +36,7 @@ describe('cw-autopilot audit arguments', () => {
     const env = stackEnvironment(parseAuditArguments(['--stage', 'prod']), 'eu-west-1', '210987654321');
     const settings = parseSettings(env);
     expect(settings).toMatchObject({
-      stateTable: 'cwap-prod-state',
+      stateTable: 'cwap-prod-records',
       agentProfileName: 'cwap-prod-eu-west-1-agent',
       schedulerRoleArn: 'arn:aws:iam::210987654321:role/cwap-prod-eu-west-1-scheduler',
       agentDocumentName: 'cwap-prod-install-and-configure',

@@ -1,6 +1,7 @@
 import { GetFunctionConfigurationCommand, LambdaClient, ResourceNotFoundException } from '@aws-sdk/client-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AuditOptions } from '../../shared/audit/audit-run.js';
 import { summarizeAudit } from '../../shared/audit/audit-summary.js';
 import type { Settings } from '../../shared/config/settings.js';
@@ -11,7 +12,7 @@ import { runCli } from '../harness/cli-run.js';
 // given (and those its remediator is built with) and finds no instance.
 const audits = vi.hoisted(() => [] as { options: unknown; remediatorSettings?: unknown }[]);
 vi.mock('../../shared/audit/audit-run.js', () => ({
-  runAudit: async (options: AuditOptions) => {
+  runAudit: async (_clients: unknown, options: AuditOptions) => {
     const audit: (typeof audits)[number] = { options };
     audits.push(audit);
     if (options.remediation.mode === 'apply') audit.remediatorSettings = (options.remediation.remediatorFor('210987654321') as unknown as { settings: Settings }).settings;
@@ -23,8 +24,13 @@ vi.mock('../../shared/audit/remediation.js', () => ({
 }));
 
 const lambda = mockClient(LambdaClient);
+const sts = mockClient(STSClient);
+beforeEach(() => {
+  sts.on(GetCallerIdentityCommand).resolves({ Account: '210987654321' });
+});
 afterEach(() => {
   lambda.reset();
+  sts.reset();
   audits.length = 0;
 });
 
@@ -86,7 +92,7 @@ describe('the settings cw-autopilot audit runs with', () => {
     lambda.on(GetFunctionConfigurationCommand).rejects(denied);
     const result = await run('--stage', 'prod', ...flags);
     expect(result.code).toBe(0);
-    expect(result.settings).toMatchObject({ modifyExistingRoles: true, optInTag: undefined, stateTable: 'cwap-prod-state' });
+    expect(result.settings).toMatchObject({ modifyExistingRoles: true, optInTag: undefined, stateTable: 'cwap-prod-records' });
     expect(result.stderr).toContain(
       "warning: cannot read the stack's settings from function cw-agent-autopilot-prod-onboard in eu-west-1 (AccessDeniedException: not authorized to perform: lambda:GetFunctionConfiguration): using flags and defaults, so the opt-in/opt-out tags and role settings may differ",
     );

@@ -9,6 +9,7 @@ import { decideOnboarding } from '../../shared/onboarding/onboarding-decision.js
 import type { OnboardingRecord } from '../../shared/state/instance-record.js';
 import { stackEnvironment } from '../harness/stack.js';
 import { healthyFacts, now } from './audit-facts.js';
+import { hubRecordKey } from '../harness/test-clients.js';
 
 const env = stackEnvironment('bench');
 
@@ -80,7 +81,7 @@ describe('the audit function', () => {
 
 describe('the remediate trigger of onboarding', () => {
   const facts = healthyFacts();
-  const record = { ...facts.record, version: 3, ssmAttempts: 0, checkAttempts: 1, createdAt: facts.record!.updatedAt, history: [] } as OnboardingRecord;
+  const record = { ...hubRecordKey(facts.instance.instanceId), ...facts.record, version: 3, ssmAttempts: 0, checkAttempts: 1, createdAt: facts.record!.updatedAt, history: [] } as OnboardingRecord;
   const decide = (trigger: ReturnType<typeof parseOnboardTrigger>, status: OnboardingRecord['status']) =>
     decideOnboarding({ trigger, instance: facts.instance, record: { ...record, status }, settings: { optOutTag: undefined, optInTag: undefined }, now });
   const remediation = parseOnboardTrigger({ instanceId: facts.instance.instanceId, remediate: true, requestedBy: 'audit' });

@@ -1,9 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { runAudit } from '../../shared/audit/audit-run.js';
 import { generateFleet, installFakeAws, minimumCalls, type FakeAws } from '../../scripts/simulated-fleet.js';
+import { testClients } from '../harness/test-clients.js';
+
+const clients = testClients();
 
 const settings = {
-  stateTable: 'cwap-bench-state',
+  stateTable: 'cwap-bench-records',
   metrics: { namespace: 'CloudWatch/TestMetrics', memory: 'MEMORY_USED', disk: 'DISK_USED', windowsDiskFree: 'DISK_FREE' },
   agentProfileName: 'cwap-bench-agent',
   optOutTag: { key: 'cw-autopilot:skip', value: 'true' },
@@ -15,7 +18,7 @@ let aws: FakeAws | undefined;
 afterEach(() => aws?.restore());
 
 function audit(now: Date, scope = { tags: [], instanceIds: [] as string[] }) {
-  return runAudit({ region: 'us-east-1', scope, settings, remediation: { mode: 'off' }, auditCommand: 'npx cw-autopilot audit', now });
+  return runAudit(clients, { region: 'us-east-1', scope, settings, remediation: { mode: 'off' }, auditCommand: 'npx cw-autopilot audit', now });
 }
 
 describe('auditing a fleet in bulk', () => {
@@ -55,7 +58,7 @@ describe('auditing a fleet in bulk', () => {
     aws = installFakeAws(fleet, now);
     const report = await audit(now);
     expect(report.summary.failures.map((failure) => failure.api)).toEqual(['BatchGetItem']);
-    expect(report.summary.failures[0]?.error).toContain('cwap-bench-state');
+    expect(report.summary.failures[0]?.error).toContain('cwap-bench-records');
   });
 
   it('a tag scope is passed to DescribeInstances as a filter', async () => {

@@ -2,13 +2,14 @@ import type { DiagnosisFacts } from '../../shared/checking/check-diagnosis.js';
 import type { CommandStatus } from '../../shared/checking/command-status.js';
 import type { OnboardingRecord } from '../../shared/state/instance-record.js';
 import { parseSettings } from '../../shared/config/settings.js';
+import { hubRecordKey } from '../harness/test-clients.js';
 
 export const instanceId = 'i-0123456789abcdef0';
 export const launchTime = '2026-01-10T10:00:00.000Z';
 
 export const env = {
   RESOURCE_PREFIX: 'cwap-dev',
-  STATE_TABLE: 'cwap-dev-state',
+  STATE_TABLE: 'cwap-dev-records',
   AGENT_PROFILE_NAME: 'cwap-dev-agent',
   AGENT_DOCUMENT_NAME: 'cwap-dev-install-agent',
   LINUX_CONFIG_PARAMETER: 'AmazonCloudWatch-cwap-dev-linux',
@@ -65,6 +66,7 @@ export function factsOf(changes: Partial<DiagnosisFacts> = {}): DiagnosisFacts {
 
 export function recordOf(changes: Partial<OnboardingRecord> = {}): OnboardingRecord {
   return {
+    ...hubRecordKey(instanceId),
     instanceId,
     status: 'checking',
     version: 4,

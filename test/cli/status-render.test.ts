@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { renderStatusMarkdown, renderStatusTable } from '../../cli/status-render.js';
 import type { OnboardingRecord } from '../../shared/state/instance-record.js';
+import { hubRecordKey } from '../harness/test-clients.js';
 
 /** A Windows instance whose workload role lacked the agent policy, alerted on, then healthy again. */
 const record: OnboardingRecord = {
+  ...hubRecordKey('i-0123456789abcdef0'),
   instanceId: 'i-0123456789abcdef0',
   name: 'legacy-1',
   status: 'healthy',
@@ -45,11 +47,11 @@ const record: OnboardingRecord = {
 
 describe('an instance status as text', () => {
   it('prints every field a record has, one per line, then the timeline', () => {
-    expect(renderStatusTable({ table: 'cwap-prod-state', region: 'eu-west-1', record })).toBe(
+    expect(renderStatusTable({ table: 'cwap-prod-records', region: 'eu-west-1', record })).toBe(
       [
         'i-0123456789abcdef0 (legacy-1)',
         '  status      healthy',
-        '  table       cwap-prod-state in eu-west-1',
+        '  table       cwap-prod-records in eu-west-1',
         '  os          windows, launched 2026-11-24T19:00:00.000Z',
         '  profile     existing-role-compliant: arn:aws:iam::210987654321:instance-profile/legacy-app (role legacy-app); role lacks CloudWatchAgentServerPolicy',
         '  command     cmd-1, sent 2026-11-24T19:01:00.000Z',
@@ -75,7 +77,7 @@ describe('an instance status as text', () => {
   });
 
   it('leaves out what a fresh record does not have yet', () => {
-    const fresh: OnboardingRecord = { instanceId: 'i-0123456789abcdef0', status: 'onboarding', version: 1, ssmAttempts: 0, checkAttempts: 0, createdAt: 'c', updatedAt: 'u', history: [] };
+    const fresh: OnboardingRecord = { ...hubRecordKey('i-0123456789abcdef0'), instanceId: 'i-0123456789abcdef0', status: 'onboarding', version: 1, ssmAttempts: 0, checkAttempts: 0, createdAt: 'c', updatedAt: 'u', history: [] };
     expect(renderStatusTable({ table: 't', region: 'r', record: fresh }).split('\n')).toEqual([
       'i-0123456789abcdef0',
       '  status    onboarding',
@@ -90,7 +92,7 @@ describe('an instance status as text', () => {
   });
 
   it('as Markdown, escapes the pipes a detail may hold', () => {
-    const lines = renderStatusMarkdown({ table: 'cwap-prod-state', region: 'eu-west-1', record }).split('\n');
+    const lines = renderStatusMarkdown({ table: 'cwap-prod-records', region: 'eu-west-1', record }).split('\n');
     expect(lines[0]).toBe('# i-0123456789abcdef0 (legacy-1): healthy');
     expect(lines).toContain('| 2026-11-24T19:20:00.000Z | alerted | SNS message m-1: [cw-agent-autopilot] legacy-1 \\| no-datapoints |');
     expect(lines).toContain('| evidence | no MEMORY_USED in 15 min |');

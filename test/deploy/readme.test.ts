@@ -101,7 +101,7 @@ describe('the README state table', () => {
     expect(ttl?.Enabled).toBe(true);
     // The key is named above the table, not in it.
     const expected = new Set([...fields, ttl?.AttributeName as string]);
-    expected.delete('instanceId');
+    expected.delete('recordKey');
 
     const rows = section(readme, '### The state table')
       .split('\n')

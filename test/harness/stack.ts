@@ -60,7 +60,7 @@ export function stackEnvironment(stage = 'test'): Record<string, string> {
   const lambda = (name: string) => `arn:aws:lambda:${testRegion}:${testAccountId}:function:cw-agent-autopilot-${stage}-${name}`;
   return {
     RESOURCE_PREFIX: prefix,
-    STATE_TABLE: `${prefix}-state`,
+    STATE_TABLE: `${prefix}-records`,
     AGENT_PROFILE_NAME: `${prefix}-agent`,
     AGENT_DOCUMENT_NAME: `${prefix}-install-and-configure`,
     LINUX_CONFIG_PARAMETER: `AmazonCloudWatch-${prefix}-linux`,
@@ -132,8 +132,8 @@ export async function deployStack(options: StackOptions = {}): Promise<DeployedS
       new CreateTableCommand({
         TableName: settings.stateTable,
         BillingMode: 'PAY_PER_REQUEST',
-        AttributeDefinitions: [{ AttributeName: 'instanceId', AttributeType: 'S' }],
-        KeySchema: [{ AttributeName: 'instanceId', KeyType: 'HASH' }],
+        AttributeDefinitions: [{ AttributeName: 'recordKey', AttributeType: 'S' }],
+        KeySchema: [{ AttributeName: 'recordKey', KeyType: 'HASH' }],
       }),
     );
 

@@ -4,6 +4,9 @@ import { localClientConfig } from '../harness/client-config.js';
 import { createWorkloadProfile, launchInstance, type LaunchedInstance } from '../harness/fleet.js';
 import type { DeployedStack } from '../harness/stack.js';
 import { advance, newRecord, saveRecord } from '../../shared/state/instance-record.js';
+import { testClients, hubPlace } from '../harness/test-clients.js';
+
+const clients = testClients();
 
 /** A fleet in moto with one instance per audit status, by the status it should get. */
 export type MixedFleet = Record<
@@ -36,8 +39,9 @@ async function publishMetrics(instance: LaunchedInstance, stack: DeployedStack, 
 async function recordInstalled(instance: LaunchedInstance, stack: DeployedStack, status: 'healthy' | 'alerted'): Promise<void> {
   const now = new Date();
   await saveRecord(
+    clients,
     stack.settings.stateTable,
-    advance(newRecord(instance.instanceId, now), { status, os: instance.os, launchTime: instance.instance.LaunchTime?.toISOString(), commandId: `cmd-${instance.instanceId}` }, status, now),
+    advance(newRecord(hubPlace, instance.instanceId, now), { status, os: instance.os, launchTime: instance.instance.LaunchTime?.toISOString(), commandId: `cmd-${instance.instanceId}` }, status, now),
   );
 }
 

@@ -7,6 +7,9 @@ import { useAws } from '../harness/aws-env.js';
 import { localClientConfig } from '../harness/client-config.js';
 import { deployStack } from '../harness/stack.js';
 import { launchMixedFleet } from './audit-fleet.js';
+import { testClients } from '../harness/test-clients.js';
+
+const clients = testClients();
 
 const aws = useAws();
 const command = 'npx cw-autopilot audit --stage test --region us-east-1';
@@ -15,7 +18,7 @@ describe('auditing a mixed fleet in moto', () => {
   it('gives every instance the status its facts call for, with the fix naming it', async () => {
     const stack = await deployStack();
     const fleet = await launchMixedFleet(aws, stack);
-    const report = await runAudit({ region: 'us-east-1', scope: { tags: [], instanceIds: [] }, settings: stack.settings, remediation: { mode: 'off' }, auditCommand: command });
+    const report = await runAudit(clients, { region: 'us-east-1', scope: { tags: [], instanceIds: [] }, settings: stack.settings, remediation: { mode: 'off' }, auditCommand: command });
 
     const statusOf = Object.fromEntries(report.instances.map((row) => [row.instanceId, row.status]));
     expect(statusOf).toEqual({
@@ -44,7 +47,7 @@ describe('auditing a mixed fleet in moto', () => {
     const stack = await deployStack();
     await launchMixedFleet(aws, stack);
     const before = aws.calls().length;
-    await runAudit({ region: 'us-east-1', scope: { tags: [], instanceIds: [] }, settings: stack.settings, remediation: { mode: 'off' }, auditCommand: command });
+    await runAudit(clients, { region: 'us-east-1', scope: { tags: [], instanceIds: [] }, settings: stack.settings, remediation: { mode: 'off' }, auditCommand: command });
     const counts: Record<string, number> = {};
     for (const call of aws.calls().slice(before)) counts[call.operation] = (counts[call.operation] ?? 0) + 1;
     expect(counts).toEqual({
@@ -61,14 +64,14 @@ describe('auditing a mixed fleet in moto', () => {
   it('a tag filter narrows the audit to the matching instances', async () => {
     const stack = await deployStack();
     const fleet = await launchMixedFleet(aws, stack);
-    const report = await runAudit({ region: 'us-east-1', scope: { tags: [{ key: 'team', value: 'web' }], instanceIds: [] }, settings: stack.settings, remediation: { mode: 'off' }, auditCommand: command });
+    const report = await runAudit(clients, { region: 'us-east-1', scope: { tags: [{ key: 'team', value: 'web' }], instanceIds: [] }, settings: stack.settings, remediation: { mode: 'off' }, auditCommand: command });
     expect(report.instances.map((row) => row.instanceId).sort()).toEqual([fleet.healthy, fleet.healthyWindows, fleet.missingMetrics].map((i) => i.instanceId).sort());
   });
 
   it('remediation starts onboarding through the event code path: the bare instance gets the agent profile', async () => {
     const stack = await deployStack();
     const fleet = await launchMixedFleet(aws, stack);
-    const report = await runAudit({
+    const report = await runAudit(clients, {
       region: 'us-east-1',
       scope: { tags: [], instanceIds: [fleet.noProfile.instanceId] },
       settings: stack.settings,
@@ -79,7 +82,7 @@ describe('auditing a mixed fleet in moto', () => {
     const ec2 = new EC2Client(localClientConfig());
     const associations = await ec2.send(new DescribeIamInstanceProfileAssociationsCommand({ Filters: [{ Name: 'instance-id', Values: [fleet.noProfile.instanceId] }] }));
     expect(associations.IamInstanceProfileAssociations?.[0]?.IamInstanceProfile?.Arn).toBe(stack.agentProfile.arn);
-    const record = await readRecord(stack.settings.stateTable, fleet.noProfile.instanceId);
+    const record = await readRecord(clients, stack.settings.stateTable, fleet.noProfile.instanceId);
     expect(record?.profilePath).toBe('associated-agent-profile');
     // SSM sees it online, so the same run sent the install command and scheduled the check.
     expect(record?.status).toBe('checking');
@@ -91,7 +94,7 @@ describe('auditing a mixed fleet in moto', () => {
     const stack = await deployStack();
     await launchMixedFleet(aws, stack);
     aws.faults.set((_service, operation) => (operation === 'GetMetricData' ? '503' : undefined));
-    const report = await runAudit({ region: 'us-east-1', scope: { tags: [], instanceIds: [] }, settings: stack.settings, remediation: { mode: 'off' }, auditCommand: command });
+    const report = await runAudit(clients, { region: 'us-east-1', scope: { tags: [], instanceIds: [] }, settings: stack.settings, remediation: { mode: 'off' }, auditCommand: command });
     expect(report.summary.partial).toBe(true);
     expect(report.summary.failures.map((failure) => failure.api)).toEqual(['GetMetricData']);
     expect(report.summary.byStatus.unknown).toBe(7);

@@ -19,6 +19,9 @@ import { payloadViolations } from '../harness/payload-schema.js';
 import { acceptsMessage, type FilterPolicy } from '../harness/sns-filter-policy.js';
 import { readmePolicies } from '../alerts/readme-policies.js';
 import { payloadOf, publishedMessages, type PublishedMessage } from '../simulator/moto-state.js';
+import { testClients } from '../harness/test-clients.js';
+
+const clients = testClients();
 
 const aws = useAws();
 const stackEnv = stackEnvironment();
@@ -91,7 +94,7 @@ async function onboarded(os: OsFamily, tags: Record<string, string> = { Name: 'w
 }
 
 async function record(instanceId: string): Promise<OnboardingRecord> {
-  const found = await readRecord(settings.stateTable, instanceId);
+  const found = await readRecord(clients, settings.stateTable, instanceId);
   if (!found) throw new Error(`no record for ${instanceId}`);
   return found;
 }
@@ -378,7 +381,7 @@ describe('terminated and stopped instances', () => {
     expect((await record(instanceId)).status).toBe('gone');
     // DynamoDB's TTL reads only a Number attribute holding epoch seconds.
     const dynamodb = new DynamoDBClient(localClientConfig());
-    const item = await dynamodb.send(new GetItemCommand({ TableName: settings.stateTable, Key: { instanceId: { S: instanceId } } }));
+    const item = await dynamodb.send(new GetItemCommand({ TableName: settings.stateTable, Key: { recordKey: { S: `123456789012:us-east-1:${instanceId}` } } }));
     dynamodb.destroy();
     const expiresAt = Number(item.Item?.expiresAt?.N);
     expect(expiresAt).toBeGreaterThanOrEqual(Math.floor(Date.now() / 1000) + 90 * 86_400 - 600);

@@ -390,7 +390,7 @@ describe('deployStack', () => {
     expect(profile.InstanceProfile?.Roles?.map((r) => r.RoleName)).toEqual([stack.agentRole.name]);
 
     const table = await dynamodb.send(new DescribeTableCommand({ TableName: stack.settings.stateTable }));
-    expect(table.Table?.KeySchema).toEqual([{ AttributeName: 'instanceId', KeyType: 'HASH' }]);
+    expect(table.Table?.KeySchema).toEqual([{ AttributeName: 'recordKey', KeyType: 'HASH' }]);
     expect(table.Table?.BillingModeSummary?.BillingMode).toBe('PAY_PER_REQUEST');
     expect(stack.schedulerRole.arn).toBe(stack.settings.schedulerRoleArn);
   });

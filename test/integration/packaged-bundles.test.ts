@@ -20,6 +20,9 @@ import { useAws } from '../harness/aws-env.js';
 import { localClientConfig } from '../harness/client-config.js';
 import { launchInstance, stateChangeEvent } from '../harness/fleet.js';
 import { deployStack, stackEnvironment } from '../harness/stack.js';
+import { testClients } from '../harness/test-clients.js';
+
+const clients = testClients();
 
 const aws = useAws();
 const repo = fileURLToPath(new URL('../../', import.meta.url));
@@ -89,7 +92,7 @@ describe('the packaged bundles, run against moto', () => {
     const result = await handlers.onboard(stateChangeEvent(instanceId, 'running'), context);
 
     expect(result).toMatchObject({ instanceId, action: 'onboard', status: 'checking' });
-    const record = await readRecord(settings.stateTable, instanceId);
+    const record = await readRecord(clients, settings.stateTable, instanceId);
     expect(record).toMatchObject({ status: 'checking', os: 'linux', name: 'bundled-1', profilePath: 'associated-agent-profile' });
     const sent = aws.commands.sent();
     expect(sent).toHaveLength(1);
@@ -125,7 +128,7 @@ describe('the packaged bundles, run against moto', () => {
     const result = await handlers.check({ instanceId, attempt: 1 }, context);
 
     expect(result).toMatchObject({ instanceId, action: 'healthy', status: 'healthy' });
-    const record = await readRecord(settings.stateTable, instanceId);
+    const record = await readRecord(clients, settings.stateTable, instanceId);
     expect(record?.status).toBe('healthy');
     expect(record?.alarmNames).toEqual(expect.arrayContaining([`${settings.alarms.prefix}-${instanceId}-DISK_FREE-low`]));
   });
@@ -137,7 +140,7 @@ describe('the packaged bundles, run against moto', () => {
 
     await handlers.offboard(stateChangeEvent(instanceId, 'terminated'), context);
 
-    expect((await readRecord(settings.stateTable, instanceId))?.status).toBe('gone');
+    expect((await readRecord(clients, settings.stateTable, instanceId))?.status).toBe('gone');
   });
 
   it.each(functions)('the %s bundle rejects malformed input by name, as the sources do', async (name) => {

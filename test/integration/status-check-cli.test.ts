@@ -11,6 +11,9 @@ import { localClientConfig } from '../harness/client-config.js';
 import { launchInstance, stateChangeEvent } from '../harness/fleet.js';
 import { deployOnboardFunction, deployStack, stackEnvironment, type DeployedStack } from '../harness/stack.js';
 import { runCli } from '../harness/cli-run.js';
+import { testClients } from '../harness/test-clients.js';
+
+const clients = testClients();
 
 const aws = useAws();
 const bin = fileURLToPath(new URL('../../bin/cw-autopilot.mjs', import.meta.url));
@@ -41,7 +44,7 @@ async function onboarded(name = 'web-1'): Promise<OnboardingRecord> {
   const { instanceId } = await launchInstance({ os: 'linux', tags: { Name: name } });
   aws.ssm.register(instanceId, { platformType: 'Linux' });
   expect(await onboard(stateChangeEvent(instanceId, 'running'), context)).toMatchObject({ action: 'onboard', status: 'checking' });
-  const record = await readRecord(stack.settings.stateTable, instanceId);
+  const record = await readRecord(clients, stack.settings.stateTable, instanceId);
   if (!record) throw new Error(`no record for ${instanceId}`);
   return record;
 }
@@ -66,7 +69,7 @@ describe('cw-autopilot status against moto', () => {
     const lines = result.stdout.split('\n');
     expect(lines[0]).toBe(`${record.instanceId} (web-1)`);
     expect(result.stdout).toMatch(/^ {2}status +checking$/m);
-    expect(result.stdout).toMatch(/^ {2}table +cwap-test-state in us-east-1$/m);
+    expect(result.stdout).toMatch(/^ {2}table +cwap-test-records in us-east-1$/m);
     expect(record.commandId).toMatch(/.+/);
     expect(result.stdout).toMatch(new RegExp(`^ {2}command +${escaped(record.commandId ?? '')}, sent ${escaped(record.commandSentAt ?? '')}$`, 'm'));
     expect(result.stdout).toMatch(new RegExp(`^ {2}profile +associated-agent-profile: ${escaped(stack.agentProfile.arn)}$`, 'm'));
@@ -91,7 +94,7 @@ describe('cw-autopilot status against moto', () => {
     await iam.send(new DetachRolePolicyCommand({ RoleName: stack.agentRole.name, PolicyArn: 'arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy' }));
     iam.destroy();
     expect(await check({ instanceId, attempt: 1 }, context)).toMatchObject({ action: 'alerted', diagnosis: 'role-missing-policies' });
-    const record = await readRecord(stack.settings.stateTable, instanceId);
+    const record = await readRecord(clients, stack.settings.stateTable, instanceId);
 
     const result = await cli('status', instanceId, '--stage', 'test', '--table', stack.settings.stateTable);
 
@@ -111,7 +114,7 @@ describe('cw-autopilot status against moto', () => {
     for (const flag of ['--output', '--format']) {
       const result = await cli('status', record.instanceId, '--stage', 'test', '--settings-from-flags', flag, 'json');
       expect(result.code).toBe(0);
-      expect(JSON.parse(result.stdout)).toEqual({ table: 'cwap-test-state', region: 'us-east-1', record });
+      expect(JSON.parse(result.stdout)).toEqual({ table: 'cwap-test-records', region: 'us-east-1', record });
     }
     expect(functionReads()).toHaveLength(0);
   });
@@ -122,7 +125,7 @@ describe('cw-autopilot status against moto', () => {
     expect(result.code).toBe(0);
     const lines = result.stdout.split('\n');
     expect(lines[0]).toBe(`# ${record.instanceId} (web-1): checking`);
-    expect(lines).toContain('| table | cwap-test-state in us-east-1 |');
+    expect(lines).toContain('| table | cwap-test-records in us-east-1 |');
     expect(lines).toContain('| time | step | detail |');
     const sent = record.history.find((entry) => entry.step === 'install-command-sent');
     expect(lines).toContain(`| ${sent?.at} | install-command-sent | ${sent?.detail} |`);
@@ -134,7 +137,7 @@ describe('cw-autopilot status against moto', () => {
     const result = await cli('status', 'i-0123456789abcdef0', '--stage', 'test');
     expect(result.code).toBe(3);
     expect(result.stdout).toBe('');
-    expect(result.stderr.split('\n')).toEqual([expect.stringMatching(/^cw-autopilot status: no record of i-0123456789abcdef0 in table cwap-test-state \(us-east-1\): /), '']);
+    expect(result.stderr.split('\n')).toEqual([expect.stringMatching(/^cw-autopilot status: no record of i-0123456789abcdef0 in table cwap-test-records \(us-east-1\): /), '']);
   });
 
   it('without a readable onboard function, warns and reads the table the stage names; a table that does not exist is exit 1 naming it', async () => {
@@ -142,11 +145,11 @@ describe('cw-autopilot status against moto', () => {
     const fallback = await cli('status', record.instanceId, '--stage', 'test');
     expect(fallback.code).toBe(0);
     expect(fallback.stderr).toMatch(/^warning: cannot read the stack's settings from function cw-agent-autopilot-test-onboard in us-east-1 \(ResourceNotFoundException[^\n]*\): using flags and defaults, so the state table may differ from the stack's/);
-    expect(fallback.stdout).toMatch(/^ {2}table +cwap-test-state in us-east-1$/m);
+    expect(fallback.stdout).toMatch(/^ {2}table +cwap-test-records in us-east-1$/m);
 
     const missing = await cli('status', record.instanceId, '--stage', 'prod', '--settings-from-flags');
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toMatch(/^cw-autopilot status: no table cwap-prod-state in us-east-1 \(ResourceNotFoundException: [^\n]*\): pass --stage, --region or --table naming the stack's state table\n$/);
+    expect(missing.stderr).toMatch(/^cw-autopilot status: no table cwap-prod-records in us-east-1 \(ResourceNotFoundException: [^\n]*\): pass --stage, --region or --table naming the stack's state table\n$/);
   });
 
   it('--endpoint-url sends every call there, over AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE> (the real command)', async () => {
@@ -193,7 +196,7 @@ describe('cw-autopilot check against moto', () => {
       region: 'us-east-1',
       result: { instanceId: record.instanceId, action: 'retry', diagnosis: 'no-datapoints', status: 'checking' },
     });
-    expect((await readRecord(stack.settings.stateTable, record.instanceId))?.checkAttempts).toBe(1);
+    expect((await readRecord(clients, stack.settings.stateTable, record.instanceId))?.checkAttempts).toBe(1);
 
     aws.lambda.register('cw-agent-autopilot-test-check', async () => {
       throw new Error('DescribeInstances failed: AccessDenied');

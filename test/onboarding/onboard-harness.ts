@@ -28,6 +28,7 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, type GetCommandInput, type PutCommandInput } from '@aws-sdk/lib-dynamodb';
 import type { OnboardingRecord } from '../../shared/state/instance-record.js';
+import { hubRecordKey } from '../harness/test-clients.js';
 
 export const instanceId = 'i-0abc1234def567890';
 /** The wall clock of every scenario (only `Date` is faked: backoff sleeps stay real and short). */
@@ -40,7 +41,7 @@ export const stackEnv = {
   AWS_REGION: 'us-east-1',
   POWERTOOLS_LOG_LEVEL: 'SILENT',
   RESOURCE_PREFIX: 'cwap-dev',
-  STATE_TABLE: 'cwap-dev-state',
+  STATE_TABLE: 'cwap-dev-records',
   AGENT_PROFILE_NAME: 'cwap-dev-agent',
   AGENT_DOCUMENT_NAME: 'cwap-dev-install-and-configure',
   LINUX_CONFIG_PARAMETER: 'AmazonCloudWatch-cwap-dev-linux',
@@ -83,31 +84,32 @@ export class StateTable {
   private readonly items = new Map<string, OnboardingRecord>();
 
   seed(record: OnboardingRecord): void {
-    this.items.set(record.instanceId, structuredClone(record));
+    this.items.set(record.recordKey, structuredClone(record));
   }
 
-  get(id: string): OnboardingRecord | undefined {
-    const item = this.items.get(id);
+  /** The record of an instance of the hub's place (`i-...`), or of a record key (`account:region:i-...`). */
+  get(idOrKey: string): OnboardingRecord | undefined {
+    const item = this.items.get(idOrKey.includes(':') ? idOrKey : hubRecordKey(idOrKey).recordKey);
     return item && structuredClone(item);
   }
 
   read(input: GetCommandInput): { Item?: OnboardingRecord } {
-    const item = this.get(String(input.Key?.instanceId));
+    const item = this.get(String(input.Key?.recordKey));
     return item ? { Item: item } : {};
   }
 
   write(input: PutCommandInput): Record<string, never> {
     // Serialized as the document client would (removeUndefinedValues).
     const item = JSON.parse(JSON.stringify(input.Item)) as OnboardingRecord;
-    const current = this.items.get(item.instanceId);
+    const current = this.items.get(item.recordKey);
     const holds =
-      input.ConditionExpression === 'attribute_not_exists(instanceId)'
+      input.ConditionExpression === 'attribute_not_exists(recordKey)'
         ? current === undefined
         : input.ConditionExpression === 'version = :read'
           ? current?.version === input.ExpressionAttributeValues?.[':read']
           : true;
     if (!holds) throw new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} });
-    this.items.set(item.instanceId, item);
+    this.items.set(item.recordKey, item);
     return {};
   }
 }
@@ -208,6 +210,7 @@ export function awsError(name: string, message: string, fault: 'client' | 'serve
 /** A state record as an earlier invocation left it, for the same launch unless told otherwise. */
 export function existingRecord(changes: Partial<OnboardingRecord>): OnboardingRecord {
   return {
+    ...hubRecordKey(instanceId),
     instanceId,
     status: 'onboarding',
     version: 3,

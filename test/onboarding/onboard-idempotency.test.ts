@@ -149,7 +149,7 @@ describe('the record is what the table holds for that instance', () => {
   it('reads it strongly consistent by instance id from STATE_TABLE', async () => {
     await onboard.invoke(runningEvent());
 
-    expect(dynamodb).toHaveReceivedCommandWith(GetCommand, { TableName: 'cwap-dev-state', Key: { instanceId }, ConsistentRead: true });
+    expect(dynamodb).toHaveReceivedCommandWith(GetCommand, { TableName: 'cwap-dev-records', Key: { recordKey: `123456789012:us-east-1:${instanceId}` }, ConsistentRead: true });
     expect(lastRecordWritten().launchTime).toBe(launchTime.toISOString());
   });
 });

@@ -4,6 +4,7 @@ import type { InstanceFacts } from '../../shared/aws/instances.js';
 import type { OnboardingRecord, OnboardingStatus } from '../../shared/state/instance-record.js';
 import type { Settings } from '../../shared/config/settings.js';
 import type { OnboardTrigger } from '../../shared/input/triggers.js';
+import { hubRecordKey } from '../harness/test-clients.js';
 
 const now = new Date('2025-03-04T10:00:00.000Z');
 const launch = '2025-03-04T09:58:30.000Z';
@@ -31,6 +32,7 @@ function instance(changes: Partial<InstanceFacts> = {}): InstanceFacts {
 
 function record(changes: Partial<OnboardingRecord> = {}): OnboardingRecord {
   return {
+    ...hubRecordKey(id),
     instanceId: id,
     status: 'checking',
     version: 4,

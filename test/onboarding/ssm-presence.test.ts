@@ -5,6 +5,9 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { mockClient } from 'aws-sdk-client-mock';
 import { DescribeInstanceInformationCommand, SSMClient, type DescribeInstanceInformationCommandInput } from '@aws-sdk/client-ssm';
 import { describeInstanceInformation, ssmPresence } from '../../shared/onboarding/ssm-presence.js';
+import { testClients } from '../harness/test-clients.js';
+
+const clients = testClients();
 
 const ssm = mockClient(SSMClient);
 const unknown = 'i-0ffffffffffffffff';
@@ -29,13 +32,13 @@ beforeEach(() => {
 describe('an instance SSM has never heard of', () => {
   it('is NotRegistered when SSM answers InvalidInstanceId for it', async () => {
     ssmThatRefusesUnknownIds([]);
-    expect(await ssmPresence(unknown)).toMatchObject({ pingStatus: 'NotRegistered' });
+    expect(await ssmPresence(clients, unknown)).toMatchObject({ pingStatus: 'NotRegistered' });
   });
 
   it('does not hide its neighbours in a batch: the batch is halved until the unknown id stands alone', async () => {
     const registered = Array.from({ length: 7 }, (_, n) => `i-0${String(n).padStart(16, '0')}`);
     ssmThatRefusesUnknownIds(registered);
-    const presence = await describeInstanceInformation([...registered.slice(0, 3), unknown, ...registered.slice(3)]);
+    const presence = await describeInstanceInformation(clients, [...registered.slice(0, 3), unknown, ...registered.slice(3)]);
     expect(presence.get(unknown)?.pingStatus).toBe('NotRegistered');
     for (const id of registered) expect(presence.get(id)?.pingStatus, id).toBe('Online');
     // The 8 refused; its halves: 4 with the unknown id (refused) and 4 read; then 2 read and 2
@@ -45,7 +48,7 @@ describe('an instance SSM has never heard of', () => {
 
   it('other errors still fail the read', async () => {
     ssm.on(DescribeInstanceInformationCommand).rejects(Object.assign(new Error('denied'), { name: 'AccessDeniedException', $fault: 'client' }));
-    await expect(ssmPresence(unknown)).rejects.toThrow('denied');
-    await expect(describeInstanceInformation([unknown, 'i-00000000000000001'])).rejects.toThrow('denied');
+    await expect(ssmPresence(clients, unknown)).rejects.toThrow('denied');
+    await expect(describeInstanceInformation(clients, [unknown, 'i-00000000000000001'])).rejects.toThrow('denied');
   });
 });

@@ -4,7 +4,7 @@ import { parseSettings } from '../../shared/config/settings.js';
 
 const required = {
   RESOURCE_PREFIX: 'cwap-dev',
-  STATE_TABLE: 'cwap-dev-state',
+  STATE_TABLE: 'cwap-dev-records',
   AGENT_PROFILE_NAME: 'cwap-dev-agent',
   AGENT_DOCUMENT_NAME: 'cwap-dev-install-agent',
   LINUX_CONFIG_PARAMETER: 'AmazonCloudWatch-cwap-dev-linux',

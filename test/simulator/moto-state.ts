@@ -1,3 +1,6 @@
+import { recordKeyOf } from '../../shared/state/instance-record.js';
+import type { Place } from '../../shared/aws/place.js';
+import { hubPlace } from '../harness/test-clients.js';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { OnboardingRecord } from '../../shared/state/instance-record.js';
@@ -79,8 +82,8 @@ export class StateTableReader {
     this.#client = DynamoDBDocumentClient.from(new DynamoDBClient(localClientConfig(motoUrl)));
   }
 
-  async record(instanceId: string): Promise<OnboardingRecord | undefined> {
-    const result = await this.#client.send(new GetCommand({ TableName: this.table, Key: { instanceId }, ConsistentRead: true }));
+  async record(instanceId: string, place: Place = hubPlace): Promise<OnboardingRecord | undefined> {
+    const result = await this.#client.send(new GetCommand({ TableName: this.table, Key: { recordKey: recordKeyOf(place, instanceId) }, ConsistentRead: true }));
     return result.Item as OnboardingRecord | undefined;
   }
 
