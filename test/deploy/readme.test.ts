@@ -19,6 +19,8 @@ interface Resource {
     AssumeRolePolicyDocument?: unknown;
     ManagedPolicyArns?: (string | { 'Fn::Sub': string })[];
     Policies?: { PolicyDocument: { Statement: Statement[] } }[];
+    PolicyDocument?: { Statement: Statement[] };
+    Roles?: unknown[];
     TimeToLiveSpecification?: { AttributeName: string; Enabled: boolean };
     AlarmName?: string;
   };
@@ -70,10 +72,14 @@ function tabledActions(text: string): Set<string> {
   return new Set(rows.flatMap((row) => [...actionsIn(row.split('|')[2] ?? '')]));
 }
 
+/** The actions of a role's inline policies and of the AWS::IAM::Policy resources attached to it (whatever their condition). */
 function grantedActions(role: string): Set<string> {
   const policies = resources[role]?.Properties.Policies;
   if (!policies) throw new Error(`serverless.yml has no inline policies on ${role}`);
-  return new Set(policies.flatMap((policy) => policy.PolicyDocument.Statement.flatMap((statement) => [statement.Action].flat())));
+  const attached = Object.values(resources)
+    .filter((resource) => resource.Type === 'AWS::IAM::Policy' && JSON.stringify(resource.Properties.Roles) === JSON.stringify([role]))
+    .map((resource) => ({ PolicyDocument: resource.Properties.PolicyDocument! }));
+  return new Set([...policies, ...attached].flatMap((policy) => policy.PolicyDocument.Statement.flatMap((statement) => [statement.Action].flat())));
 }
 
 const securityModel = section(readme, '## Security model');
