@@ -42,6 +42,10 @@ async function loadRenderer() {
   return import(pathToFileURL(built).href);
 }
 
+/**
+ * The agent configs rendered with the metric params `resolveVariable('param:<name>')` gives, each
+ * checked to fit a standard parameter. Also used by the member stack's generator (deploy/member-stack.cjs).
+ */
 async function renderAll(resolveVariable) {
   const metrics = {};
   for (const [key, param] of Object.entries(paramOf)) {
@@ -79,4 +83,4 @@ function source(os) {
   return async ({ resolveVariable }) => escapeForFramework((await renderAll(resolveVariable))[os]);
 }
 
-module.exports = { linux: source('linux'), windows: source('windows'), escapeForFramework };
+module.exports = { linux: source('linux'), windows: source('windows'), escapeForFramework, renderAll };

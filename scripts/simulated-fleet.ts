@@ -219,7 +219,7 @@ export function installFakeAws(fleet: SimulatedFleet, now = new Date(), latencyM
     const keys = request.Keys ?? [];
     if (keys.length > 100) throw tooMany('Keys', 100, keys.length);
     const items = keys.flatMap((key: Record<string, unknown>) => {
-      const record = byId.get(String(key.recordKey).split(':')[2])?.record;
+      const record = byId.get(String(key.recordKey).split(':')[2] ?? '')?.record;
       return record ? [record] : [];
     });
     return { Responses: { [fleet.table]: items }, UnprocessedKeys: {} };

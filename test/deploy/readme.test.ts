@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { parseDocument, type Tags } from 'yaml';
 import { productMetricNames } from '../../shared/observability/product-metrics.js';
@@ -16,18 +17,39 @@ interface Resource {
   Type: string;
   Properties: {
     AssumeRolePolicyDocument?: unknown;
-    ManagedPolicyArns?: string[];
+    ManagedPolicyArns?: (string | { 'Fn::Sub': string })[];
     Policies?: { PolicyDocument: { Statement: Statement[] } }[];
+    PolicyDocument?: { Statement: Statement[] };
+    Roles?: unknown[];
     TimeToLiveSpecification?: { AttributeName: string; Enabled: boolean };
     AlarmName?: string;
   };
 }
 
-// CloudFormation short tags (!Ref, !Sub, !GetAtt) read as plain values: only names and actions matter.
-const cfnTags: Tags = ['!Ref', '!Sub', '!GetAtt', '!Not', '!Equals'].map((tag) => ({ tag, resolve: (value: unknown) => value }));
-const resources = (
-  parseDocument(read('serverless.yml'), { customTags: cfnTags }).toJS() as { resources: { Resources: Record<string, Resource> } }
-).resources.Resources;
+// CloudFormation short tags (!Ref, !Sub, !GetAtt...) read as plain values: only names and actions matter.
+const cfnTags: Tags = ['!Ref', '!Sub', '!GetAtt', '!Not', '!Equals', '!Or', '!And', '!If', '!Split', '!Condition'].map((tag) => ({ tag, resolve: (value: unknown) => value }));
+const agentResources = createRequire(import.meta.url)('../../deploy/agent-resources.cjs') as Record<string, unknown>;
+
+/**
+ * serverless.yml's value with every `${file(./deploy/agent-resources.cjs):path}` replaced by what
+ * the module holds there (its `${self:...}` variables left as text), as osls reads it.
+ */
+function withSharedDefinitions(value: unknown): unknown {
+  if (typeof value === 'string') {
+    const address = /^\$\{file\(\.\/deploy\/agent-resources\.cjs\):([\w.]+)\}$/.exec(value)?.[1];
+    if (!address) return value;
+    return address.split('.').reduce<any>((found, key) => found?.[key], agentResources) ?? value;
+  }
+  if (Array.isArray(value)) return value.map(withSharedDefinitions);
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withSharedDefinitions(v)]));
+  return value;
+}
+
+// `resources` is a list of fragments osls merges; no two of ours define the same resource.
+const fragments = withSharedDefinitions(
+  (parseDocument(read('serverless.yml'), { customTags: cfnTags }).toJS() as { resources: unknown[] }).resources,
+) as { Resources?: Record<string, Resource> }[];
+const resources: Record<string, Resource> = Object.assign({}, ...fragments.map((fragment) => fragment.Resources ?? {}));
 
 /** The text of a README section: from its heading to the next heading of the same or a higher level. */
 function section(text: string, heading: string): string {
@@ -50,10 +72,14 @@ function tabledActions(text: string): Set<string> {
   return new Set(rows.flatMap((row) => [...actionsIn(row.split('|')[2] ?? '')]));
 }
 
+/** The actions of a role's inline policies and of the AWS::IAM::Policy resources attached to it (whatever their condition). */
 function grantedActions(role: string): Set<string> {
   const policies = resources[role]?.Properties.Policies;
   if (!policies) throw new Error(`serverless.yml has no inline policies on ${role}`);
-  return new Set(policies.flatMap((policy) => policy.PolicyDocument.Statement.flatMap((statement) => [statement.Action].flat())));
+  const attached = Object.values(resources)
+    .filter((resource) => resource.Type === 'AWS::IAM::Policy' && JSON.stringify(resource.Properties.Roles) === JSON.stringify([role]))
+    .map((resource) => ({ PolicyDocument: resource.Properties.PolicyDocument! }));
+  return new Set([...policies, ...attached].flatMap((policy) => policy.PolicyDocument.Statement.flatMap((statement) => [statement.Action].flat())));
 }
 
 const securityModel = section(readme, '## Security model');
@@ -85,7 +111,9 @@ describe('the README security model', () => {
 
   it('names the managed policies of the agent role', () => {
     const text = section(securityModel, roleSections.SchedulerTargetRole as string);
-    const policies = (resources.AgentRole?.Properties.ManagedPolicyArns ?? []).map((arn) => arn.slice(arn.lastIndexOf('/') + 1));
+    const policies = (resources.AgentRole?.Properties.ManagedPolicyArns ?? [])
+      .map((arn) => (typeof arn === 'string' ? arn : arn['Fn::Sub']))
+      .map((arn) => arn.slice(arn.lastIndexOf('/') + 1));
     expect(policies).toEqual(['CloudWatchAgentServerPolicy', 'AmazonSSMManagedInstanceCore']);
     for (const policy of policies) expect(text).toContain(`\`${policy}\``);
   });

@@ -220,6 +220,8 @@ function defaultMetrics(environment: Record<string, string>): Settings['metrics'
 
 let template: Template;
 let overridden: Template;
+/** Packaged for an organization: every organization param set (README "Deploy to an organization"). */
+let organized: Template;
 /** The package directories of `template` and `overridden`, for the linters. */
 const packages: string[] = [];
 /** What osls resolved for the default packaging (serverless-state.json): the esbuild options. */
@@ -234,9 +236,15 @@ beforeAll(async () => {
       '--param', 'alertEmail=ops@example.com', '--param', 'checkMaxAttempts=5', '--param', 'goneRecordRetentionDays=30',
     ),
   );
-  [template, overridden] = packages.map(readTemplate) as [Template, Template];
+  packages.push(
+    await packageStack(
+      '--param', 'accounts=organization', '--param', 'organizationId=o-abcdef0123', '--param', 'memberAccounts=111111111111,222222222222',
+      '--param', 'regions=us-east-1,eu-west-1',
+    ),
+  );
+  [template, overridden, organized] = packages.map(readTemplate) as [Template, Template, Template];
   packagedService = (JSON.parse(readFileSync(path.join(packages[0]!, 'serverless-state.json'), 'utf8')) as { service: typeof packagedService }).service;
-}, 180_000);
+}, 240_000);
 
 afterAll(() => {
   for (const directory of outputDirectories) rmSync(directory, { recursive: true, force: true });
@@ -248,7 +256,7 @@ describe('the packaged stack', () => {
 
   it('routes exactly the EC2 "running" state changes to the onboard function', () => {
     // Event rules only: the audit's optional schedule rule has no pattern.
-    const rules = resourcesOfType(template, 'AWS::Events::Rule').filter(([, rule]) => rule.Properties.EventPattern);
+    const rules = resourcesOfType(template, 'AWS::Events::Rule').filter(([, rule]) => rule.Properties.EventPattern && !rule.Properties.EventBusName);
     // Two state-change rules: running -> onboard, stopped and terminated -> offboard (tested below).
     expect(rules).toHaveLength(2);
     const running = rules.filter(([, candidate]) => candidate.Properties.EventPattern.detail?.state?.includes('running'));
@@ -448,7 +456,7 @@ describe('the packaged stack', () => {
       if (asList(statement.Resource as string | string[]).includes('*')) {
         for (const action of actions) {
           expect(action, where).toMatch(
-            /^(ec2:Describe\w+|ssm:DescribeInstanceInformation|ssm:GetCommandInvocation|cloudwatch:(GetMetricData|DescribeAlarms))$/,
+            /^(ec2:Describe\w+|ssm:DescribeInstanceInformation|ssm:GetCommandInvocation|cloudwatch:(GetMetricData|DescribeAlarms)|organizations:ListAccounts)$/,
           );
         }
       }
@@ -602,7 +610,7 @@ describe('the checker and the offboard function', () => {
       .flatMap(({ statement }) => asList(statement.Action).map((action) => [action, statement.Resource] as const));
 
   it('routes exactly the EC2 "stopped" and "terminated" state changes to the offboard function', () => {
-    const rules = resourcesOfType(template, 'AWS::Events::Rule').filter(([, rule]) => rule.Properties.EventPattern?.detail?.state?.includes('terminated'));
+    const rules = resourcesOfType(template, 'AWS::Events::Rule').filter(([, rule]) => !rule.Properties.EventBusName && rule.Properties.EventPattern?.detail?.state?.includes('terminated'));
     expect(rules).toHaveLength(1);
     const [, rule] = rules[0]!;
     expect(rule.Properties.EventPattern).toEqual({
@@ -710,7 +718,7 @@ describe('the packaged templates, linted by cfn-lint', () => {
   ];
   const explained = (finding: CfnLintFinding) =>
     explainedWarnings.some(({ rule, path: where }) => finding.rule === rule && where.test(finding.path));
-  const labels = ['default params', 'auditSchedule and alertEmail set'];
+  const labels = ['default params', 'auditSchedule and alertEmail set', 'organization params set'];
   const line = (finding: CfnLintFinding) => {
     const index = packages.indexOf(path.dirname(finding.file));
     const file = index >= 0 ? `${labels[index]}: ${path.basename(finding.file)}` : path.relative(repo, finding.file);
@@ -728,13 +736,15 @@ describe('the packaged templates, linted by cfn-lint', () => {
     broken.Parameters!.AuditSchedule!.Default = 'every day';
     brokenFile = path.join(packages[1]!, 'broken-schedule.json');
     writeFileSync(brokenFile, JSON.stringify(broken));
-    // Both packagings (the second creates the optional resources), and any template kept in the repo.
+    // The three packagings (the second and third create the optional resources), and any template kept in the repo.
     templateFiles = [...packages.flatMap(packagedTemplates), ...cloudFormationTemplatesUnder(repo)];
     findings = await cfnLint([...templateFiles, brokenFile], region);
   }, 120_000);
 
   it('has no error and no unexplained warning, with the default params and with every optional resource on', () => {
-    expect(templateFiles.filter((file) => file.endsWith('cloudformation-template-update-stack.json'))).toHaveLength(2);
+    expect(templateFiles.filter((file) => file.endsWith('cloudformation-template-update-stack.json'))).toHaveLength(3);
+    // The member stack's committed template is linted with them (a template kept in the repo).
+    expect(templateFiles).toContain(path.join(repo, 'member', 'member-stack.json'));
     const ours = findings.filter((finding) => finding.file !== brokenFile);
     const warnings = ours.filter((finding) => finding.level === 'Warning');
     if (warnings.length > 0) console.info(`cfn-lint warnings (explained in README):\n${warnings.map(line).join('\n')}`);
@@ -933,5 +943,231 @@ describe('the deploy-time agent config source', () => {
 
   it('names an empty param instead of rendering an empty metric name', async () => {
     await expect(source.linux({ resolveVariable: params({ 'param:diskMetric': '' }) })).rejects.toThrow('param "diskMetric"');
+  });
+});
+
+describe('the organization: the hub\'s bus, topic and member access, and the member stack', () => {
+  const member = JSON.parse(readFileSync(path.join(repo, 'member', 'member-stack.json'), 'utf8')) as Template & {
+    Outputs: Record<string, { Condition?: string; Value: unknown }>;
+  };
+  const functionKeys = ['onboard', 'check', 'offboard', 'audit'] as const;
+  const capitalized = (key: string) => `${key[0]!.toUpperCase()}${key.slice(1)}`;
+  const memberResource = (id: string) => member.Resources[id] as Resource & { Condition?: string };
+  const conditionOf = (t: Template, id: string) => (t.Resources[id] as Resource & { Condition?: string } | undefined)?.Condition;
+
+  /**
+   * The member template's value as CloudFormation would evaluate it in the hub's account and
+   * region with `parameters`: Ref, Fn::Sub (with a variable map), Fn::If, Fn::GetAtt of a named role.
+   */
+  function evaluateMember(value: unknown, parameters: Record<string, string>): unknown {
+    const conditions = (name: string): boolean => {
+      const holds = (condition: unknown): boolean => {
+        const [[fn, argument] = []] = Object.entries(condition as Record<string, unknown>);
+        if (fn === 'Condition') return conditions(argument as string);
+        if (fn === 'Fn::Not') return !holds((argument as [unknown])[0]);
+        if (fn === 'Fn::And') return (argument as unknown[]).every(holds);
+        if (fn === 'Fn::Equals') {
+          const [left, right] = (argument as [unknown, unknown]).map((side) => evaluateMember(side, parameters));
+          return left === right;
+        }
+        throw new Error(`member condition ${name}: ${String(fn)} is not modelled by this test`);
+      };
+      return holds(member.Conditions?.[name]);
+    };
+    const refOf = (name: string, extra: Record<string, string> = {}): string => {
+      const known: Record<string, string> = { 'AWS::Partition': 'aws', 'AWS::Region': region, 'AWS::AccountId': account, ...parameters, ...extra };
+      if (name in known) return known[name]!;
+      if (name === 'InstallAndConfigureDocument') return evaluateMember(member.Resources[name]!.Properties.Name, parameters) as string;
+      if (member.Resources[name]?.Type === 'AWS::IAM::Role') return evaluateMember(member.Resources[name]!.Properties.RoleName, parameters) as string;
+      throw new Error(`member Ref ${name} is not modelled by this test`);
+    };
+    if (Array.isArray(value)) return value.map((item) => evaluateMember(item, parameters)).filter((item) => item !== undefined);
+    if (value === null || typeof value !== 'object') return value;
+    const entries = Object.entries(value);
+    const [key, argument] = entries[0] ?? [];
+    if (entries.length === 1 && key === 'Ref') return argument === 'AWS::NoValue' ? undefined : refOf(argument as string);
+    if (entries.length === 1 && key === 'Fn::If') {
+      const [name, yes, no] = argument as [string, unknown, unknown];
+      return evaluateMember(conditions(name) ? yes : no, parameters);
+    }
+    if (entries.length === 1 && key === 'Fn::GetAtt') {
+      const [id] = argument as [string, string];
+      return `arn:aws:iam::${account}:role/${evaluateMember(member.Resources[id]!.Properties.RoleName, parameters) as string}`;
+    }
+    if (entries.length === 1 && key === 'Fn::Sub') {
+      const [text, map] = typeof argument === 'string' ? [argument, {}] : (argument as [string, Record<string, unknown>]);
+      const vars = Object.fromEntries(Object.entries(map).map(([k, v]) => [k, evaluateMember(v, parameters) as string]));
+      return text.replace(/\$\{([^}!]+)\}/g, (_match, name: string) => refOf(name, vars));
+    }
+    if (key?.startsWith('Fn::')) throw new Error(`member ${key} is not modelled by this test`);
+    return Object.fromEntries(entries.map(([k, v]) => [k, evaluateMember(v, parameters)]).filter(([, v]) => v !== undefined));
+  }
+  const memberParameters = { Stage: 'test', HubAccountId: '999999999999', HubRegion: 'eu-west-1', OrganizationId: '', MemberRoleName: '' };
+  const memberStatements = (id: string, parameters: Record<string, string> = memberParameters) =>
+    ((evaluateMember(member.Resources[id]!.Properties.Policies, parameters) ?? []) as { PolicyDocument: { Statement: Statement[] } }[]).flatMap(
+      (policy) => policy.PolicyDocument.Statement,
+    );
+  const pairs = (statements: Statement[]) =>
+    statements.flatMap((statement) => asList(statement.Action).map((action) => JSON.stringify([action, statement.Resource, statement.Condition ?? null]))).sort();
+
+  /** Whether a hub condition holds with the parameters at their defaults (Or and Condition too). */
+  function hubConditionHolds(t: Template, name: string): boolean {
+    const condition = t.Conditions?.[name] as Record<string, unknown>;
+    const [[fn, argument] = []] = Object.entries(condition);
+    if (fn === 'Fn::Or') return (argument as Record<string, unknown>[]).some((item) => ('Condition' in item ? hubConditionHolds(t, item.Condition as string) : hubConditionHoldsInline(t, item)));
+    return conditionHolds(t, name);
+  }
+  function hubConditionHoldsInline(t: Template, condition: Record<string, unknown>): boolean {
+    const probe = { ...t, Conditions: { ...t.Conditions, probe: condition } };
+    return conditionHolds(probe, 'probe');
+  }
+
+  it('grants no wildcard action in the member template', () => {
+    const statements = Object.keys(member.Resources)
+      .filter((id) => member.Resources[id]!.Type === 'AWS::IAM::Role')
+      .flatMap((id) => memberStatements(id).map((statement) => ({ id, statement })));
+    expect(statements.length).toBeGreaterThan(15);
+    for (const { id, statement } of statements) {
+      expect(statement.NotAction, id).toBeUndefined();
+      for (const action of asList(statement.Action)) expect(action, id).not.toMatch(/^\*$|^[a-z0-9-]+:\*$/i);
+    }
+  });
+
+  it('creates nothing but the no-op in the hub\'s own account and region (IsHubPlace)', () => {
+    expect(member.Conditions).toMatchObject({
+      IsHubPlace: { 'Fn::And': [{ 'Fn::Equals': [{ Ref: 'AWS::AccountId' }, { Ref: 'HubAccountId' }] }, { 'Fn::Equals': [{ Ref: 'AWS::Region' }, { Ref: 'HubRegion' }] }] },
+      IsMemberPlace: { 'Fn::Not': [{ Condition: 'IsHubPlace' }] },
+    });
+    const unguarded = Object.keys(member.Resources).filter((id) => memberResource(id).Condition !== 'IsMemberPlace');
+    expect(unguarded).toEqual(['HubPlaceNothingToDo']);
+    expect(memberResource('HubPlaceNothingToDo').Type).toBe('AWS::CloudFormation::WaitConditionHandle');
+    for (const [name, output] of Object.entries(member.Outputs)) expect(output.Condition, name).toBe('IsMemberPlace');
+    expect(Object.keys(member.Outputs).sort()).toEqual([...functionKeys.map((key) => `${capitalized(key)}ExecutionRoleArn`), 'ForwardStateChangesRuleArn'].sort());
+  });
+
+  it('holds the hub\'s agent role, profile, document and parameters, under the same names', () => {
+    for (const id of ['AgentRole', 'AgentInstanceProfile', 'InstallAndConfigureDocument', 'LinuxAgentConfigParameter', 'WindowsAgentConfigParameter']) {
+      const hub = template.Resources[id]!;
+      expect(memberResource(id).Type, id).toBe(hub.Type);
+      const { Value: memberValue, ...memberProperties } = evaluateMember(memberResource(id).Properties, { ...memberParameters, HubRegion: region }) as Record<string, unknown>;
+      const { Value: hubValue, ...hubProperties } = evaluate(template, hub.Properties) as Record<string, unknown>;
+      expect(memberProperties, id).toEqual(hubProperties);
+      // The hub's default metric params, rendered the same.
+      expect(memberValue, id).toEqual(hubValue);
+    }
+  });
+
+  it('trusts, in each execution role, exactly its hub function\'s role, and with an organization only its principals', () => {
+    for (const key of functionKeys) {
+      const id = `${capitalized(key)}ExecutionRole`;
+      const hubRole = `arn:aws:iam::999999999999:role/cwap-test-eu-west-1-${key}`;
+      const trust = (parameters: Record<string, string>) => evaluateMember(memberResource(id).Properties.AssumeRolePolicyDocument, parameters);
+      expect(trust(memberParameters), id).toEqual({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { AWS: hubRole }, Action: 'sts:AssumeRole' }] });
+      expect(trust({ ...memberParameters, OrganizationId: 'o-abcdef0123' }), id).toEqual({
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Principal: { AWS: hubRole }, Action: 'sts:AssumeRole', Condition: { StringEquals: { 'aws:PrincipalOrgID': 'o-abcdef0123' } } }],
+      });
+      expect(evaluateMember(memberResource(id).Properties.RoleName, memberParameters), id).toBe(`cwap-test-member-${key}-${region}`);
+      expect(evaluateMember(memberResource(id).Properties.RoleName, { ...memberParameters, MemberRoleName: 'team-cwap' }), id).toBe(`team-cwap-${key}-${region}`);
+    }
+  });
+
+  it('grants each execution role exactly its hub role\'s actions on the hub\'s own account, nothing hub-only', () => {
+    const hubOnly = /^(logs|sns|dynamodb|scheduler|lambda|sts|organizations):/;
+    const schedulerRole = `arn:aws:iam::${account}:role/cwap-test-us-east-1-scheduler`;
+    for (const key of functionKeys) {
+      const hubRole = `${capitalized(key)}Role`;
+      const ownAccount = iamStatements(template)
+        .filter(({ where }) => where.startsWith(`${hubRole}/`))
+        .map(({ statement }) => statement)
+        .filter((statement) => !asList(statement.Action).some((action) => hubOnly.test(action)) && statement.Resource !== schedulerRole)
+        .map(({ Sid: _sid, ...statement }) => statement as Statement);
+      const granted = memberStatements(`${capitalized(key)}ExecutionRole`, { ...memberParameters, HubRegion: region }).map(({ Sid: _sid, ...statement }) => statement as Statement);
+      expect(ownAccount.length, key).toBeGreaterThan(2);
+      expect(pairs(granted), key).toEqual(pairs(ownAccount));
+    }
+  });
+
+  it('forwards running, stopped and terminated state changes to the hub bus through a role that may only put events there', () => {
+    const rule = evaluateMember(memberResource('ForwardStateChangesRule').Properties, memberParameters) as Record<string, any>;
+    const bus = 'arn:aws:events:eu-west-1:999999999999:event-bus/cwap-test-hub';
+    expect(rule.EventBusName).toBe('default');
+    expect(rule.EventPattern).toEqual({ source: ['aws.ec2'], 'detail-type': ['EC2 Instance State-change Notification'], detail: { state: ['running', 'stopped', 'terminated'] } });
+    expect(rule.Targets).toEqual([{ Id: 'hub', Arn: bus, RoleArn: `arn:aws:iam::${account}:role/cwap-test-${region}-forward-to-hub` }]);
+    const role = evaluateMember(memberResource('ForwardToHubRole').Properties, memberParameters) as Record<string, any>;
+    expect(role.AssumeRolePolicyDocument.Statement).toEqual([
+      { Effect: 'Allow', Principal: { Service: 'events.amazonaws.com' }, Action: 'sts:AssumeRole', Condition: { StringEquals: { 'aws:SourceAccount': account } } },
+    ]);
+    expect(pairs(memberStatements('ForwardToHubRole').map(({ Sid: _sid, ...statement }) => statement as Statement))).toEqual(pairs([{ Effect: 'Allow', Action: 'events:PutEvents', Resource: bus }]));
+  });
+
+  it('names the hub function roles as the members trust them, and lets each assume only its own member role, only when other places are covered', () => {
+    for (const key of functionKeys) {
+      expect(template.Resources[`${capitalized(key)}Role`]?.Properties.RoleName, key).toBe(`cwap-test-us-east-1-${key}`);
+      const policies = resourcesOfType(organized, 'AWS::IAM::Policy').filter(([, p]) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: `${capitalized(key)}Role` }]));
+      const assume = policies.flatMap(([id, p]) => asList((evaluate(organized, p.Properties.PolicyDocument) as { Statement: Statement[] }).Statement).map((statement) => ({ id, statement })))
+        .filter(({ statement }) => asList(statement.Action).includes('sts:AssumeRole'));
+      expect(assume.map(({ statement }) => statement.Resource), key).toEqual([`arn:aws:iam::*:role/cwap-test-member-${key}-*`]);
+      expect(conditionOf(organized, assume[0]!.id), key).toBe('ServesOtherPlaces');
+    }
+    // No role but these four may assume anything.
+    const everyAssume = iamStatements(organized).filter(({ statement }) => asList(statement.Action).includes('sts:AssumeRole'));
+    expect(everyAssume.map(({ where }) => where.split('/')[0]).sort()).toEqual(['AuditMemberRolePolicy', 'CheckMemberRolePolicy', 'OffboardMemberRolePolicy', 'OnboardMemberRolePolicy']);
+    expect(hubConditionHolds(template, 'ServesOtherPlaces')).toBe(false);
+    expect(hubConditionHolds(organized, 'ServesOtherPlaces')).toBe(true);
+    for (const id of ['OnboardAccountNamesPolicy', 'CheckAccountNamesPolicy', 'AuditAccountListPolicy']) expect(conditionOf(organized, id), id).toBe('HasOrganization');
+  });
+
+  it('feeds onboard and offboard from the hub bus with the default bus\'s patterns', () => {
+    const rules = resourcesOfType(template, 'AWS::Events::Rule').filter(([, rule]) => rule.Properties.EventPattern);
+    const onDefault = rules.filter(([, rule]) => !rule.Properties.EventBusName);
+    const onHub = rules.filter(([, rule]) => rule.Properties.EventBusName);
+    expect(template.Resources.HubEventBus).toMatchObject({ Type: 'AWS::Events::EventBus', Properties: { Name: 'cwap-test-hub' } });
+    expect(onHub.map(([, rule]) => rule.Properties.EventBusName)).toEqual([{ Ref: 'HubEventBus' }, { Ref: 'HubEventBus' }]);
+    const targetOf = (rule: Resource) => (evaluate(template, rule.Properties.Targets) as { Arn: string }[]).map((t) => t.Arn);
+    const byTarget = (list: [string, Resource][]) => Object.fromEntries(list.map(([, rule]) => [targetOf(rule).join(), rule.Properties.EventPattern]));
+    expect(byTarget(onHub)).toEqual(byTarget(onDefault));
+    const permissions = resourcesOfType(template, 'AWS::Lambda::Permission').map(([, p]) => evaluate(template, p.Properties) as Record<string, string>);
+    for (const [, rule] of onHub) {
+      expect(permissions).toContainEqual(expect.objectContaining({ FunctionName: targetOf(rule)[0], Principal: 'events.amazonaws.com', SourceArn: `arn:aws:events:${region}:${account}:rule/cwap-test-hub/${rule.Properties.Name}` }));
+    }
+  });
+
+  it('admits the organization or the listed accounts on the bus and the alert topic, and nobody when neither is set', () => {
+    for (const name of ['HasOrganization', 'HasMemberAccounts']) {
+      expect(conditionHolds(template, name), name).toBe(false);
+      expect(conditionHolds(organized, name), name).toBe(true);
+    }
+    expect(hubConditionHolds(template, 'AdmitsMembers')).toBe(false);
+    expect(conditionOf(organized, 'HubBusOrganizationPolicy')).toBe('HasOrganization');
+    expect(conditionOf(organized, 'HubBusAccountsPolicy')).toBe('HasMemberAccounts');
+    expect(organized.Resources.HubBusOrganizationPolicy!.Properties.Statement).toEqual({
+      Effect: 'Allow',
+      Principal: '*',
+      Action: 'events:PutEvents',
+      Resource: { 'Fn::GetAtt': ['HubEventBus', 'Arn'] },
+      Condition: { StringEquals: { 'aws:PrincipalOrgID': { Ref: 'OrganizationId' } } },
+    });
+    expect(organized.Parameters?.OrganizationId?.Default).toBe('o-abcdef0123');
+    expect(organized.Resources.HubBusAccountsPolicy!.Properties.Statement.Principal).toEqual({ AWS: { 'Fn::Split': [',', { Ref: 'MemberAccounts' }] } });
+    expect(organized.Parameters?.MemberAccounts?.Default).toBe('111111111111,222222222222');
+
+    const topicPolicy = organized.Resources.AlertTopicPolicy as Resource & { Condition?: string };
+    expect(topicPolicy.Condition).toBe('AdmitsMembers');
+    const [owner, orgAlarms, listedAlarms] = topicPolicy.Properties.PolicyDocument.Statement as [Statement & { Principal: unknown }, Record<string, unknown[]>, Record<string, unknown[]>];
+    // The topic's default policy, kept: a policy replaces it.
+    expect(evaluate(organized, owner.Condition)).toEqual({ StringEquals: { 'AWS:SourceOwner': account } });
+    expect(asList(owner.Action)).toContain('SNS:Publish');
+    expect(orgAlarms['Fn::If']?.[0]).toBe('HasOrganization');
+    expect(orgAlarms['Fn::If']?.[1]).toMatchObject({ Principal: { Service: 'cloudwatch.amazonaws.com' }, Action: 'sns:Publish', Condition: { StringEquals: { 'aws:SourceOrgID': { Ref: 'OrganizationId' } } } });
+    expect(listedAlarms['Fn::If']?.[1]).toMatchObject({ Principal: { Service: 'cloudwatch.amazonaws.com' }, Condition: { StringEquals: { 'aws:SourceAccount': { 'Fn::Split': [',', { Ref: 'MemberAccounts' }] } } } });
+  });
+
+  it('gives the functions the accounts, regions, organization and their member role names', () => {
+    for (const key of functionKeys) {
+      const environment = environmentOf(organized, functionNamed(organized, `cw-agent-autopilot-test-${key}`));
+      expect(environment, key).toMatchObject({ ACCOUNTS: 'organization', REGIONS: 'us-east-1,eu-west-1', ORGANIZATION_ID: 'o-abcdef0123', MEMBER_ROLE_NAME: `cwap-test-member-${key}` });
+      expect(environmentOf(template, functionNamed(template, `cw-agent-autopilot-test-${key}`)), key).toMatchObject({ ACCOUNTS: '', REGIONS: '', ORGANIZATION_ID: '' });
+    }
   });
 });

@@ -96,6 +96,10 @@ export function stackEnvironment(stage = 'test'): Record<string, string> {
     POWERTOOLS_METRICS_NAMESPACE: 'CWAgentAutopilot',
     POWERTOOLS_SERVICE_NAME: 'cw-agent-autopilot',
     POWERTOOLS_LOG_LEVEL: 'WARN',
+    // The hub's own account and region only (serverless.yml's defaults).
+    ACCOUNTS: '',
+    REGIONS: '',
+    ORGANIZATION_ID: '',
     AWS_REGION: testRegion,
   };
 }
