@@ -377,17 +377,7 @@ export async function runCheck(
   now = new Date(),
   factory: ClientFactory = clientFactoryOf(settings),
 ): Promise<CheckResult> {
-  const clients = factory.clients(input.place ?? factory.hubPlace);
-  logAbout(input.instanceId, undefined, clients.place);
-  return withMemberAccess(
-    factory,
-    clients.place,
-    input.instanceId,
-    settings,
-    now,
-    () => checkInstance(clients, input, settings, now),
-    (reason) => ({ instanceId: input.instanceId, action: 'unreachable', status: 'error', reason }),
-  );
+  return withMemberAccess(input, settings, now, factory, (clients) => checkInstance(clients, input, settings, now), (reason) => ({ instanceId: input.instanceId, action: 'unreachable', status: 'error', reason }));
 }
 
 async function checkInstance(clients: Clients, input: CheckRequest, settings: Settings, now: Date): Promise<CheckResult> {

@@ -1,10 +1,10 @@
 import { accountName } from '../aws/account-names.js';
-import { memberRoleArn, type ClientFactory } from '../aws/client-factory.js';
+import { memberRoleArn, type ClientFactory, type Clients } from '../aws/client-factory.js';
 import { describeError } from '../aws/errors.js';
 import { placeLabel, samePlace, type Place } from '../aws/place.js';
 import type { Settings } from '../config/settings.js';
 import { MemberAccessError, StaleRecordError } from '../errors.js';
-import { logger } from '../observability/logger.js';
+import { logAbout, logger } from '../observability/logger.js';
 import { advance, newRecord, readRecord, saveRecord } from '../state/instance-record.js';
 import { recordReachable, recordUnreachable } from '../state/place-access.js';
 import { publish, renderMemberUnreachable } from './alerts.js';
@@ -13,7 +13,8 @@ import { publish, renderMemberUnreachable } from './alerts.js';
 const confirmed = new Set<string>();
 
 /**
- * Runs a flow for an instance of `place` once the hub can act there. The member's credentials are
+ * Runs a flow for the instance of a request, with the clients of its place (the hub's when it
+ * names none), once the hub can act there. The member's credentials are
  * resolved first (cached per place), so a missing or untrusting execution role is found before
  * anything is read or changed. Then, instead of the flow:
  * - the instance's record gets status `error` with the reason (it stays visible in the audit and
@@ -25,16 +26,18 @@ const confirmed = new Set<string>();
  * A place that works again is recorded reachable (once per container), so a later failure alerts anew.
  */
 export async function withMemberAccess<R>(
-  factory: ClientFactory,
-  place: Place,
-  instanceId: string,
+  request: { instanceId: string; place?: Place | undefined },
   settings: Settings,
   now: Date,
-  flow: () => Promise<R>,
+  factory: ClientFactory,
+  flow: (clients: Clients) => Promise<R>,
   unreachable: (reason: string) => R,
 ): Promise<R> {
-  if (samePlace(place, factory.hubPlace)) return flow();
+  const { instanceId } = request;
+  const place = request.place ?? factory.hubPlace;
   const clients = factory.clients(place);
+  logAbout(instanceId, undefined, place);
+  if (samePlace(place, factory.hubPlace)) return flow(clients);
   try {
     await factory.verifyAccess(place);
   } catch (error) {
@@ -51,7 +54,7 @@ export async function withMemberAccess<R>(
       logger.info('member place reachable again', { account: place.account, instanceRegion: place.region });
     }
   }
-  return flow();
+  return flow(clients);
 }
 
 async function recordInstanceUnreachable(factory: ClientFactory, place: Place, instanceId: string, error: MemberAccessError, settings: Settings, now: Date): Promise<void> {

@@ -84,17 +84,7 @@ export async function runOffboarding(
   now = new Date(),
   factory: ClientFactory = clientFactoryOf(settings),
 ): Promise<OffboardingResult> {
-  const clients = factory.clients(request.place ?? factory.hubPlace);
-  logAbout(request.instanceId, undefined, clients.place);
-  return withMemberAccess(
-    factory,
-    clients.place,
-    request.instanceId,
-    settings,
-    now,
-    () => offboardInstance(clients, request, settings, now),
-    (reason) => ({ instanceId: request.instanceId, action: 'unreachable', status: 'error', reason, alarms: [], schedules: [] }),
-  );
+  return withMemberAccess(request, settings, now, factory, (clients) => offboardInstance(clients, request, settings, now), (reason) => ({ instanceId: request.instanceId, action: 'unreachable', status: 'error', reason, alarms: [], schedules: [] }));
 }
 
 async function offboardInstance(clients: Clients, request: OffboardRequest, settings: Settings, now: Date): Promise<OffboardingResult> {

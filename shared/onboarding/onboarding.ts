@@ -167,17 +167,7 @@ export async function runOnboarding(
   now = new Date(),
   factory: ClientFactory = clientFactoryOf(settings),
 ): Promise<OnboardingResult> {
-  const clients = factory.clients(trigger.place ?? factory.hubPlace);
-  logAbout(trigger.instanceId, undefined, clients.place);
-  return withMemberAccess(
-    factory,
-    clients.place,
-    trigger.instanceId,
-    settings,
-    now,
-    () => onboardInstance(clients, trigger, settings, now),
-    (reason) => ({ instanceId: trigger.instanceId, action: 'unreachable', status: 'error', reason }),
-  );
+  return withMemberAccess(trigger, settings, now, factory, (clients) => onboardInstance(clients, trigger, settings, now), (reason) => ({ instanceId: trigger.instanceId, action: 'unreachable', status: 'error', reason }));
 }
 
 async function onboardInstance(clients: Clients, trigger: OnboardTrigger, settings: Settings, now: Date): Promise<OnboardingResult> {

@@ -27,28 +27,14 @@ export function placeAccessKey(place: Place): string {
   return `place:${place.account}:${place.region}`;
 }
 
-/**
- * Records that a place is unreachable. Returns true for the one invocation that changed it from
- * reachable (or unknown) to unreachable: that one alerts.
- */
-export async function recordUnreachable(clients: Pick<Clients, 'hub'>, table: string, error: MemberAccessError, now: Date): Promise<boolean> {
-  const item: PlaceAccessRecord = {
-    recordKey: placeAccessKey(error.place),
-    kind: 'place-access',
-    account: error.place.account,
-    region: error.place.region,
-    status: 'unreachable',
-    roleArn: error.roleArn,
-    lastError: describeError(error.cause ?? error),
-    since: now.toISOString(),
-    updatedAt: now.toISOString(),
-  };
+/** Writes a place's access record if `condition` holds; false when it did not (another wrote first). */
+async function putIf(clients: Pick<Clients, 'hub'>, table: string, item: PlaceAccessRecord, condition: string): Promise<boolean> {
   try {
     await stateTableClient(clients).send(
       new PutCommand({
         TableName: table,
         Item: item,
-        ConditionExpression: 'attribute_not_exists(recordKey) OR #status <> :unreachable',
+        ConditionExpression: condition,
         ExpressionAttributeNames: { '#status': 'status' },
         ExpressionAttributeValues: { ':unreachable': 'unreachable' },
       }),
@@ -60,34 +46,23 @@ export async function recordUnreachable(clients: Pick<Clients, 'hub'>, table: st
   }
 }
 
+function accessRecord(place: Place, status: PlaceAccessRecord['status'], roleArn: string, lastError: string, now: Date): PlaceAccessRecord {
+  return { recordKey: placeAccessKey(place), kind: 'place-access', account: place.account, region: place.region, status, roleArn, lastError, since: now.toISOString(), updatedAt: now.toISOString() };
+}
+
+/**
+ * Records that a place is unreachable. Returns true for the one invocation that changed it from
+ * reachable (or unknown) to unreachable: that one alerts.
+ */
+export function recordUnreachable(clients: Pick<Clients, 'hub'>, table: string, error: MemberAccessError, now: Date): Promise<boolean> {
+  const item = accessRecord(error.place, 'unreachable', error.roleArn, describeError(error.cause ?? error), now);
+  return putIf(clients, table, item, 'attribute_not_exists(recordKey) OR #status <> :unreachable');
+}
+
 /**
  * Records that a place is reachable again, if it was recorded unreachable (a conditional write:
  * nothing is written otherwise). Returns true when it changed, so the next failure alerts again.
  */
-export async function recordReachable(clients: Pick<Clients, 'hub'>, table: string, place: Place, roleArn: string, now: Date): Promise<boolean> {
-  try {
-    await stateTableClient(clients).send(
-      new PutCommand({
-        TableName: table,
-        Item: {
-          recordKey: placeAccessKey(place),
-          kind: 'place-access',
-          account: place.account,
-          region: place.region,
-          status: 'reachable',
-          roleArn,
-          lastError: '',
-          since: now.toISOString(),
-          updatedAt: now.toISOString(),
-        } satisfies PlaceAccessRecord,
-        ConditionExpression: 'attribute_exists(recordKey) AND #status = :unreachable',
-        ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: { ':unreachable': 'unreachable' },
-      }),
-    );
-    return true;
-  } catch (writeError) {
-    if (awsErrorName(writeError) === 'ConditionalCheckFailedException') return false;
-    throw writeError;
-  }
+export function recordReachable(clients: Pick<Clients, 'hub'>, table: string, place: Place, roleArn: string, now: Date): Promise<boolean> {
+  return putIf(clients, table, accessRecord(place, 'reachable', roleArn, '', now), 'attribute_exists(recordKey) AND #status = :unreachable');
 }
