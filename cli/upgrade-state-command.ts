@@ -191,7 +191,7 @@ function deleteCommand(report: StateUpgradeReport): string {
 function nextStep(report: StateUpgradeReport, rerun: string): string {
   if (report.counts.failed) return `${report.counts.failed} record(s) not copied: run "${rerun}" again (it copies only what is missing); the old table is kept.`;
   if (report.dryRun) return `Nothing was written (--dry-run). Run "${rerun}" to copy.`;
-  return `Once "cw-autopilot status" and the audit show what you expect, delete the old table (point-in-time recovery does not outlive it): ${deleteCommand(report)}`;
+  return `Once "cw-autopilot status" and the audit show what you expect, delete the old table: ${deleteCommand(report)}`;
 }
 
 /** The upgrade's outcome in one of the output formats. Pure. */

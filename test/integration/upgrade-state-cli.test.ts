@@ -115,7 +115,7 @@ describe('cw-autopilot upgrade-state against moto', () => {
       '  (1 gone record(s) without expiresAt got one)',
       'skipped-invalid: schema-version: not a record: instanceId "schema-version" is not an EC2 instance id',
       '',
-      'Once "cw-autopilot status" and the audit show what you expect, delete the old table (point-in-time recovery does not outlive it): aws dynamodb delete-table --table-name cwap-test-state --region us-east-1',
+      'Once "cw-autopilot status" and the audit show what you expect, delete the old table: aws dynamodb delete-table --table-name cwap-test-state --region us-east-1',
       '',
     ]);
 
