@@ -119,13 +119,24 @@ async function copyRecord(clients: Clients, options: StateUpgradeOptions, record
     return !existing ? 'copied' : sameRecord(record, existing) ? 'already-copied' : 'skipped-newer';
   }
   try {
-    await stateTableClient(clients).send(new PutCommand({ TableName: options.to, Item: record, ConditionExpression: 'attribute_not_exists(recordKey)' }));
+    await stateTableClient(clients).send(
+      new PutCommand({ TableName: options.to, Item: record, ConditionExpression: 'attribute_not_exists(recordKey)', ReturnValuesOnConditionCheckFailure: 'ALL_OLD' }),
+    );
     return 'copied';
   } catch (error) {
     if (awsErrorName(error) !== 'ConditionalCheckFailedException') throw error;
+    // The record that is there comes with the failure (as DynamoDB stores it, not unmarshalled);
+    // without it, one read tells.
+    const existing = existingOf(error) ?? (await existingRecord(clients, options.to, record.recordKey));
+    return existing && sameRecord(record, existing) ? 'already-copied' : 'skipped-newer';
   }
-  const existing = await existingRecord(clients, options.to, record.recordKey);
-  return existing && sameRecord(record, existing) ? 'already-copied' : 'skipped-newer';
+}
+
+/** The version and updatedAt of the item a failed conditional put returned (ReturnValuesOnConditionCheckFailure), if any. */
+function existingOf(error: unknown): Pick<OnboardingRecord, 'version' | 'updatedAt'> | undefined {
+  const item = (error as { Item?: { version?: { N?: string }; updatedAt?: { S?: string } } }).Item;
+  if (!item) return undefined;
+  return { version: Number(item.version?.N), updatedAt: item.updatedAt?.S ?? '' };
 }
 
 /**

@@ -48,6 +48,7 @@ describe('cw-autopilot upgrade-state when DynamoDB keeps throttling', () => {
         TableName: 'cwap-prod-records',
         Item: { ...record(instanceId), recordKey: `${place.account}:${place.region}:${instanceId}`, ...place },
         ConditionExpression: 'attribute_not_exists(recordKey)',
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
       })),
     );
     // A failed write is not a conflict: nothing is read back to classify it.
@@ -60,6 +61,24 @@ describe('cw-autopilot upgrade-state when DynamoDB keeps throttling', () => {
     expect(result.stdout).not.toContain('delete-table');
     // --account given: the caller's identity is not asked for.
     expect(sts.calls()).toHaveLength(0);
+  });
+});
+
+describe('cw-autopilot upgrade-state when the new table has the record already', () => {
+  it('a failed conditional put that does not return the record there reads it: the same version and updatedAt is "already copied", another "newer"', async () => {
+    documents.on(ScanCommand).resolves({ Items: [record('i-0a00000000000000a'), record('i-0b00000000000000b')] });
+    documents.on(PutCommand).rejects(awsError('ConditionalCheckFailedException', 'The conditional request failed'));
+    documents.on(GetCommand).callsFake((input: { Key: { recordKey: string } }) => ({
+      Item: input.Key.recordKey.endsWith('i-0a00000000000000a') ? { version: 4, updatedAt: '2025-11-02T08:06:00.000Z' } : { version: 1, updatedAt: '2026-02-01T10:00:00.000Z' },
+    }));
+
+    const result = await runCli(['upgrade-state', '--stage', 'prod', '--region', place.region, '--account', place.account, '--output', 'json']);
+
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout).counts).toEqual({ copied: 0, 'already-copied': 1, 'skipped-newer': 1, 'skipped-invalid': 0, failed: 0 });
+    expect(documents.commandCalls(GetCommand).map((call) => call.args[0].input.Key)).toEqual(
+      expect.arrayContaining(['i-0a00000000000000a', 'i-0b00000000000000b'].map((instanceId) => ({ recordKey: `${place.account}:${place.region}:${instanceId}` }))),
+    );
   });
 });
 

@@ -136,6 +136,7 @@ describe('cw-autopilot upgrade-state against moto', () => {
     await givenTables();
     expect((await cli()).code).toBe(0);
     const afterFirst = await itemsOf(newTable);
+    const callsBefore = aws.calls().length;
 
     const second = await cli('--output', 'json');
 
@@ -152,6 +153,10 @@ describe('cw-autopilot upgrade-state against moto', () => {
       deleteOldTable: 'aws dynamodb delete-table --table-name cwap-test-state --region us-east-1',
     });
     expect(await itemsOf(newTable)).toEqual(afterFirst);
+    // The failed conditional put returns the record that is there: nothing is read to classify it.
+    const dynamodbCalls = aws.calls().slice(callsBefore).filter((call) => call.service === 'dynamodb').map((call) => call.operation);
+    expect(dynamodbCalls.filter((operation) => operation === 'PutItem')).toHaveLength(4);
+    expect(dynamodbCalls).not.toContain('GetItem');
   });
 
   it('--dry-run says what it would copy and writes nothing', async () => {
