@@ -201,13 +201,14 @@ export function commandHelp(command: CommandName): string {
 export function globalHelp(): string {
   const common = Object.entries(table).filter(([, flag]) => commandNames.every((command) => flag.commands.includes(command)));
   const column = flagColumn(common);
+  const commandColumn = Math.max(...commandNames.map((command) => command.length)) + 2;
   return [
     'Usage: cw-autopilot <command> [options]',
     '',
     'Onboards EC2 instances to the CloudWatch agent and proves their metrics arrive: the operator\'s side.',
     '',
     'Commands',
-    ...commandNames.map((command) => `  ${command.padEnd(8)}${commands[command].summary}`),
+    ...commandNames.map((command) => `  ${command.padEnd(commandColumn)}${commands[command].summary}`),
     '',
     'Options of every command',
     ...common.flatMap(([name, flag]) => flagHelp(name, flag, column)),

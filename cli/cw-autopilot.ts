@@ -4,9 +4,10 @@ import { auditArguments, regionOfFunction, type AuditArguments } from './audit-a
 import { applyAwsFlags } from './aws-flags.js';
 import { checkNow } from './check-command.js';
 import { cliVersion, CliError, commandHelp, globalHelp, isCommand, parseCommandLine, usageHint, UsageError, type CliIo, type CommandLine } from './command-line.js';
-import { exitCodes, type CommandName } from './flags.js';
+import { commandNames, exitCodes, type CommandName } from './flags.js';
 import { StackSettingsUnavailableError } from './stack-settings.js';
 import { showStatus } from './status-command.js';
+import { upgradeState } from './upgrade-state-command.js';
 import type { AuditReport } from '../shared/audit/audit-summary.js';
 import type { InventoryProgress } from '../shared/audit/fleet-inventory.js';
 
@@ -161,6 +162,7 @@ const runners: { [C in CommandName]: (line: CommandLine<C>, io: CliIo) => Promis
   audit,
   status: showStatus,
   check: checkNow,
+  'upgrade-state': upgradeState,
 };
 
 async function run<C extends CommandName>(command: C, argv: string[], io: CliIo): Promise<number> {
@@ -174,6 +176,11 @@ async function run<C extends CommandName>(command: C, argv: string[], io: CliIo)
     return exitCodes.ok;
   }
   return runners[command](line, io);
+}
+
+/** `audit, status, check or upgrade-state`. */
+function listOfCommands(conjunction: 'and' | 'or'): string {
+  return `${commandNames.slice(0, -1).join(', ')} ${conjunction} ${commandNames.at(-1)}`;
 }
 
 function usageError(io: CliIo, problem: string, command?: CommandName): number {
@@ -196,7 +203,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     const [topic] = rest;
     if (topic === undefined) io.stdout.write(globalHelp());
     else if (isCommand(topic)) io.stdout.write(commandHelp(topic));
-    else return usageError(io, `no help on "${topic}": the commands are audit, status and check`);
+    else return usageError(io, `no help on "${topic}": the commands are ${listOfCommands('and')}`);
     return exitCodes.ok;
   }
   if (command === '--version') {
@@ -204,9 +211,9 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     return exitCodes.ok;
   }
   if (!isCommand(command)) {
-    if (command === undefined) return usageError(io, 'no command given (audit, status or check)');
+    if (command === undefined) return usageError(io, `no command given (${listOfCommands('or')})`);
     if (command.startsWith('-')) return usageError(io, `${command} comes before the command; options go after it: cw-autopilot <command> ${command} ...`);
-    return usageError(io, `unknown command "${command}" (audit, status or check)`);
+    return usageError(io, `unknown command "${command}" (${listOfCommands('or')})`);
   }
   try {
     return await run(command, rest, io);

@@ -7,7 +7,7 @@ import { parseTagMatch } from '../shared/config/settings.js';
 // help text of each command that uses the flag (cli/command-line.ts reads it).
 
 /** The commands of `cw-autopilot`. */
-export const commandNames = ['audit', 'status', 'check'] as const;
+export const commandNames = ['audit', 'status', 'check', 'upgrade-state'] as const;
 export type CommandName = (typeof commandNames)[number];
 
 /** The help's flag sections, in the order it prints them. */
@@ -232,6 +232,32 @@ export const flags = {
     section: 'Stack settings',
   }),
 
+  // upgrade-state
+  from: value({
+    placeholder: '<table>',
+    help: 'the single-account version\'s state table, keyed by instanceId (only read)',
+    defaultText: 'cwap-<stage>-state',
+    schema: z.string().min(3),
+    commands: ['upgrade-state'],
+    section: 'Stack settings',
+  }),
+  to: value({
+    placeholder: '<table>',
+    help: 'this version\'s state table, keyed by recordKey',
+    defaultText: 'cwap-<stage>-records',
+    schema: z.string().min(3),
+    commands: ['upgrade-state'],
+    section: 'Stack settings',
+  }),
+  account: value({
+    placeholder: '<id>',
+    help: 'the account the old records\' instances live in (the stack\'s own)',
+    defaultText: "your credentials' account, from STS GetCallerIdentity",
+    schema: z.string().regex(/^\d{12}$/, 'not a 12-digit AWS account id'),
+    commands: ['upgrade-state'],
+    section: 'Stack settings',
+  }),
+
   // Output
   output: value({
     placeholder: `<${reportFormats.join('|')}>`,
@@ -269,7 +295,7 @@ export const flags = {
 
   // Fixing
   remediate: toggle({ help: 'start onboarding (the EC2 event\'s code path) for instances that need it', commands: ['audit'], section: 'Fixing' }),
-  'dry-run': toggle({ help: 'say what --remediate would do; change nothing', commands: ['audit'], section: 'Fixing' }),
+  'dry-run': toggle({ help: 'say what --remediate (audit) or the copy (upgrade-state) would do; change nothing', commands: ['audit', 'upgrade-state'], section: 'Fixing' }),
 
   // General
   help: toggle({ short: 'h', help: 'print this help and exit', commands: every, section: 'General' }),
@@ -363,6 +389,22 @@ and alerts, retries or creates alarms as a scheduled check does. Prints what the
     exitCodes: [
       [exitCodes.ok, 'the check ran (whatever it found: see its action and status)'],
       [exitCodes.failed, 'the function failed (FunctionError, its message is printed), or an AWS error'],
+      [exitCodes.usage, 'usage error'],
+    ],
+  },
+  'upgrade-state': {
+    summary: "copy a single-account stack's state table (cwap-<stage>-state) into this version's",
+    description: `Copies every record of the state table of the version before organizations (cwap-<stage>-state,
+keyed by instanceId) into this version's (cwap-<stage>-records, keyed by account:region:instanceId),
+as records of your credentials' account (or --account) in the region. Run it once after
+"osls deploy" of this version. A record the new version already wrote is newer and kept; a second
+run copies nothing. Gone records without an expiry get one (goneRecordRetentionDays, read from the
+onboard function). The old table is only read: the command prints how to delete it.
+Needs dynamodb:DescribeTable on both tables, dynamodb:Scan on the old one, dynamodb:PutItem and
+dynamodb:GetItem on the new one, and lambda:GetFunctionConfiguration on the onboard function.`,
+    exitCodes: [
+      [exitCodes.ok, 'every record is in the new table (copied now, before, or newer there)'],
+      [exitCodes.failed, 'a record could not be copied (listed; run again), a table is missing or not a state table, or an AWS error'],
       [exitCodes.usage, 'usage error'],
     ],
   },

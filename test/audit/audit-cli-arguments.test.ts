@@ -63,7 +63,7 @@ describe('cw-autopilot exit codes for bad command lines', () => {
   it('an unknown command exits 2 naming the commands', async () => {
     const result = await run(['audti']);
     expect(result.code).toBe(2);
-    expect(result.stderr).toBe('cw-autopilot: unknown command "audti" (audit, status or check)\nRun "cw-autopilot --help" for usage.\n');
+    expect(result.stderr).toBe('cw-autopilot: unknown command "audti" (audit, status, check or upgrade-state)\nRun "cw-autopilot --help" for usage.\n');
   });
 
   it('--help prints the usage on stdout and exits 0', async () => {

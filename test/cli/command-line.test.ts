@@ -47,10 +47,10 @@ describe('a usage error is one line naming the problem, then the way to the help
   });
 
   it.each([
-    [[], 'no command given (audit, status or check)'],
-    [['stauts', id], 'unknown command "stauts" (audit, status or check)'],
+    [[], 'no command given (audit, status, check or upgrade-state)'],
+    [['stauts', id], 'unknown command "stauts" (audit, status, check or upgrade-state)'],
     [['--region', 'eu-west-1', 'status', id], '--region comes before the command; options go after it: cw-autopilot <command> --region ...'],
-    [['help', 'stauts'], 'no help on "stauts": the commands are audit, status and check'],
+    [['help', 'stauts'], 'no help on "stauts": the commands are audit, status, check and upgrade-state'],
   ])('no command: %j', async (argv, problem) => {
     const result = await run(...argv);
     expect(result.code).toBe(2);
