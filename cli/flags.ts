@@ -196,7 +196,7 @@ export const flags = {
   table: value({
     placeholder: '<name>',
     help: 'the state table',
-    defaultText: "the onboard function's, else cwap-<stage>-state",
+    defaultText: "the onboard function's, else cwap-<stage>-records",
     schema: z.string().min(3),
     commands: ['audit', 'status'],
     section: 'Stack settings',
