@@ -199,7 +199,7 @@ function perSecond(rate: number): BucketFigures {
 }
 
 /**
- * Systems Manager: AWS publishes no figures for these APIs (README M5). Assumed: a steady rate per
+ * Systems Manager: AWS publishes no figures for these APIs (README M6). Assumed: a steady rate per
  * API with a burst of twice that.
  */
 export const ssmFigures: Record<string, BucketFigures> = {
@@ -237,14 +237,14 @@ export const cloudWatchFigures: Record<string, BucketFigures> = {
   DescribeAlarms: perSecond(9),
 };
 
-/** IAM (account-wide, figures unpublished: assumed, README M8). */
+/** IAM (account-wide, figures unpublished: assumed, README M9). */
 export const iamFigures: Record<string, BucketFigures> = {
   AttachRolePolicy: { capacity: 10, refillPerSecond: 5 },
   GetInstanceProfile: { capacity: 40, refillPerSecond: 20 },
   ListAttachedRolePolicies: { capacity: 40, refillPerSecond: 20 },
 };
 
-/** STS (figures unpublished: assumed, README M9). */
+/** STS (figures unpublished: assumed, README M10). */
 export const stsFigures: Record<string, BucketFigures> = {
   AssumeRole: { capacity: 100, refillPerSecond: 50 },
 };
@@ -252,7 +252,7 @@ export const stsFigures: Record<string, BucketFigures> = {
 /**
  * Whether an EC2 query-protocol request names no filter and no pagination: no `Filter.N.*`, no
  * `MaxResults`, no `NextToken`. Instance ids (`InstanceId.N`) are not a filter on the EC2 page's
- * reading, which links "filter" to the `--filters` option (README M2).
+ * reading, which links "filter" to the `--filters` option (README M3).
  */
 export function isUnfilteredAndUnpaginated(form: URLSearchParams): boolean {
   for (const key of form.keys()) {
