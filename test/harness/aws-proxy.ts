@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { ApiBuckets } from '../simulator/api-buckets.js';
 import {
   documentStepsOf,
   runCommand,
@@ -468,6 +469,12 @@ function describeInstanceInformation(
 export interface AwsProxyOptions {
   /** The moto server every request is forwarded to. */
   motoUrl: string;
+  /**
+   * API rate limits (test/simulator/api-buckets.ts): each call whose API has a bucket takes a
+   * token in its account and region, and is answered with the service's throttling error when the
+   * bucket is empty. Default: none, every call goes through.
+   */
+  buckets?: ApiBuckets;
 }
 
 /**
@@ -810,6 +817,14 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
       return;
     }
     const log = (status: number) => callLog.push({ service: call.service, operation: call.operation, status });
+    // API rate limits: an empty bucket answers as the service does, before anything else happens.
+    const taken = options.buckets?.take({ service: call.service, operation: call.operation, body: body.toString('utf8'), authorization: req.headers.authorization });
+    if (taken?.ok === false) {
+      const answer = faultAnswer(call, 'throttle');
+      log(answer.status);
+      send(res, answer);
+      return;
+    }
     const fault = injector?.(call.service, call.operation);
     if (typeof fault === 'object') {
       await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
