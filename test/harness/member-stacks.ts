@@ -93,13 +93,23 @@ export interface MemberPlace {
  * const iam = new IAMClient({ ...localClientConfig(), credentials });
  */
 export async function accountCredentials(account: string, endpoint?: string): Promise<AccountCredentials> {
+  return roleCredentials(`arn:aws:iam::${account}:role/cwap-harness`, endpoint);
+}
+
+/**
+ * Credentials of a session of `roleArn`, straight from moto (which mints them whether the role
+ * exists or not; give it moto's endpoint, not the proxy's, which checks the role's trust): how
+ * the simulator gives each hub function its execution role's credentials, as Lambda does.
+ *
+ * @example
+ * const onboard = await roleCredentials('arn:aws:iam::123456789012:role/cwap-test-us-east-1-onboard', motoUrl);
+ */
+export async function roleCredentials(roleArn: string, endpoint?: string): Promise<AccountCredentials> {
   const sts = new STSClient(localClientConfig(endpoint));
   try {
-    const { Credentials: credentials } = await sts.send(
-      new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${account}:role/cwap-harness`, RoleSessionName: 'cwap-harness' }),
-    );
+    const { Credentials: credentials } = await sts.send(new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: 'cwap-harness' }));
     if (!credentials?.AccessKeyId || !credentials.SecretAccessKey || !credentials.SessionToken) {
-      throw new Error(`moto's AssumeRole into ${account} returned no credentials`);
+      throw new Error(`moto's AssumeRole of ${roleArn} returned no credentials`);
     }
     return { accessKeyId: credentials.AccessKeyId, secretAccessKey: credentials.SecretAccessKey, sessionToken: credentials.SessionToken };
   } finally {
