@@ -12,7 +12,7 @@ import type { Attention, CoverageTally } from '../audit/audit-summary.js';
 export const payloadSchemaVersion = '1';
 
 /** Every kind of message the product publishes on its topic. */
-export type TopicEvent = 'alert' | 'recovery' | 'audit-summary';
+export type TopicEvent = 'alert' | 'recovery' | 'audit-summary' | 'member-unreachable';
 export type Severity = 'critical' | 'warning' | 'info';
 
 /** What every payload carries: what happened, how bad, when, and where the product runs. */
@@ -22,9 +22,14 @@ export interface PayloadEnvelope {
   severity: Severity;
   /** When the product published it (ISO 8601, UTC). */
   time: string;
-  /** The account and region of the stack (and of the instance). */
+  /**
+   * Where what the message is about lives: the instance's account and region (a member's, in an
+   * organization), the hub's for an audit summary. SNS filter policies on `account` route by it.
+   */
   account: string;
   region: string;
+  /** The account's name in Organizations, when the hub may read it (null otherwise). */
+  accountName?: string | null;
   /** The stack's resource prefix, e.g. `cwap-prod`. */
   stack: string;
 }
@@ -126,13 +131,27 @@ export interface AuditSummaryPayload extends PayloadEnvelope {
   remediation: Record<string, number> | null;
 }
 
-export type TopicPayload = AlertPayload | RecoveryPayload | AuditSummaryPayload;
+/**
+ * The hub cannot act in a member account and region (its execution role is missing or does not
+ * trust the hub): one per place until it can again, not one per instance.
+ */
+export interface MemberUnreachablePayload extends PayloadEnvelope {
+  event: 'member-unreachable';
+  severity: 'critical';
+  member: { account: string; region: string; roleArn: string; error: string };
+  /** The instance whose event or check found it out. */
+  instanceId: string;
+  summary: string;
+  nextStep: string;
+}
+
+export type TopicPayload = AlertPayload | RecoveryPayload | AuditSummaryPayload | MemberUnreachablePayload;
 
 /** The SNS message attributes of a message: one scheme for every kind (README: "How to read an alert"). */
 export interface TopicAttributes {
   event: TopicEvent;
   severity: Severity;
-  /** The diagnosis code, or `none` (audit summaries). */
+  /** The diagnosis code, `member-unreachable`, or `none` (audit summaries). */
   diagnosis: string;
   /** Absent on audit summaries. */
   instanceId?: string;
@@ -153,6 +172,7 @@ export interface TopicAttributes {
 export function topicAttributes(payload: TopicPayload): TopicAttributes {
   const common = { event: payload.event, severity: payload.severity, account: payload.account, region: payload.region, schemaVersion: payload.schemaVersion };
   if (payload.event === 'audit-summary') return { ...common, diagnosis: 'none' };
+  if (payload.event === 'member-unreachable') return { ...common, diagnosis: 'member-unreachable', instanceId: payload.instanceId };
   return { ...common, diagnosis: payload.diagnosis ?? 'none', instanceId: payload.instance.id, os: payload.instance.os ?? 'unknown' };
 }
 

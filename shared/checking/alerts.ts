@@ -7,12 +7,14 @@ import {
   payloadSchemaVersion,
   topicAttributes,
   type AlertPayload,
+  type MemberUnreachablePayload,
   type PayloadEnvelope,
   type PayloadInstance,
   type RecoveryPayload,
   type TopicAttributes,
   type TopicPayload,
 } from './alert-payload.js';
+import type { MemberAccessError } from '../errors.js';
 import { diagnosisCodeOf, type Diagnosis } from './check-diagnosis.js';
 import { explain } from './check-explanation.js';
 import type { OnboardingRecord } from '../state/instance-record.js';
@@ -38,22 +40,58 @@ export function topicMessage<P extends TopicPayload>(subject: string, body: stri
 /** The settings every payload's envelope names. */
 export type EnvelopeSettings = Pick<Settings, 'region' | 'alertTopicArn' | 'resourcePrefix'>;
 
+/** Where a message's instance lives, and the account's name when known. */
+export interface MessagePlace {
+  account: string;
+  region: string;
+  accountName?: string | undefined;
+}
+
 /** The envelope fields of a payload published now by this stack. */
 export function envelope<E extends PayloadEnvelope['event'], S extends PayloadEnvelope['severity']>(
   event: E,
   severity: S,
   settings: EnvelopeSettings,
   now: Date,
+  place?: MessagePlace,
 ): PayloadEnvelope & { event: E; severity: S } {
   return {
     schemaVersion: payloadSchemaVersion,
     event,
     severity,
     time: now.toISOString(),
-    account: accountOf(settings.alertTopicArn),
-    region: settings.region,
+    account: place?.account ?? accountOf(settings.alertTopicArn),
+    region: place?.region ?? settings.region,
+    ...(place ? { accountName: place.accountName ?? null } : {}),
     stack: settings.resourcePrefix,
   };
+}
+
+/** The place of a record (records before the organization release lack it: the stack's own). */
+function placeOfRecord(record: Pick<OnboardingRecord, 'account' | 'region'>, settings: EnvelopeSettings, accountName: string | undefined): MessagePlace {
+  return { account: record.account ?? accountOf(settings.alertTopicArn), region: record.region ?? settings.region, accountName };
+}
+
+/** Whether a place is the stack's own account and region. */
+function isStackPlace(place: MessagePlace, settings: EnvelopeSettings): boolean {
+  return place.account === accountOf(settings.alertTopicArn) && place.region === settings.region;
+}
+
+/** `account 111111111111 (payments-prod), eu-west-1`: where an instance lives, for bodies. */
+export function placeLine(place: MessagePlace): string {
+  return `account ${place.account}${place.accountName ? ` (${place.accountName})` : ''}, ${place.region}`;
+}
+
+/**
+ * The subject of a message about one instance: `[cw-agent-autopilot] <label>: <what>`, with the
+ * account and region first outside the stack's own place (`[cw-agent-autopilot] 111111111111/
+ * eu-west-1 web-1 (i-...): ...`); there, when that is too long for SNS, the Name tag goes first (the
+ * body and payload keep it). Then the end is cut.
+ */
+function instanceSubject(record: OnboardingRecord, what: string, place: MessagePlace, settings: EnvelopeSettings): string {
+  const where = isStackPlace(place, settings) ? '' : `${place.account}/${place.region} `;
+  const full = `[cw-agent-autopilot] ${where}${subjectLabel(record)}: ${what}`;
+  return snsSubject(!where || full.length <= subjectLimit ? full : `[cw-agent-autopilot] ${where}${record.instanceId}: ${what}`);
 }
 
 /** The Publish API reference: a subject is "less than 100 characters long". */
@@ -117,10 +155,13 @@ export function renderAlert(input: {
   scheduleNames: string[];
   settings: EnvelopeSettings;
   now: Date;
+  /** The account's name in Organizations, when known. */
+  accountName?: string | undefined;
 }): TopicMessage<AlertPayload> {
   const { record, diagnosis, checks, settings } = input;
   const label = instanceLabel(record);
-  const region = settings.region;
+  const place = placeOfRecord(record, settings, input.accountName);
+  const region = place.region;
   const explanation = explain(diagnosis);
   const consoleUrl = `https://${region}.console.aws.amazon.com/ec2/home?region=${region}#InstanceDetails:instanceId=${record.instanceId}`;
   const tried = whatWasTried(record, checks);
@@ -131,7 +172,8 @@ export function renderAlert(input: {
     explanation.summary,
     '',
     `Instance: ${label}, ${record.os ?? 'unknown OS'}, launched ${record.launchTime ?? 'at an unknown time'}`,
-    `Console: ${consoleUrl}`,
+    `Where: ${placeLine(place)}`,
+    `Console: ${consoleUrl}${isStackPlace(place, settings) ? '' : ` (signed in to account ${place.account})`}`,
     '',
     'What was tried:',
     ...tried.map((line) => `- ${line}`),
@@ -144,8 +186,8 @@ export function renderAlert(input: {
     '',
     `This is the only alert for this launch of ${record.instanceId}; a recovery message follows if its metrics arrive.`,
   ].join('\n');
-  return topicMessage(snsSubject(`[cw-agent-autopilot] ${subjectLabel(record)}: metrics missing - ${diagnosis.code}`), body, {
-    ...envelope('alert', 'critical', settings, input.now),
+  return topicMessage(instanceSubject(record, `metrics missing - ${diagnosis.code}`, place, settings), body, {
+    ...envelope('alert', 'critical', settings, input.now, place),
     instance: payloadInstance(record),
     diagnosis: diagnosis.code,
     retryable: diagnosis.retryable,
@@ -169,23 +211,27 @@ export function renderRecovery(input: {
   scheduleNames: string[];
   settings: EnvelopeSettings;
   now: Date;
+  /** The account's name in Organizations, when known. */
+  accountName?: string | undefined;
 }): TopicMessage<RecoveryPayload> {
   const { record } = input;
   const label = instanceLabel(record);
+  const place = placeOfRecord(record, input.settings, input.accountName);
   const arrive = `First datapoint seen: ${input.firstDatapointAt ?? '?'}.`;
   const alarms = input.alarmNames.length ? `Alarms now watch it: ${input.alarmNames.join(', ')}.` : 'No alarms were created.';
   const summary = `CloudWatch agent metrics now arrive for ${label}.`;
   const body = [
     summary,
     '',
+    `Where: ${placeLine(place)}`,
     `It was alerted at ${record.alertedAt ?? '?'} with diagnosis ${record.alertedDiagnosis ?? '?'}.`,
     arrive,
     alarms,
     '',
     'Nothing to do.',
   ].join('\n');
-  return topicMessage(snsSubject(`[cw-agent-autopilot] ${subjectLabel(record)}: recovered, metrics arrive`), body, {
-    ...envelope('recovery', 'info', input.settings, input.now),
+  return topicMessage(instanceSubject(record, 'recovered, metrics arrive', place, input.settings), body, {
+    ...envelope('recovery', 'info', input.settings, input.now, place),
     instance: payloadInstance(record),
     diagnosis: diagnosisCodeOf(record.alertedDiagnosis),
     summary,
@@ -238,4 +284,44 @@ export async function publish(clients: Clients, message: TopicMessage, settings:
     }),
   );
   return result.MessageId ?? '';
+}
+
+/**
+ * Renders the one alert for a member account and region the hub cannot act in: which role it
+ * tried, what STS said, what that stops, and how to fix it.
+ */
+export function renderMemberUnreachable(input: {
+  error: MemberAccessError;
+  instanceId: string;
+  settings: EnvelopeSettings;
+  now: Date;
+  accountName?: string | undefined;
+}): TopicMessage<MemberUnreachablePayload> {
+  const { error, settings } = input;
+  const place: MessagePlace = { ...error.place, accountName: input.accountName };
+  const cause = error.cause instanceof Error ? `${error.cause.name}: ${error.cause.message}` : error.message;
+  const summary = `cw-agent-autopilot cannot act in ${placeLine(place)}: assuming ${error.roleArn} failed, so no instance there is onboarded, checked or cleaned up.`;
+  const nextStep = [
+    `Deploy the member stack (member/member-stack.json) to account ${place.account} in ${place.region}, or fix its execution role's trust policy so it trusts this stack's function roles (README: Deploy to an organization).`,
+    `Then onboard what was missed: npx cw-autopilot audit --accounts ${place.account} --regions ${place.region} --remediate`,
+  ].join(' ');
+  const body = [
+    summary,
+    '',
+    `Role: ${error.roleArn}`,
+    `STS said: ${cause}`,
+    `Found while handling ${input.instanceId}; instances there are recorded with status error until it works.`,
+    '',
+    'Next step:',
+    nextStep,
+    '',
+    `This is the only alert for ${place.account} ${place.region} until the hub can act there again.`,
+  ].join('\n');
+  return topicMessage(snsSubject(`[cw-agent-autopilot] account ${place.account} ${place.region}: member role not assumable`), body, {
+    ...envelope('member-unreachable', 'critical', settings, input.now, place),
+    member: { account: place.account, region: place.region, roleArn: error.roleArn, error: cause.slice(0, 1000) },
+    instanceId: input.instanceId,
+    summary,
+    nextStep,
+  });
 }

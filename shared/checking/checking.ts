@@ -1,5 +1,8 @@
 import type { ClientFactory, Clients } from '../aws/client-factory.js';
 import { clientFactoryOf } from '../aws/product-clients.js';
+import { withMemberAccess } from './member-access.js';
+import { accountName } from '../aws/account-names.js';
+import { samePlace } from '../aws/place.js';
 import { AlertNotSentError, InstanceNotReachableError, StaleRecordError } from '../errors.js';
 import { sendInstallCommand } from '../onboarding/agent-commands.js';
 import { publish, renderAlert, renderRecovery } from './alerts.js';
@@ -21,10 +24,16 @@ import type { Settings } from '../config/settings.js';
 import { ssmPresence } from '../onboarding/ssm-presence.js';
 import type { CheckRequest } from '../input/triggers.js';
 
+/** The Organizations name of a member account for its messages (none for the hub's own place). */
+function nameOfAccount(clients: Clients, settings: Settings): Promise<string | undefined> {
+  if (samePlace(clients.place, clients.hubPlace)) return Promise.resolve(undefined);
+  return accountName(clients, clients.place.account, settings.organizationId !== undefined);
+}
+
 /** What one check invocation did, returned by the handler and logged. */
 export interface CheckResult {
   instanceId: string;
-  action: 'ignore' | 'gone' | 'stopped' | 'healthy' | 'retry' | 'alerted' | 'already-alerted';
+  action: 'ignore' | 'gone' | 'stopped' | 'healthy' | 'retry' | 'alerted' | 'already-alerted' | 'unreachable';
   status: OnboardingStatus | undefined;
   reason: string;
   diagnosis?: DiagnosisCode;
@@ -111,7 +120,7 @@ async function becomeHealthy(
     // Saved healthy first: a duplicate invocation loses the write above and sends nothing.
     let messageId: string;
     try {
-      messageId = await publish(clients, renderRecovery({ record: saved, firstDatapointAt, alarmNames, scheduleNames, settings, now }), settings);
+      messageId = await publish(clients, renderRecovery({ record: saved, firstDatapointAt, alarmNames, scheduleNames, settings, now, accountName: await nameOfAccount(clients, settings) }), settings);
     } catch (error) {
       // alertedAt stays set: one more scheduled check sends the recovery (checkCurrency lets a
       // healthy record with a pending recovery run it).
@@ -224,7 +233,7 @@ async function sendAlert(
     settings.stateTable,
     advance(record, { status: 'alerting', diagnosis: recordedDiagnosis(diagnosis), checkAttempts: attempt }, 'alert-decided', now, `${diagnosis.code}: ${reason}`),
   );
-  const message = renderAlert({ record: claimed, diagnosis, checks: attempt, scheduleNames, settings, now });
+  const message = renderAlert({ record: claimed, diagnosis, checks: attempt, scheduleNames, settings, now, accountName: await nameOfAccount(clients, settings) });
   let messageId: string;
   try {
     messageId = await publish(clients, message, settings);
@@ -368,9 +377,21 @@ export async function runCheck(
   now = new Date(),
   factory: ClientFactory = clientFactoryOf(settings),
 ): Promise<CheckResult> {
-  const { instanceId } = input;
   const clients = factory.clients(input.place ?? factory.hubPlace);
-  logAbout(instanceId, undefined, clients.place);
+  logAbout(input.instanceId, undefined, clients.place);
+  return withMemberAccess(
+    factory,
+    clients.place,
+    input.instanceId,
+    settings,
+    now,
+    () => checkInstance(clients, input, settings, now),
+    (reason) => ({ instanceId: input.instanceId, action: 'unreachable', status: 'error', reason }),
+  );
+}
+
+async function checkInstance(clients: Clients, input: CheckRequest, settings: Settings, now: Date): Promise<CheckResult> {
+  const { instanceId } = input;
   const [instance, record] = await Promise.all([describeInstance(clients, instanceId), readRecord(clients, settings.stateTable, instanceId)]);
   logAbout(instanceId, instance?.launchTime ?? record?.launchTime);
   const currency = checkCurrency(input.attempt, record);

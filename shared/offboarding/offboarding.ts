@@ -1,5 +1,6 @@
 import type { ClientFactory, Clients } from '../aws/client-factory.js';
 import { clientFactoryOf } from '../aws/product-clients.js';
+import { withMemberAccess } from '../checking/member-access.js';
 import { StaleRecordError } from '../errors.js';
 import { logAbout, logger } from '../observability/logger.js';
 import { deleteInstanceAlarms } from '../checking/instance-alarms.js';
@@ -46,7 +47,7 @@ export function describeCleanup(cleaned: Cleanup): string {
 /** What an offboarding invocation did. */
 export interface OffboardingResult {
   instanceId: string;
-  action: 'cleaned' | 'ignore';
+  action: 'cleaned' | 'ignore' | 'unreachable';
   status: OnboardingStatus | undefined;
   reason: string;
   alarms: string[];
@@ -83,9 +84,21 @@ export async function runOffboarding(
   now = new Date(),
   factory: ClientFactory = clientFactoryOf(settings),
 ): Promise<OffboardingResult> {
-  const { instanceId } = request;
   const clients = factory.clients(request.place ?? factory.hubPlace);
-  logAbout(instanceId, undefined, clients.place);
+  logAbout(request.instanceId, undefined, clients.place);
+  return withMemberAccess(
+    factory,
+    clients.place,
+    request.instanceId,
+    settings,
+    now,
+    () => offboardInstance(clients, request, settings, now),
+    (reason) => ({ instanceId: request.instanceId, action: 'unreachable', status: 'error', reason, alarms: [], schedules: [] }),
+  );
+}
+
+async function offboardInstance(clients: Clients, request: OffboardRequest, settings: Settings, now: Date): Promise<OffboardingResult> {
+  const { instanceId } = request;
   const current = request.state === 'terminated' ? undefined : (await describeInstance(clients, instanceId))?.state;
   const outcome = offboardingOutcome(request, current);
   if (outcome.status === undefined) {

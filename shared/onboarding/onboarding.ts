@@ -1,5 +1,6 @@
 import type { ClientFactory, Clients } from '../aws/client-factory.js';
 import { clientFactoryOf } from '../aws/product-clients.js';
+import { withMemberAccess } from '../checking/member-access.js';
 import { InstanceGoneError, InstanceNotReachableError, InstanceNotYetVisibleError, StaleRecordError } from '../errors.js';
 import { describeError } from '../aws/errors.js';
 import { sendInstallCommand } from './agent-commands.js';
@@ -26,7 +27,8 @@ import type { OnboardTrigger } from '../input/triggers.js';
 /** What one onboarding invocation did, returned by the handler and logged. */
 export interface OnboardingResult {
   instanceId: string;
-  action: OnboardingDecision['action'];
+  /** `unreachable`: the hub cannot act in the instance's account and region (see withMemberAccess). */
+  action: OnboardingDecision['action'] | 'unreachable';
   status: OnboardingStatus | undefined;
   reason: string;
 }
@@ -165,9 +167,21 @@ export async function runOnboarding(
   now = new Date(),
   factory: ClientFactory = clientFactoryOf(settings),
 ): Promise<OnboardingResult> {
-  const { instanceId } = trigger;
   const clients = factory.clients(trigger.place ?? factory.hubPlace);
-  logAbout(instanceId, undefined, clients.place);
+  logAbout(trigger.instanceId, undefined, clients.place);
+  return withMemberAccess(
+    factory,
+    clients.place,
+    trigger.instanceId,
+    settings,
+    now,
+    () => onboardInstance(clients, trigger, settings, now),
+    (reason) => ({ instanceId: trigger.instanceId, action: 'unreachable', status: 'error', reason }),
+  );
+}
+
+async function onboardInstance(clients: Clients, trigger: OnboardTrigger, settings: Settings, now: Date): Promise<OnboardingResult> {
+  const { instanceId } = trigger;
   const [described, read] = await Promise.allSettled([describeInstance(clients, instanceId), readRecord(clients, settings.stateTable, instanceId)]);
   if (read.status === 'rejected') throw read.reason;
   const existing = read.value;
@@ -196,7 +210,8 @@ export async function runOnboarding(
     case 'record-stopped':
     case 'skip': {
       const status = decision.action === 'skip' ? 'skipped' : decision.action === 'record-gone' ? 'gone' : 'stopped';
-      const saved = await saveRecord(clients, 
+      const saved = await saveRecord(
+        clients,
         settings.stateTable,
         advance(base, { ...(instance ? launchFields(instance) : {}), ...statusChange(status, now, settings), reason: decision.reason }, status, now, decision.reason),
       );

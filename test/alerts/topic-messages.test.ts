@@ -4,7 +4,8 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TopicAttributes } from '../../shared/checking/alert-payload.js';
-import { maxPublishBytes, publish, publishedBytes, renderAlert, renderRecovery, structuredMessage, type TopicMessage } from '../../shared/checking/alerts.js';
+import { maxPublishBytes, publish, publishedBytes, renderAlert, renderMemberUnreachable, renderRecovery, structuredMessage, type TopicMessage } from '../../shared/checking/alerts.js';
+import { MemberAccessError } from '../../shared/errors.js';
 import { renderAuditSummary } from '../../shared/audit/audit-publication.js';
 import { summarizeAudit, type AuditReport } from '../../shared/audit/audit-summary.js';
 import { classifyInstance } from '../../shared/audit/instance-status.js';
@@ -65,7 +66,52 @@ function auditReport(extraNeedingPerson = 0): AuditReport {
 
 const audit = renderAuditSummary(auditReport(), settings, now);
 
-const everyKind: [string, TopicMessage][] = [...diagnosisCodes.map((code): [string, TopicMessage] => [`alert ${code}`, alertFor(code)]), ['recovery', recovery], ['audit summary', audit]];
+/** An instance of a member account and region, alerted from the hub (123456789012, us-east-1). */
+const member = { account: '111111111111', region: 'eu-west-1' };
+const memberRecord = recordOf({ ...member, recordKey: `${member.account}:${member.region}:${instanceId}` });
+const memberAlert = renderAlert({ record: memberRecord, diagnosis: diagnose(factsOf()), checks: 3, scheduleNames: [], settings, now, accountName: 'payments-prod' });
+const memberRecovery = renderRecovery({ record: { ...memberRecord, status: 'healthy', alertedAt: '2026-01-10T10:05:00.000Z' }, firstDatapointAt: undefined, alarmNames: [], scheduleNames: [], settings, now });
+const roleArn = 'arn:aws:iam::111111111111:role/cwap-dev-member-check-eu-west-1';
+const denied = Object.assign(new Error('User: arn:aws:sts::123456789012:assumed-role/cwap-dev-us-east-1-check/x is not authorized to perform: sts:AssumeRole on resource: ' + roleArn), { name: 'AccessDenied' });
+const unreachable = renderMemberUnreachable({ error: new MemberAccessError('cannot assume', { cause: denied, place: member, roleArn }), instanceId, settings, now });
+
+const everyKind: [string, TopicMessage][] = [
+  ...diagnosisCodes.map((code): [string, TopicMessage] => [`alert ${code}`, alertFor(code)]),
+  ['recovery', recovery],
+  ['audit summary', audit],
+  ['member alert', memberAlert],
+  ['member recovery', memberRecovery],
+  ['member unreachable', unreachable],
+];
+
+describe('messages about a member account and region', () => {
+  it('name the account (with its name when known) and region, and link the console of that region', () => {
+    expect(memberAlert.subject).toBe(`[cw-agent-autopilot] 111111111111/eu-west-1 ${instanceId}: metrics missing - no-datapoints`);
+    expect(memberAlert.body).toContain('Where: account 111111111111 (payments-prod), eu-west-1');
+    expect(memberAlert.payload).toMatchObject({ account: '111111111111', accountName: 'payments-prod', region: 'eu-west-1' });
+    expect((memberAlert.payload as { consoleUrl: string }).consoleUrl).toBe(`https://eu-west-1.console.aws.amazon.com/ec2/home?region=eu-west-1#InstanceDetails:instanceId=${instanceId}`);
+    expect(memberAlert.body).toContain('(signed in to account 111111111111)');
+    expect(memberAlert.attributes).toMatchObject({ account: '111111111111', region: 'eu-west-1' });
+    expect(memberRecovery.subject).toBe(`[cw-agent-autopilot] 111111111111/eu-west-1 web-1 (${instanceId}): recovered, metrics arrive`);
+    expect(memberRecovery.payload).toMatchObject({ account: '111111111111', accountName: null, region: 'eu-west-1' });
+  });
+
+  it("of the stack's own place stay as they were: no place in the subject, the stack's account and region", () => {
+    const own = alertFor('no-datapoints');
+    expect(own.subject).toBe(`[cw-agent-autopilot] web-1 (${instanceId}): metrics missing - no-datapoints`);
+    expect(own.payload).toMatchObject({ account: '123456789012', region: 'us-east-1' });
+    expect(own.body).toContain('Where: account 123456789012, us-east-1');
+  });
+
+  it('when the member role cannot be assumed: one message naming the account, region, role and what STS said, and the fix', () => {
+    expect(unreachable.subject).toBe('[cw-agent-autopilot] account 111111111111 eu-west-1: member role not assumable');
+    expect(unreachable.body).toContain(`Role: ${roleArn}`);
+    expect(unreachable.body).toContain('STS said: AccessDenied: User: ');
+    expect(unreachable.payload).toMatchObject({ event: 'member-unreachable', severity: 'critical', account: '111111111111', region: 'eu-west-1', member: { roleArn }, instanceId });
+    expect(unreachable.payload.nextStep).toContain('npx cw-autopilot audit --accounts 111111111111 --regions eu-west-1 --remediate');
+    expect(unreachable.attributes).toMatchObject({ event: 'member-unreachable', diagnosis: 'member-unreachable', account: '111111111111', instanceId });
+  });
+});
 
 describe('one message, for people and machines', () => {
   it('is published with MessageStructure json: the text for default and e-mail, the JSON payload for http, https, sqs, lambda and firehose', async () => {

@@ -109,3 +109,37 @@ describe('alarm settings', () => {
   });
 });
 
+
+describe('the organization settings', () => {
+  it('default to the hub alone: its account (from the function ARN) and region, no member role, no organization', () => {
+    const settings = parseSettings({ ...required, AWS_REGION: 'eu-west-1' });
+    expect(settings.hubPlace).toEqual({ account: '123456789012', region: 'eu-west-1' });
+    expect(settings.accounts).toEqual({ kind: 'hub' });
+    expect(settings.regions).toEqual(['eu-west-1']);
+    expect(settings.memberRoleName).toBeUndefined();
+    expect(settings.organizationId).toBeUndefined();
+  });
+
+  it('read the organization, a list of accounts, regions, the member role and the organization id', () => {
+    expect(parseSettings({ ...required, ACCOUNTS: 'organization' }).accounts).toEqual({ kind: 'organization' });
+    const settings = parseSettings({
+      ...required,
+      ACCOUNTS: ' 222222222222, 333333333333,222222222222 ',
+      REGIONS: 'eu-west-1, us-east-1',
+      MEMBER_ROLE_NAME: 'cwap-dev-member-check',
+      ORGANIZATION_ID: 'o-abcd123456',
+    });
+    expect(settings.accounts).toEqual({ kind: 'list', ids: ['222222222222', '333333333333'] });
+    expect(settings.regions).toEqual(['eu-west-1', 'us-east-1']);
+    expect(settings.memberRoleName).toBe('cwap-dev-member-check');
+    expect(settings.organizationId).toBe('o-abcd123456');
+  });
+
+  it('refuse what is not an account, a region, a role name or an organization id, naming the setting', () => {
+    expect(errorOf({ ...required, ACCOUNTS: '2222,333333333333' }).message).toMatch(/ACCOUNTS: .*not 2222/);
+    expect(errorOf({ ...required, REGIONS: 'eu-west-1,Frankfurt' }).message).toMatch(/REGIONS: .*not Frankfurt/);
+    expect(errorOf({ ...required, MEMBER_ROLE_NAME: 'role/with/slashes' }).message).toMatch(/MEMBER_ROLE_NAME: an IAM role name/);
+    expect(errorOf({ ...required, ORGANIZATION_ID: 'org-1' }).message).toMatch(/ORGANIZATION_ID: an organization id/);
+    expect(errorOf({ ...required, ONBOARD_FUNCTION_ARN: 'arn:aws:lambda:us-east-1::function:x' }).message).toMatch(/ONBOARD_FUNCTION_ARN: expected a function ARN with its 12-digit account/);
+  });
+});
