@@ -1000,20 +1000,14 @@ function placeOfInput(input: unknown, hubPlace: Place): Place {
 }
 
 /**
- * Whether a published message is about an instance of `place`: the payload's `instance.account`
- * and `instance.region` when it names them (instance ids are unique per account only), else yes.
+ * Whether a published message is about an instance of `place`: its `account` and `region`
+ * attributes (the payload's envelope: the instance's place) when it has them, else yes. Instance
+ * ids are unique per account only.
  */
 function aboutPlace(message: PublishedMessage, place: Place): boolean {
-  const text = message.protocols?.sqs;
-  if (text === undefined) return true;
-  let instance: { account?: unknown; region?: unknown } | undefined;
-  try {
-    instance = (JSON.parse(text) as { instance?: { account?: unknown; region?: unknown } }).instance;
-  } catch {
-    return true;
-  }
-  if (typeof instance?.account !== 'string' || typeof instance.region !== 'string') return true;
-  return instance.account === place.account && instance.region === place.region;
+  const { account, region } = message.attributes;
+  if (account === undefined || region === undefined) return true;
+  return account === place.account && region === place.region;
 }
 
 /** The region names CloudWatch writes in alarm notifications (the regions the simulations use). */
