@@ -12,6 +12,8 @@ import {
   type StepState,
 } from './command-execution.js';
 
+import { accountOfArn, placeLabel, type Place } from '../../shared/aws/place.js';
+
 export type { AgentOnInstance, CommandOutcome, InvocationState, StepState } from './command-execution.js';
 
 // A small HTTP server between the SDK (AWS_ENDPOINT_URL) and moto. Every request goes to moto
@@ -26,6 +28,11 @@ export type { AgentOnInstance, CommandOutcome, InvocationState, StepState } from
 //   by the SSM agent's rules (command-execution.ts: onFailure read from a step's inputs only,
 //   Distributor's install types over the agent each simulated instance has), and tests can make a
 //   step fail or time out.
+// - STS AssumeRole: moto mints credentials for any role ARN, existing or not; here the role must
+//   exist in its account and trust the caller, else AccessDenied as STS answers.
+// Every simulated call acts in the place of its request: the account of its credentials (as moto
+// itself attributes them: a key minted by AssumeRole belongs to the role's account) and the region
+// of its signature. Each account and region has its own SSM registry, command outcomes and agents.
 // It also injects faults (throttling, 5xx, delays) and logs every AWS call.
 
 /** SSM agent ping status, as DescribeInstanceInformation reports it. */
@@ -85,6 +92,9 @@ export interface SimulatedSsm {
 /** A SendCommand the proxy saw succeed. */
 export interface SentCommand {
   commandId: string;
+  /** The account and region the command was sent in (its caller's). */
+  account: string;
+  region: string;
   documentName: string;
   /** The instances asked for (moto itself would target every instance of the region). */
   instanceIds: string[];
@@ -155,14 +165,27 @@ export interface AwsCall {
   status: number;
 }
 
+/** The simulated Systems Manager of one account and region. */
+export interface PlaceSimulation {
+  ssm: SimulatedSsm;
+  /** `sent()` lists the commands sent in this place only. */
+  commands: SimulatedCommands;
+  agents: SimulatedAgents;
+}
+
 /** A running proxy. */
 export interface AwsProxy {
   /** Set AWS_ENDPOINT_URL to this. */
   url: string;
   motoUrl: string;
+  /** moto's default account in us-east-1: where `ssm`, `commands` and `agents` act. */
+  defaultPlace: Place;
+  /** The SSM registry, command outcomes and agents of the default place; `commands.sent()` lists every place's. */
   ssm: SimulatedSsm;
   commands: SimulatedCommands;
   agents: SimulatedAgents;
+  /** The simulated Systems Manager of another account and region. */
+  place(place: Place): PlaceSimulation;
   lambda: SimulatedLambda;
   faults: { set(injector: FaultInjector | undefined): void; clear(): void };
   /** The AWS calls made so far (since start or the last reset), oldest first. */
@@ -173,8 +196,22 @@ export interface AwsProxy {
   stop(): Promise<void>;
 }
 
-const accountId = '123456789012';
+/** moto's default account (credentials it has not minted act there) and the harness's region. */
+const defaultPlace: Place = { account: '123456789012', region: 'us-east-1' };
 const defaultAgentVersion = '3.3.1142.0';
+
+/** What the simulated Systems Manager holds in one account and region. */
+interface PlaceState {
+  registry: Map<string, ManagedInstance>;
+  outcomeQueues: Map<string, CommandOutcome[]>;
+  agents: Map<string, AgentOnInstance>;
+}
+
+/** Who signed a request, as moto's GetCallerIdentity names the key's owner. */
+interface CallerIdentity {
+  account: string;
+  arn: string;
+}
 
 interface CommandRecord extends SentCommand {
   /** Outcome bound at SendCommand time, per instance (for `invisibleForPolls`). */
@@ -196,6 +233,9 @@ type Protocol = 'json' | 'query' | 'ec2' | 'rest-json';
 interface CallInfo {
   service: string;
   operation: string;
+  /** The access key and region of the SigV4 credential scope. */
+  accessKeyId: string;
+  region: string;
   protocol: Protocol;
   /** JSON content type of a JSON-protocol call (application/x-amz-json-1.0 or 1.1). */
   jsonContentType: string;
@@ -249,14 +289,16 @@ function restOperation(service: string, method: string, path: string): string {
 
 function identify(method: string, path: string, headers: IncomingHttpHeaders, body: string): CallInfo | undefined {
   const authorization = headers.authorization;
-  const scope = typeof authorization === 'string' ? /Credential=[^/]+\/\d{8}\/[^/]+\/([^/]+)\/aws4_request/.exec(authorization) : null;
-  const service = scope?.[1];
-  if (!service) return undefined; // not an AWS call (moto-api, browser)
+  const scope = typeof authorization === 'string' ? /Credential=([^/]+)\/\d{8}\/([^/]+)\/([^/]+)\/aws4_request/.exec(authorization) : null;
+  const service = scope?.[3];
+  if (!scope || !service) return undefined; // not an AWS call (moto-api, browser)
+  const signer = { accessKeyId: scope[1] ?? '', region: scope[2] ?? '' };
   const target = headers['x-amz-target'];
   const contentType = String(headers['content-type'] ?? '');
   if (typeof target === 'string' && target.length > 0) {
     return {
       service,
+      ...signer,
       operation: target.slice(target.lastIndexOf('.') + 1),
       protocol: 'json',
       jsonContentType: contentType.startsWith('application/x-amz-json') ? contentType : 'application/x-amz-json-1.1',
@@ -266,12 +308,13 @@ function identify(method: string, path: string, headers: IncomingHttpHeaders, bo
     const form = new URLSearchParams(contentType.startsWith('application/x-www-form-urlencoded') ? body : path.split('?')[1] ?? '');
     return {
       service,
+      ...signer,
       operation: form.get('Action') ?? 'Unknown',
       protocol: service === 'ec2' ? 'ec2' : 'query',
       jsonContentType: '',
     };
   }
-  return { service, operation: restOperation(service, method, path), protocol: 'rest-json', jsonContentType: '' };
+  return { service, ...signer, operation: restOperation(service, method, path), protocol: 'rest-json', jsonContentType: '' };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -346,6 +389,45 @@ function jsonAnswer(call: CallInfo, payload: Json): Answer {
     headers: { 'content-type': call.jsonContentType, 'x-amzn-requestid': randomUUID() },
     body: JSON.stringify(payload),
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// STS: who a key is, and whether a role trusts it.
+
+/** The text of the first `<tag>` of an XML answer, entities decoded. */
+function xmlText(xml: string, tag: string): string | undefined {
+  const match = new RegExp(`<${tag}>([^<]*)</${tag}>`).exec(xml);
+  return match?.[1]?.replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&#(\d+);/g, (_, code: string) => String.fromCharCode(Number(code))).replace(/&amp;/g, '&');
+}
+
+/**
+ * Whether a trust policy (IAM's URL-encoded JSON) lets the caller assume the role: an Allow
+ * statement for sts:AssumeRole whose AWS principal is the caller's role (an assumed-role session
+ * is its role, IAM JSON policy reference, "AWS principals: role sessions"), the caller's ARN, its
+ * account root or its account id.
+ */
+function trustsCaller(encoded: string, caller: CallerIdentity): boolean {
+  let text = encoded;
+  try {
+    text = decodeURIComponent(encoded);
+  } catch {
+    // already plain JSON
+  }
+  const policy = parseJson(text);
+  const session = /^arn:([^:]+):sts::(\d{12}):assumed-role\/([^/]+)\//.exec(caller.arn);
+  const names = new Set([caller.arn, `arn:aws:iam::${caller.account}:root`, caller.account]);
+  if (session) names.add(`arn:${session[1]}:iam::${session[2]}:role/${session[3]}`);
+  const statements = Array.isArray(policy.Statement) ? policy.Statement : isObject(policy.Statement) ? [policy.Statement] : [];
+  return statements.some((statement) => {
+    if (!isObject(statement) || statement.Effect !== 'Allow') return false;
+    const actions = typeof statement.Action === 'string' ? [statement.Action] : strings(statement.Action);
+    if (!actions.some((action) => ['sts:AssumeRole', 'sts:*', '*'].includes(action))) return false;
+    const principal = statement.Principal;
+    if (principal === '*') return true;
+    if (!isObject(principal)) return false;
+    const aws = typeof principal.AWS === 'string' ? [principal.AWS] : strings(principal.AWS);
+    return aws.some((name) => name === '*' || names.has(name));
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -491,15 +573,104 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
   const moto = new URL(options.motoUrl);
   const agent = new Agent({ keepAlive: true });
 
-  const registry = new Map<string, ManagedInstance>();
+  const places = new Map<string, PlaceState>();
   let registrationRequired = true;
   let unknownInstanceIds: 'omit' | 'error' = 'omit';
-  const outcomeQueues = new Map<string, CommandOutcome[]>();
   const commands = new Map<string, CommandRecord>();
-  const agents = new Map<string, AgentOnInstance>();
+  const identities = new Map<string, Promise<CallerIdentity>>();
+  const accountKeys = new Map<string, Promise<string>>();
   const functions = new Map<string, InvokedFunction>();
   let injector: FaultInjector | undefined;
   let callLog: AwsCall[] = [];
+
+  /** The simulated Systems Manager state of one account and region, created on first use. */
+  function stateOf(place: Place): PlaceState {
+    const key = placeLabel(place);
+    let state = places.get(key);
+    if (!state) places.set(key, (state = { registry: new Map(), outcomeQueues: new Map(), agents: new Map() }));
+    return state;
+  }
+
+  /** A request moto attributes to the owner of `accessKeyId` (moto does not check signatures). */
+  function signedAs(accessKeyId: string, service: string, region: string): IncomingHttpHeaders {
+    const day = new Date().toISOString().slice(0, 10).replace(/-/g, '');
+    return {
+      host: `${moto.hostname}:${moto.port}`,
+      'content-type': 'application/x-www-form-urlencoded; charset=utf-8',
+      authorization: `AWS4-HMAC-SHA256 Credential=${accessKeyId}/${day}/${region}/${service}/aws4_request, SignedHeaders=host, Signature=0`,
+    };
+  }
+
+  async function queryMoto(accessKeyId: string, service: string, parameters: Record<string, string>): Promise<{ status: number; text: string }> {
+    const body = Buffer.from(new URLSearchParams(parameters).toString());
+    const { response, body: answer } = await toMoto('POST', '/', { ...signedAs(accessKeyId, service, defaultPlace.region), 'content-length': String(body.length) }, body);
+    return { status: response.statusCode ?? 502, text: answer.toString('utf8') };
+  }
+
+  /**
+   * The account and ARN moto serves a key as (STS GetCallerIdentity): its default account for a key
+   * it never minted, the role's account for one from AssumeRole. Cached per key.
+   */
+  function identityOf(accessKeyId: string): Promise<CallerIdentity> {
+    let identity = identities.get(accessKeyId);
+    if (!identity) {
+      identity = queryMoto(accessKeyId, 'sts', { Action: 'GetCallerIdentity', Version: '2011-06-15' }).then(({ text }) => ({
+        account: xmlText(text, 'Account') ?? defaultPlace.account,
+        arn: xmlText(text, 'Arn') ?? `arn:aws:iam::${defaultPlace.account}:root`,
+      }));
+      identity.catch(() => identities.delete(accessKeyId));
+      identities.set(accessKeyId, identity);
+    }
+    return identity;
+  }
+
+  /** The account and region a call acts in. */
+  async function placeOfCall(call: CallInfo): Promise<Place> {
+    return { account: (await identityOf(call.accessKeyId)).account, region: call.region || defaultPlace.region };
+  }
+
+  /** A key moto serves as `account`, for the proxy's own reads there (minted once per account). */
+  function keyOfAccount(account: string): Promise<string> {
+    let key = accountKeys.get(account);
+    if (!key) {
+      key = queryMoto('testing', 'sts', {
+        Action: 'AssumeRole',
+        Version: '2011-06-15',
+        RoleArn: `arn:aws:iam::${account}:role/cwap-aws-proxy`,
+        RoleSessionName: 'cwap-aws-proxy',
+      }).then(({ text }) => {
+        const id = xmlText(text, 'AccessKeyId');
+        if (!id) throw new Error(`aws-proxy: moto minted no key for ${account}: ${text.slice(0, 200)}`);
+        return id;
+      });
+      key.catch(() => accountKeys.delete(account));
+      accountKeys.set(account, key);
+    }
+    return key;
+  }
+
+  /**
+   * STS AssumeRole (API reference, Errors: AccessDenied is not listed, but IAM's "Troubleshoot IAM
+   * roles" shows it: "User: ... is not authorized to perform: sts:AssumeRole on resource: ..." when
+   * the role does not exist or its trust policy does not name the caller). moto mints credentials
+   * for any ARN; here the role must exist in its account (GetRole as that account) and one Allow
+   * statement of its trust policy must name the caller's role (or its account) for sts:AssumeRole.
+   * Conditions are not evaluated (assumed: the harness has no organization to test them against).
+   */
+  async function assumeRole(call: CallInfo, body: Buffer): Promise<Answer | 'forward'> {
+    const form = new URLSearchParams(body.toString('utf8'));
+    const roleArn = form.get('RoleArn') ?? '';
+    const account = accountOfArn(roleArn);
+    const roleName = roleArn.slice(roleArn.lastIndexOf('/') + 1);
+    if (!account || !roleArn.includes(':role/')) return 'forward';
+    const caller = await identityOf(call.accessKeyId);
+    const denied = () =>
+      awsError(call, 403, 'AccessDenied', `User: ${caller.arn} is not authorized to perform: sts:AssumeRole on resource: ${roleArn}`);
+    const role = await queryMoto(await keyOfAccount(account), 'iam', { Action: 'GetRole', Version: '2010-05-08', RoleName: roleName });
+    if (role.status !== 200) return denied();
+    const document = xmlText(role.text, 'AssumeRolePolicyDocument');
+    return document !== undefined && trustsCaller(document, caller) ? 'forward' : denied();
+  }
 
   /** Sends a request to moto and buffers the answer. */
   function toMoto(method: string, path: string, headers: IncomingHttpHeaders, body: Buffer): Promise<{ response: IncomingMessage; body: Buffer }> {
@@ -557,13 +728,14 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
     return documentStepsOf(content);
   }
 
-  function nextOutcome(instanceId: string): CommandOutcome | undefined {
-    const queue = outcomeQueues.get(instanceId);
+  function nextOutcome(state: PlaceState, instanceId: string): CommandOutcome | undefined {
+    const queue = state.outcomeQueues.get(instanceId);
     if (!queue || queue.length === 0) return undefined;
     return queue.length > 1 ? queue.shift() : queue[0];
   }
 
-  async function sendCommand(call: CallInfo, req: IncomingMessage, body: Buffer): Promise<Answer> {
+  async function sendCommand(call: CallInfo, req: IncomingMessage, body: Buffer, place: Place): Promise<Answer> {
+    const { registry, agents } = stateOf(place);
     const input = parseJson(body.toString('utf8'));
     const requested = strings(input.InstanceIds);
     // SendCommand API reference: InstanceIds, "up to 50 IDs".
@@ -585,7 +757,7 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
           call,
           400,
           'InvalidInstanceId',
-          `Instances [[${unreachable.join(', ')}]] not in a valid state for account ${accountId}`,
+          `Instances [[${unreachable.join(', ')}]] not in a valid state for account ${place.account}`,
         );
       }
     }
@@ -613,6 +785,8 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
     if (isObject(input.Parameters)) for (const [key, value] of Object.entries(input.Parameters)) parameters[key] = strings(value);
     const record: CommandRecord = {
       commandId,
+      account: place.account,
+      region: place.region,
       documentName,
       instanceIds,
       parameters,
@@ -629,7 +803,7 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
       // An agent that is not connected never gets the command ("Understanding command statuses"),
       // so the instance's next outcome is kept for a command it does get.
       const outcome: CommandOutcome | undefined =
-        registry.get(instanceId)?.pingStatus === 'ConnectionLost' ? { status: 'DeliveryTimedOut' } : nextOutcome(instanceId);
+        registry.get(instanceId)?.pingStatus === 'ConnectionLost' ? { status: 'DeliveryTimedOut' } : nextOutcome(stateOf(place), instanceId);
       if (outcome) record.outcomes.set(instanceId, outcome);
       // One-step documents behave as moto has them unless the test set an outcome.
       if (!outcome && (!plan || plan.length < 2)) continue;
@@ -654,7 +828,9 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
     return date.toISOString();
   }
 
-  function getCommandInvocation(call: CallInfo, input: Json): Answer | 'forward' {
+  const inPlace = (record: CommandRecord, place: Place) => record.account === place.account && record.region === place.region;
+
+  function getCommandInvocation(call: CallInfo, input: Json, place: Place): Answer | 'forward' {
     const commandId = str(input.CommandId) ?? '';
     const instanceId = str(input.InstanceId) ?? '';
     const pluginName = str(input.PluginName);
@@ -662,7 +838,8 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
     if (!record) return 'forward';
     const notFound = () =>
       awsError(call, 400, 'InvocationDoesNotExist', `Command ${commandId} has no invocation on ${instanceId}`);
-    if (!record.instanceIds.includes(instanceId)) return notFound();
+    // Commands are per account and region: another place's command id is unknown here.
+    if (!inPlace(record, place) || !record.instanceIds.includes(instanceId)) return notFound();
     if (stillInvisible(record, instanceId)) return notFound();
     const state = record.runs.get(instanceId);
     if (!state) return 'forward';
@@ -700,7 +877,7 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
     });
   }
 
-  function listCommandInvocations(call: CallInfo, input: Json): Answer {
+  function listCommandInvocations(call: CallInfo, input: Json, place: Place): Answer {
     const tooMany = checkMaxResults(call, input.MaxResults, 1, 50);
     if (tooMany) return tooMany;
     const commandId = str(input.CommandId);
@@ -709,6 +886,7 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
     const rows: Json[] = [];
     const newestFirst = [...commands.values()].reverse();
     for (const record of newestFirst) {
+      if (!inPlace(record, place)) continue;
       if (commandId !== undefined && record.commandId !== commandId) continue;
       for (const target of record.instanceIds) {
         if (instanceId !== undefined && target !== instanceId) continue;
@@ -786,17 +964,18 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
   /** The simulated answer for a call, or 'forward' to let moto answer. */
   async function simulate(call: CallInfo, req: IncomingMessage, body: Buffer): Promise<Answer | 'forward'> {
     if (call.service === 'lambda') return invoke(call, req, body);
+    if (call.service === 'sts' && call.operation === 'AssumeRole') return assumeRole(call, body);
     if (call.service !== 'ssm' || call.protocol !== 'json') return 'forward';
     const input = () => parseJson(body.toString('utf8'));
     switch (call.operation) {
       case 'DescribeInstanceInformation':
-        return describeInstanceInformation(call, input(), registry, unknownInstanceIds);
+        return describeInstanceInformation(call, input(), stateOf(await placeOfCall(call)).registry, unknownInstanceIds);
       case 'ListCommandInvocations':
-        return listCommandInvocations(call, input());
+        return listCommandInvocations(call, input(), await placeOfCall(call));
       case 'SendCommand':
-        return sendCommand(call, req, body);
+        return sendCommand(call, req, body, await placeOfCall(call));
       case 'GetCommandInvocation':
-        return getCommandInvocation(call, input());
+        return getCommandInvocation(call, input(), await placeOfCall(call));
       default:
         return 'forward';
     }
@@ -855,80 +1034,90 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
   });
   const { port } = server.address() as AddressInfo;
 
-  const requireRegistered = (instanceId: string): ManagedInstance => {
-    const instance = registry.get(instanceId);
-    if (!instance) throw new Error(`aws-proxy: ${instanceId} is not registered with the simulated SSM`);
-    return instance;
-  };
+  const sentCommands = (place?: Place): SentCommand[] =>
+    [...commands.values()]
+      .filter((record) => !place || inPlace(record, place))
+      .map(({ outcomes: _outcomes, runs: _runs, polls: _polls, ...sent }) => ({ ...sent, instanceIds: [...sent.instanceIds] }));
+
+  /** The simulated Systems Manager of one place, as tests and the simulator drive it. */
+  function simulationOf(place: Place, allPlacesSent: boolean): PlaceSimulation {
+    const state = () => stateOf(place);
+    const requireRegistered = (instanceId: string): ManagedInstance => {
+      const instance = state().registry.get(instanceId);
+      if (!instance) throw new Error(`aws-proxy: ${instanceId} is not registered with the simulated SSM of ${placeLabel(place)}`);
+      return instance;
+    };
+    return {
+      ssm: {
+        register(instanceId, registration) {
+          state().registry.set(instanceId, {
+            instanceId,
+            platformType: registration.platformType,
+            pingStatus: registration.pingStatus ?? 'Online',
+            agentVersion: registration.agentVersion ?? defaultAgentVersion,
+            isLatestVersion: registration.isLatestVersion ?? true,
+            lastPing: registration.lastPing ?? new Date(),
+            platformName:
+              registration.platformName ??
+              (registration.platformType === 'Windows' ? 'Microsoft Windows Server 2022 Datacenter' : 'Amazon Linux'),
+          });
+        },
+        setPing(instanceId, pingStatus, at = new Date()) {
+          const instance = requireRegistered(instanceId);
+          instance.pingStatus = pingStatus;
+          instance.lastPing = at;
+        },
+        unregister(instanceId) {
+          state().registry.delete(instanceId);
+        },
+        get(instanceId) {
+          const instance = state().registry.get(instanceId);
+          return instance ? { ...instance } : undefined;
+        },
+        requireRegistration(required) {
+          registrationRequired = required;
+        },
+        unknownInstanceIds(mode) {
+          unknownInstanceIds = mode;
+        },
+      },
+      commands: {
+        setOutcome(instanceId, ...outcomes) {
+          if (outcomes.length === 0) throw new Error('aws-proxy: setOutcome needs at least one outcome');
+          state().outcomeQueues.set(instanceId, [...outcomes]);
+        },
+        clearOutcome(instanceId) {
+          state().outcomeQueues.delete(instanceId);
+        },
+        sent: () => sentCommands(allPlacesSent ? undefined : place),
+        invocation(commandId, instanceId) {
+          const run = commands.get(commandId)?.runs.get(instanceId);
+          return run ? structuredClone(run) : undefined;
+        },
+      },
+      agents: {
+        get(instanceId) {
+          const agent = state().agents.get(instanceId);
+          return agent ? { ...agent } : undefined;
+        },
+        set(instanceId, agent) {
+          if (agent) state().agents.set(instanceId, { ...agent });
+          else state().agents.delete(instanceId);
+        },
+      },
+    };
+  }
+  const defaultSimulation = simulationOf(defaultPlace, true);
 
   return {
     url: `http://127.0.0.1:${port}`,
     motoUrl: options.motoUrl,
-    ssm: {
-      register(instanceId, registration) {
-        registry.set(instanceId, {
-          instanceId,
-          platformType: registration.platformType,
-          pingStatus: registration.pingStatus ?? 'Online',
-          agentVersion: registration.agentVersion ?? defaultAgentVersion,
-          isLatestVersion: registration.isLatestVersion ?? true,
-          lastPing: registration.lastPing ?? new Date(),
-          platformName:
-            registration.platformName ??
-            (registration.platformType === 'Windows' ? 'Microsoft Windows Server 2022 Datacenter' : 'Amazon Linux'),
-        });
-      },
-      setPing(instanceId, pingStatus, at = new Date()) {
-        const instance = requireRegistered(instanceId);
-        instance.pingStatus = pingStatus;
-        instance.lastPing = at;
-      },
-      unregister(instanceId) {
-        registry.delete(instanceId);
-      },
-      get(instanceId) {
-        const instance = registry.get(instanceId);
-        return instance ? { ...instance } : undefined;
-      },
-      requireRegistration(required) {
-        registrationRequired = required;
-      },
-      unknownInstanceIds(mode) {
-        unknownInstanceIds = mode;
-      },
-    },
-    commands: {
-      setOutcome(instanceId, ...outcomes) {
-        if (outcomes.length === 0) throw new Error('aws-proxy: setOutcome needs at least one outcome');
-        outcomeQueues.set(instanceId, [...outcomes]);
-      },
-      clearOutcome(instanceId) {
-        outcomeQueues.delete(instanceId);
-      },
-      sent() {
-        return [...commands.values()].map(({ outcomes: _outcomes, runs: _runs, polls: _polls, ...sent }) => ({
-          ...sent,
-          instanceIds: [...sent.instanceIds],
-        }));
-      },
-      invocation(commandId, instanceId) {
-        const state = commands.get(commandId)?.runs.get(instanceId);
-        return state ? structuredClone(state) : undefined;
-      },
-    },
+    defaultPlace: { ...defaultPlace },
+    ...defaultSimulation,
+    place: (place) => simulationOf({ account: place.account, region: place.region }, false),
     lambda: {
       register(functionName, run) {
         functions.set(functionName.slice(functionName.lastIndexOf(':') + 1), run);
-      },
-    },
-    agents: {
-      get(instanceId) {
-        const agent = agents.get(instanceId);
-        return agent ? { ...agent } : undefined;
-      },
-      set(instanceId, agent) {
-        if (agent) agents.set(instanceId, { ...agent });
-        else agents.delete(instanceId);
       },
     },
     faults: {
@@ -944,12 +1133,12 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
       callLog = [];
     },
     reset() {
-      registry.clear();
+      places.clear();
+      identities.clear();
+      accountKeys.clear();
       registrationRequired = true;
       unknownInstanceIds = 'omit';
-      outcomeQueues.clear();
       commands.clear();
-      agents.clear();
       functions.clear();
       injector = undefined;
       callLog = [];

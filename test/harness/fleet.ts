@@ -9,7 +9,8 @@ import {
   IAMClient,
 } from '@aws-sdk/client-iam';
 import type { OsFamily } from '../../shared/agent-config.js';
-import { localClientConfig } from './client-config.js';
+import type { Place } from '../../shared/aws/place.js';
+import { localClientConfig, type LocalClientConfig } from './client-config.js';
 import { testAccountId, testRegion } from './stack.js';
 
 /** Options of {@link launchInstance}. */
@@ -21,6 +22,20 @@ export interface LaunchOptions {
   /** Default `t3.micro`. */
   instanceType?: _InstanceType;
   endpoint?: string;
+  /** Another account and region to launch in: its region and that account's credentials. Default moto's account in us-east-1. */
+  in?: AccountRegion;
+}
+
+/** An account and region the harness acts in: the region, and credentials moto serves as that account. */
+export interface AccountRegion {
+  region: string;
+  credentials: LocalClientConfig['credentials'] & { sessionToken?: string };
+}
+
+/** Client settings for harness calls at `endpoint`, in another account and region when given. */
+function configIn(endpoint: string | undefined, where: AccountRegion | undefined): LocalClientConfig {
+  const config = localClientConfig(endpoint);
+  return where ? { ...config, region: where.region, credentials: where.credentials } : config;
 }
 
 /** An instance launched in moto. */
@@ -40,9 +55,11 @@ const imageCache = new Map<string, Promise<Record<OsFamily, string>>>();
  * `Platform` is absent as on AWS (some of moto's Linux images say `Platform: "Linux/UNIX"`,
  * which AWS never does). Windows: Windows Server 2016 Base (`Platform: "windows"`).
  */
-export function testImages(endpoint?: string): Promise<Record<OsFamily, string>> {
-  const config = localClientConfig(endpoint);
-  const cached = imageCache.get(config.endpoint);
+export function testImages(endpoint?: string, where?: AccountRegion): Promise<Record<OsFamily, string>> {
+  const config = configIn(endpoint, where);
+  // moto's catalogue is per region (the same images in every account).
+  const cacheKey = `${config.endpoint} ${config.region}`;
+  const cached = imageCache.get(cacheKey);
   if (cached) return cached;
   const lookup = (async () => {
     const ec2 = new EC2Client(config);
@@ -61,8 +78,8 @@ export function testImages(endpoint?: string): Promise<Record<OsFamily, string>>
       ec2.destroy();
     }
   })();
-  lookup.catch(() => imageCache.delete(config.endpoint));
-  imageCache.set(config.endpoint, lookup);
+  lookup.catch(() => imageCache.delete(cacheKey));
+  imageCache.set(cacheKey, lookup);
   return lookup;
 }
 
@@ -73,8 +90,8 @@ export function testImages(endpoint?: string): Promise<Record<OsFamily, string>>
  * const { instanceId } = await launchInstance({ os: 'windows', tags: { team: 'web' } });
  */
 export async function launchInstance(options: LaunchOptions): Promise<LaunchedInstance> {
-  const config = localClientConfig(options.endpoint);
-  const imageId = (await testImages(config.endpoint))[options.os];
+  const config = configIn(options.endpoint, options.in);
+  const imageId = (await testImages(config.endpoint, options.in))[options.os];
   const tags: Tag[] = Object.entries(options.tags ?? {}).map(([Key, Value]) => ({ Key, Value }));
   const ec2 = new EC2Client(config);
   try {
@@ -115,9 +132,9 @@ export interface WorkloadProfile {
  */
 export async function createWorkloadProfile(
   name: string,
-  options: { policies?: string[]; endpoint?: string } = {},
+  options: { policies?: string[]; endpoint?: string; in?: AccountRegion } = {},
 ): Promise<WorkloadProfile> {
-  const iam = new IAMClient(localClientConfig(options.endpoint));
+  const iam = new IAMClient(configIn(options.endpoint, options.in));
   try {
     const role = await iam.send(
       new CreateRoleCommand({
@@ -157,21 +174,28 @@ export interface InstanceStateChangeDetail {
 export type InstanceStateChangeEvent = EventBridgeEvent<'EC2 Instance State-change Notification', InstanceStateChangeDetail>;
 
 /**
- * The event EventBridge delivers when an instance changes state, shaped as AWS sends it.
+ * The event EventBridge delivers when an instance changes state, shaped as AWS sends it. `place`
+ * is the instance's account and region (default moto's account in the tests' region): an event a
+ * member forwards to the hub bus keeps the member's `account` and `region`.
  *
  * @example
  * await handler(stateChangeEvent(instanceId, 'running'), context);
  */
-export function stateChangeEvent(instanceId: string, state: InstanceState, time: Date = new Date()): InstanceStateChangeEvent {
+export function stateChangeEvent(
+  instanceId: string,
+  state: InstanceState,
+  time: Date = new Date(),
+  place: Place = { account: testAccountId, region: testRegion },
+): InstanceStateChangeEvent {
   return {
     version: '0',
     id: randomUUID(),
     'detail-type': 'EC2 Instance State-change Notification',
     source: 'aws.ec2',
-    account: testAccountId,
+    account: place.account,
     time: time.toISOString().replace(/\.\d{3}Z$/, 'Z'),
-    region: testRegion,
-    resources: [`arn:aws:ec2:${testRegion}:${testAccountId}:instance/${instanceId}`],
+    region: place.region,
+    resources: [`arn:aws:ec2:${place.region}:${place.account}:instance/${instanceId}`],
     detail: { 'instance-id': instanceId, state },
   };
 }

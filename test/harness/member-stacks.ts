@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { CloudFormationClient, CreateStackCommand, DescribeStacksCommand, type Parameter } from '@aws-sdk/client-cloudformation';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
+import { AttachRolePolicyCommand, IAMClient } from '@aws-sdk/client-iam';
 import { localClientConfig } from './client-config.js';
 import { testAccountId, testRegion } from './stack.js';
 
@@ -21,7 +22,10 @@ import { testAccountId, testRegion } from './stack.js';
 // instead. One gap: an AWS::SSM::Document whose Content is a JSON object (as CloudFormation takes
 // it, and as the template has it) is stored as the object, and every later DescribeDocument or
 // GetDocument fails (moto/ssm/models.py hashes the content as a string). The harness sends that
-// Content as its JSON text, which moto parses as CreateDocument would; nothing else is changed.
+// Content as its JSON text, which moto parses as CreateDocument would. Another: an AWS::IAM::Role's
+// ManagedPolicyArns are ignored (moto/iam/models.py Role.create_from_cloudformation_json reads
+// only Policies), so the agent role would have no policy; the harness attaches the ARNs the
+// template lists after the stack is created, as CloudFormation would. Nothing else is changed.
 // Reading back: moto's GetRolePolicy returns a CloudFormation-made inline policy as Python's repr of
 // the document, not JSON. What moto does not check: that a trust policy's principal exists (IAM rejects a hub role that
 // does not exist yet), and it never delivers events from one bus to another.
@@ -50,6 +54,25 @@ export interface MemberStacksOptions {
   organizationId?: string;
   /** The template's MemberRoleName parameter. Default '' (cwap-<stage>-member). */
   memberRoleName?: string;
+}
+
+type TemplateResource = { Type: string; Properties?: { Content?: unknown; RoleName?: unknown; ManagedPolicyArns?: unknown } };
+
+/** The text of an Fn::Sub (or a plain string) with the stack's variables, undefined for anything else. */
+function substituted(value: unknown, variables: Record<string, string>): string | undefined {
+  const text = typeof value === 'string' ? value : typeof value === 'object' && value !== null && 'Fn::Sub' in value ? (value as { 'Fn::Sub': unknown })['Fn::Sub'] : undefined;
+  return typeof text === 'string' ? text.replace(/\$\{([^}]+)\}/g, (whole, name: string) => variables[name] ?? whole) : undefined;
+}
+
+/** The roles whose ManagedPolicyArns moto's CloudFormation leaves unattached, with those ARNs. */
+function managedPolicyAttachments(text: string, variables: Record<string, string>): { roleName: string; policyArns: string[] }[] {
+  const template = JSON.parse(text) as { Resources: Record<string, TemplateResource> };
+  return Object.values(template.Resources).flatMap((resource) => {
+    if (resource.Type !== 'AWS::IAM::Role' || !Array.isArray(resource.Properties?.ManagedPolicyArns)) return [];
+    const roleName = substituted(resource.Properties.RoleName, variables);
+    const policyArns = resource.Properties.ManagedPolicyArns.map((arn) => substituted(arn, variables)).filter((arn): arn is string => arn !== undefined);
+    return roleName ? [{ roleName, policyArns }] : [];
+  });
 }
 
 /** The member template with the one change moto needs (the header above): the document's Content as JSON text. */
@@ -93,13 +116,23 @@ export interface MemberPlace {
  * const iam = new IAMClient({ ...localClientConfig(), credentials });
  */
 export async function accountCredentials(account: string, endpoint?: string): Promise<AccountCredentials> {
+  return roleCredentials(`arn:aws:iam::${account}:role/cwap-harness`, endpoint);
+}
+
+/**
+ * Credentials of a session of `roleArn`, straight from moto (which mints them whether the role
+ * exists or not; give it moto's endpoint, not the proxy's, which checks the role's trust): how
+ * the simulator gives each hub function its execution role's credentials, as Lambda does.
+ *
+ * @example
+ * const onboard = await roleCredentials('arn:aws:iam::123456789012:role/cwap-test-us-east-1-onboard', motoUrl);
+ */
+export async function roleCredentials(roleArn: string, endpoint?: string): Promise<AccountCredentials> {
   const sts = new STSClient(localClientConfig(endpoint));
   try {
-    const { Credentials: credentials } = await sts.send(
-      new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${account}:role/cwap-harness`, RoleSessionName: 'cwap-harness' }),
-    );
+    const { Credentials: credentials } = await sts.send(new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: 'cwap-harness' }));
     if (!credentials?.AccessKeyId || !credentials.SecretAccessKey || !credentials.SessionToken) {
-      throw new Error(`moto's AssumeRole into ${account} returned no credentials`);
+      throw new Error(`moto's AssumeRole of ${roleArn} returned no credentials`);
     }
     return { accessKeyId: credentials.AccessKeyId, secretAccessKey: credentials.SecretAccessKey, sessionToken: credentials.SessionToken };
   } finally {
@@ -129,7 +162,8 @@ export async function deployMemberStacks(options: MemberStacksOptions): Promise<
   const stage = options.stage ?? 'test';
   const hubAccountId = options.hubAccountId ?? testAccountId;
   const hubRegion = options.hubRegion ?? testRegion;
-  const templateBody = templateForMoto(readFileSync(memberTemplateFile, 'utf8'));
+  const templateText = readFileSync(memberTemplateFile, 'utf8');
+  const templateBody = templateForMoto(templateText);
   const parameters: Parameter[] = Object.entries({
     Stage: stage,
     HubAccountId: hubAccountId,
@@ -152,6 +186,17 @@ export async function deployMemberStacks(options: MemberStacksOptions): Promise<
         if (stack?.StackStatus !== 'CREATE_COMPLETE') {
           throw new Error(`member stack in ${account} ${region}: ${stack?.StackStatus ?? 'not found'} ${stack?.StackStatusReason ?? ''}`);
         }
+        const isHubPlace = account === hubAccountId && region === hubRegion;
+        if (!isHubPlace) {
+          const iam = new IAMClient(placeClientConfig({ region, credentials }, options.endpoint));
+          try {
+            for (const { roleName, policyArns } of managedPolicyAttachments(templateText, { Stage: stage, 'AWS::Region': region, 'AWS::Partition': 'aws', 'AWS::AccountId': account })) {
+              for (const policyArn of policyArns) await iam.send(new AttachRolePolicyCommand({ RoleName: roleName, PolicyArn: policyArn }));
+            }
+          } finally {
+            iam.destroy();
+          }
+        }
         const outputs = Object.fromEntries((stack.Outputs ?? []).map((output) => [output.OutputKey, output.OutputValue]));
         const executionRoleArns: MemberPlace['executionRoleArns'] = {};
         for (const fn of memberFunctions) {
@@ -161,7 +206,7 @@ export async function deployMemberStacks(options: MemberStacksOptions): Promise<
         places.push({
           account,
           region,
-          isHubPlace: account === hubAccountId && region === hubRegion,
+          isHubPlace,
           credentials,
           stackName,
           executionRoleArns,

@@ -456,3 +456,14 @@ export async function resetMoto(motoUrl: string): Promise<void> {
   await response.arrayBuffer();
   if (!response.ok) throw new Error(`moto reset failed: HTTP ${response.status}`);
 }
+
+/**
+ * Seeds moto's random generator (`POST /moto-api/seed`): the resource ids it makes next follow
+ * from the seed, so seeding twice before two launches in two accounts gives both instances the
+ * same id, as two accounts' instances may have.
+ */
+export async function seedMoto(motoUrl: string, seed: number): Promise<void> {
+  const response = await fetch(`${motoUrl}/moto-api/seed?a=${seed}`, { method: 'POST' });
+  await response.arrayBuffer();
+  if (!response.ok) throw new Error(`moto seed failed: HTTP ${response.status}`);
+}

@@ -1,12 +1,12 @@
 import { EventBridgeClient, DescribeRuleCommand, ListTargetsByRuleCommand } from '@aws-sdk/client-eventbridge';
-import { GetRoleCommand, GetRolePolicyCommand, GetInstanceProfileCommand, IAMClient } from '@aws-sdk/client-iam';
+import { GetRoleCommand, GetRolePolicyCommand, GetInstanceProfileCommand, IAMClient, ListAttachedRolePoliciesCommand } from '@aws-sdk/client-iam';
 import { DescribeDocumentCommand, GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { beforeEach, describe, expect, inject, it } from 'vitest';
 import { renderedAgentConfigs } from '../../shared/agent-config.js';
 import { isolateFromRealAws } from '../harness/aws-env.js';
 import { deployMemberStacks, memberFunctions, placeClientConfig, type MemberPlace } from '../harness/member-stacks.js';
 import { resetMoto } from '../harness/moto-server.js';
-import { testAccountId, testRegion } from '../harness/stack.js';
+import { agentManagedPolicies, testAccountId, testRegion } from '../harness/stack.js';
 
 // The member stack as a StackSet deploys it: 3 accounts x 2 regions, the hub's own place among
 // them, each stack created by moto's CloudFormation from the committed member/member-stack.json.
@@ -75,6 +75,8 @@ describe('the member stack in 3 accounts x 2 regions', () => {
       const where = `${place.account} ${place.region}`;
       const profile = await iam.send(new GetInstanceProfileCommand({ InstanceProfileName: `cwap-test-${place.region}-agent` }));
       expect(profile.InstanceProfile?.Roles?.map((r) => r.RoleName), where).toEqual([`cwap-test-${place.region}-agent`]);
+      const attached = await iam.send(new ListAttachedRolePoliciesCommand({ RoleName: `cwap-test-${place.region}-agent` }));
+      expect(attached.AttachedPolicies?.map((policy) => policy.PolicyArn).sort(), where).toEqual([...agentManagedPolicies].sort());
       for (const os of ['linux', 'windows'] as const) {
         const parameter = await ssm.send(new GetParameterCommand({ Name: `AmazonCloudWatch-cwap-test-${os}` }));
         expect(parameter.Parameter?.Value, `${where} ${os}`).toBe(defaultConfigs[os]);

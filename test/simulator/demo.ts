@@ -6,8 +6,10 @@ import { SimulatedClock } from './clock.js';
 import { lambdaContext, startSimulationEnvironment, type SimulationEnvironment } from './environment.js';
 import { randomFaults } from './fault-injection.js';
 import { FleetSimulator, profileReport } from './fleet-simulator.js';
-import { alertExcerpt, formatTimelineLine, outcomeTable } from './report.js';
+import { accountTable, alertExcerpt, formatTimelineLine, isUnreachable, outcomeTable } from './report.js';
+import type { Place } from '../../shared/aws/place.js';
 import { mixedFleet } from './scenarios.js';
+import { publishedMessages } from './moto-state.js';
 
 /** The demo's options, from the command line. */
 export interface DemoOptions {
@@ -21,6 +23,20 @@ export interface DemoOptions {
   timeline: boolean;
   /** Keep moto and the proxy running after the run, for the CLI (`status`, `check`, `audit`). */
   serve: boolean;
+  /** Accounts the hub covers: the hub's own, then members 111111111111, 222222222222, ... Default 1. */
+  accounts: number;
+  /** Regions the hub covers, the hub's (us-east-1) first. Default the hub's alone. */
+  regions: string[];
+  /** How many of the member accounts have no member stack (the hub cannot reach them). Default 0. */
+  unreachable: number;
+}
+
+const hubRegion = 'us-east-1';
+const hubAccount = '123456789012';
+
+/** The accounts of the demo's organization: the hub's, then 111111111111, 222222222222, ... */
+export function demoAccounts(count: number): string[] {
+  return [hubAccount, ...Array.from({ length: count - 1 }, (_, index) => String(index + 1).repeat(12))];
 }
 
 const usage = `Usage: npm run demo -- [options]
@@ -33,6 +49,12 @@ const usage = `Usage: npm run demo -- [options]
   --quiet           no timeline, only the final table and the alerts
   --serve           keep moto running afterwards and print the commands to look at an instance
                     with the CLI (cw-autopilot status / check / audit); Ctrl-C stops it
+  --accounts N      accounts the hub covers, 1..9: the hub's own, then member accounts 111111111111,
+                    222222222222, ... each with the member stack in every region (default 1)
+  --regions a,b     regions covered; the hub's (us-east-1) is always one (default us-east-1)
+  --unreachable N   member accounts left without the member stack: the hub cannot assume its role
+                    there (default 0)
+  The fleet is spread over every account and region; a per-account table follows the final one.
   --help`;
 
 /** Reads the demo's options; throws with the usage text on a bad one. */
@@ -46,6 +68,9 @@ export function parseDemoArgs(argv: string[]): DemoOptions | 'help' {
       seed: { type: 'string', default: '42' },
       quiet: { type: 'boolean', default: false },
       serve: { type: 'boolean', default: false },
+      accounts: { type: 'string', default: '1' },
+      regions: { type: 'string', default: hubRegion },
+      unreachable: { type: 'string', default: '0' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -58,7 +83,14 @@ export function parseDemoArgs(argv: string[]): DemoOptions | 'help' {
     }
     return value;
   };
+  const regions = [...new Set([hubRegion, ...values.regions.split(',').map((region) => region.trim()).filter(Boolean)])];
+  const badRegion = regions.find((region) => !/^[a-z]{2}(-[a-z]+)+-\d$/.test(region));
+  if (badRegion) throw new Error(`--regions: expected region names separated by commas (us-east-1,eu-west-1), got "${badRegion}"\n\n${usage}`);
+  const accounts = number('accounts', values.accounts, 1, 9, true);
   return {
+    accounts,
+    regions,
+    unreachable: number('unreachable', values.unreachable, 0, accounts - 1, true),
     size: number('size', values.size, 1, 60, true),
     faulty: number('faulty', values.faulty, 0, 1, false),
     faultRate: number('fault-rate', values['fault-rate'], 0, 0.5, false),
@@ -116,12 +148,24 @@ export async function runDemo(argv: string[]): Promise<number> {
   const wallStart = performance.now();
 
   const clock = new SimulatedClock();
+  const accounts = demoAccounts(options.accounts);
+  const places: Place[] = accounts.flatMap((account) => options.regions.map((region) => ({ account, region })));
+  const unreachableAccounts = accounts.slice(accounts.length - options.unreachable);
+  // One account in one region is the demo as it always was: no member stacks, no places on the fleet.
+  const organization =
+    places.length > 1
+      ? { accounts, regions: options.regions, withoutMemberStack: places.filter((place) => options.unreachable > 0 && unreachableAccounts.includes(place.account)) }
+      : undefined;
 
   out('cw-agent-autopilot demo: the real onboard / check / offboard handlers against moto, with a simulated fleet.');
   out('Starting moto (python3 -m moto.server) and the fault-injecting proxy...');
   let environment;
   try {
-    environment = await startSimulationEnvironment({ stage: 'demo', logLevel: process.env.DEMO_LOG_LEVEL ?? 'SILENT' });
+    environment = await startSimulationEnvironment({
+      stage: 'demo',
+      logLevel: process.env.DEMO_LOG_LEVEL ?? 'SILENT',
+      ...(organization ? { organization } : {}),
+    });
   } catch (error) {
     if (error instanceof MotoNotInstalledError) {
       // The message says what is missing and how to get it (the harness installs moto itself when
@@ -148,7 +192,16 @@ export async function runDemo(argv: string[]): Promise<number> {
     out(
       `Settings as deployed: first check ${settings.checkDelaySeconds} s after the install (+${settings.windowsGraceSeconds} s on Windows), SSM retried every ${settings.ssmRetryDelaySeconds} s (${settings.ssmMaxAttempts} looks), ${settings.checkMaxAttempts} checks before an alert.`,
     );
-    const specs = mixedFleet({ size: options.size, faultRate: options.faulty, seed: options.seed });
+    const specs = mixedFleet({ size: options.size, faultRate: options.faulty, seed: options.seed }).map((spec, index) =>
+      organization ? { ...spec, place: places[index % places.length] as Place } : spec,
+    );
+    if (organization) {
+      out(
+        `Organization: ${accounts.length} accounts x ${options.regions.length} regions (${options.regions.join(', ')}), member stacks deployed through moto's CloudFormation${
+          options.unreachable > 0 ? `, none in ${unreachableAccounts.join(', ')} (unreachable)` : ''
+        }; the fleet is spread over the ${places.length} places.`,
+      );
+    }
     out(
       `Fleet (seed ${options.seed}): ${specs.length} instances, ${specs.filter((spec) => spec.os === 'windows').length} Windows; faults: ${
         specs.filter((spec) => spec.fault !== 'none').map((spec) => `${spec.name} ${spec.fault}`).join(', ') || 'none'
@@ -167,6 +220,11 @@ export async function runDemo(argv: string[]): Promise<number> {
     out('Final state (read back from the state table and the SNS topic in moto):');
     out(outcomeTable(outcomes));
     out();
+    if (organization) {
+      out('Per account:');
+      out(accountTable(outcomes, hubAccount));
+      out();
+    }
 
     const alerts = outcomes.flatMap((outcome) => outcome.alerts);
     const alarms = outcomes.flatMap((outcome) => outcome.alarmNotifications.filter((message) => message.subject.startsWith('ALARM')));
@@ -186,7 +244,17 @@ export async function runDemo(argv: string[]): Promise<number> {
 
     const counts = new Map<string, number>();
     for (const outcome of outcomes) counts.set(outcome.status, (counts.get(outcome.status) ?? 0) + 1);
-    const wrong = outcomes.filter((outcome) => outcome.problems.length > 0);
+    // An unreachable member's instances end in error by design: the place's alert tells a person.
+    const wrong = outcomes.filter((outcome) => outcome.problems.length > 0 && !isUnreachable(outcome));
+    const unreachableCount = outcomes.filter(isUnreachable).length;
+    if (unreachableCount > 0) {
+      const placeAlerts = (await publishedMessages(environment.motoUrl)).filter((message) => message.attributes.event === 'member-unreachable');
+      out(
+        `${unreachableCount} instance(s) of unreachable accounts recorded in error; ${placeAlerts.length} member-unreachable alert(s), one per account and region: ${placeAlerts
+          .map((message) => message.subject)
+          .join('; ')}`,
+      );
+    }
     out(
       `Simulated ${Math.round(report.simulatedMs / 60_000)} minutes in ${((performance.now() - wallStart) / 1000).toFixed(1)} s: ${[...counts]
         .map(([status, count]) => `${count} ${status}`)

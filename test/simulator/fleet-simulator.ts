@@ -13,8 +13,9 @@ import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { metricsPublishedBy, renderedAgentConfigs, type ExpectedMetric } from '../../shared/agent-config.js';
 import type { OnboardingRecord } from '../../shared/state/instance-record.js';
 import type { InvocationState, SentCommand } from '../harness/aws-proxy.js';
-import { localClientConfig } from '../harness/client-config.js';
-import { createWorkloadProfile, launchInstance, stateChangeEvent, type InstanceState } from '../harness/fleet.js';
+import { placeLabel, samePlace, type Place } from '../../shared/aws/place.js';
+import { localClientConfig, type LocalClientConfig } from '../harness/client-config.js';
+import { createWorkloadProfile, launchInstance, stateChangeEvent, type AccountRegion, type InstanceState } from '../harness/fleet.js';
 import type { SimulatedClock } from './clock.js';
 import { lambdaContext, type SimulationEnvironment } from './environment.js';
 import { publishedMessages, StateTableReader, type PublishedMessage } from './moto-state.js';
@@ -29,6 +30,8 @@ export type ProductFunction = 'onboard' | 'check' | 'offboard';
 export interface SimulatedInstance {
   spec: InstanceSpec;
   instanceId: string;
+  /** The account and region it runs in (the spec's, default the hub's). */
+  place: Place;
   /** Simulated time of its launch (ms since the epoch). */
   launchedAt: number;
   online: boolean;
@@ -63,6 +66,8 @@ interface Delivery {
   attempt: number;
   origin: string;
   instanceId: string | undefined;
+  /** Where the instance of the input lives (the input's account and region, else the hub's). */
+  place: Place;
 }
 
 interface WorldEvent {
@@ -184,6 +189,8 @@ export class FleetSimulator {
   readonly #scheduler: SchedulerClient;
   readonly #cloudwatch: CloudWatchClient;
   readonly #sns: SNSClient;
+  /** EC2 and CloudWatch of the places other than the hub's, built on first use. */
+  #placeClients = new Map<string, { ec2: EC2Client; cloudwatch: CloudWatchClient }>();
   readonly #table: StateTableReader;
   #seq = 0;
   #world: WorldEvent[] = [];
@@ -216,17 +223,50 @@ export class FleetSimulator {
     this.#ec2.destroy();
     this.#scheduler.destroy();
     this.#cloudwatch.destroy();
+    for (const clients of this.#placeClients.values()) {
+      clients.ec2.destroy();
+      clients.cloudwatch.destroy();
+    }
     this.#sns.destroy();
     this.#table.destroy();
   }
 
-  /** `i-0abc (web-1, linux)` */
+  /** `i-0abc (web-1, linux)`, with `111111111111/eu-west-1` before the id outside the hub's place. */
   label(instance: SimulatedInstance): string {
-    return `${instance.instanceId} (${instance.spec.name}, ${instance.spec.os})`;
+    const where = samePlace(instance.place, this.#env.hubPlace) ? '' : `${placeLabel(instance.place)} `;
+    return `${where}${instance.instanceId} (${instance.spec.name}, ${instance.spec.os})`;
   }
 
-  instance(instanceId: string): SimulatedInstance | undefined {
-    return this.instances.find((candidate) => candidate.instanceId === instanceId);
+  /** The instance with this id (in `place` when given: ids are unique per account only). */
+  instance(instanceId: string, place?: Place): SimulatedInstance | undefined {
+    return this.instances.find((candidate) => candidate.instanceId === instanceId && (!place || samePlace(candidate.place, place)));
+  }
+
+  /** The proxy's simulated Systems Manager of a place. */
+  #ssmOf(place: Place) {
+    return this.#env.proxy.place(place);
+  }
+
+  /** Where an account is reached from the simulator: its region and that account's credentials (none: moto's default account). */
+  #accountRegion(place: Place): AccountRegion | undefined {
+    if (samePlace(place, this.#env.hubPlace)) return undefined;
+    const credentials = this.#env.organization?.credentials.get(place.account);
+    if (!credentials && place.account !== this.#env.hubPlace.account) throw new Error(`${placeLabel(place)} is not an account of this simulation's organization`);
+    return { region: place.region, credentials: credentials ?? localClientConfig(this.#env.motoUrl).credentials };
+  }
+
+  /** The simulator's EC2 and CloudWatch clients in a place (moto directly, as that account). */
+  #clientsOf(place: Place): { ec2: EC2Client; cloudwatch: CloudWatchClient } {
+    const where = this.#accountRegion(place);
+    if (!where) return { ec2: this.#ec2, cloudwatch: this.#cloudwatch };
+    const key = placeLabel(place);
+    let clients = this.#placeClients.get(key);
+    if (!clients) {
+      const config: LocalClientConfig = { ...localClientConfig(this.#env.motoUrl), region: where.region, credentials: where.credentials };
+      clients = { ec2: new EC2Client(config), cloudwatch: new CloudWatchClient(config) };
+      this.#placeClients.set(key, clients);
+    }
+    return clients;
   }
 
   /**
@@ -255,12 +295,17 @@ export class FleetSimulator {
       attempt: 1,
       origin: options.origin ?? 'by hand',
       instanceId: options.instanceId ?? instanceIdOf(input),
+      place: placeOfInput(input, this.#env.hubPlace),
     });
   }
 
-  /** The state-change event EventBridge sends for an instance. */
-  stateChange(instanceId: string, state: InstanceState): unknown {
-    return stateChangeEvent(instanceId, state, new Date());
+  /**
+   * The state-change event EventBridge sends for an instance. A member's event reaches the hub's
+   * functions through the hub bus with the member's `account` and `region` (the forwarding rule
+   * sends the event as it is).
+   */
+  stateChange(instanceId: string, state: InstanceState, place: Place = this.instance(instanceId)?.place ?? this.#env.hubPlace): unknown {
+    return stateChangeEvent(instanceId, state, new Date(), place);
   }
 
   /**
@@ -268,13 +313,15 @@ export class FleetSimulator {
    * `stopped` event to offboard 2 s later, as the stack's rule does; the `running` event follows a
    * start (the caller delivers it, to choose its timing).
    */
-  async setPower(instanceId: string, power: 'stop' | 'start'): Promise<void> {
-    if (power === 'stop') await this.#ec2.send(new StopInstancesCommand({ InstanceIds: [instanceId] }));
-    else await this.#ec2.send(new StartInstancesCommand({ InstanceIds: [instanceId] }));
-    const instance = this.instance(instanceId);
+  async setPower(instanceId: string, power: 'stop' | 'start', place?: Place): Promise<void> {
+    const instance = this.instance(instanceId, place);
+    const where = instance?.place ?? place ?? this.#env.hubPlace;
+    const { ec2 } = this.#clientsOf(where);
+    if (power === 'stop') await ec2.send(new StopInstancesCommand({ InstanceIds: [instanceId] }));
+    else await ec2.send(new StartInstancesCommand({ InstanceIds: [instanceId] }));
     if (instance && power === 'stop') {
       instance.publishingUntil = this.#clock.now();
-      this.#env.proxy.ssm.unregister(instanceId);
+      this.#ssmOf(where).ssm.unregister(instanceId);
       instance.online = false;
     }
     // The SSM agent registers again once the started instance has booted (assumed: 30 s).
@@ -282,7 +329,7 @@ export class FleetSimulator {
       this.#addWorld(this.#clock.now() + 30_000, async () => {
         if (instance.terminated) return;
         instance.online = true;
-        this.#env.proxy.ssm.register(instanceId, { platformType: instance.spec.os === 'windows' ? 'Windows' : 'Linux' });
+        this.#ssmOf(where).ssm.register(instanceId, { platformType: instance.spec.os === 'windows' ? 'Windows' : 'Linux' });
       });
     }
     // The agent is a service: an installed agent starts again with the instance, a minute later
@@ -293,7 +340,7 @@ export class FleetSimulator {
     }
     this.#worldLine(instance, power === 'stop' ? 'stopped' : 'started', power === 'stop' ? 'StopInstances; EventBridge sends "stopped" to offboard' : 'StartInstances');
     if (power === 'stop') {
-      this.deliver('offboard', stateChangeEvent(instanceId, 'stopped', new Date()), { afterMs: 2000, origin: 'EventBridge stopped', instanceId });
+      this.deliver('offboard', stateChangeEvent(instanceId, 'stopped', new Date(), where), { afterMs: 2000, origin: 'EventBridge stopped', instanceId });
     }
   }
 
@@ -344,7 +391,7 @@ export class FleetSimulator {
 
   /** Invokes a product function now, with Lambda's retries on failure, and everything that follows it observed. */
   async invokeNow(target: ProductFunction, input: unknown, origin = 'by hand'): Promise<unknown> {
-    return this.#invoke({ at: this.#clock.now(), seq: this.#seq++, target, input, attempt: 1, origin, instanceId: instanceIdOf(input) });
+    return this.#invoke({ at: this.#clock.now(), seq: this.#seq++, target, input, attempt: 1, origin, instanceId: instanceIdOf(input), place: placeOfInput(input, this.#env.hubPlace) });
   }
 
   /** The schedules pending in the Scheduler now (names). */
@@ -357,19 +404,25 @@ export class FleetSimulator {
   async outcomes(): Promise<InstanceOutcome[]> {
     const messages = await publishedMessages(this.#env.motoUrl);
     const sent = this.#env.proxy.commands.sent();
-    const schedules = await this.pendingSchedules();
+    await this.#refreshSchedules();
+    const schedules = [...this.#schedules.values()];
     const alarmPrefix = this.#env.stack.settings.alarms.prefix;
     const outcomes: InstanceOutcome[] = [];
     for (const instance of this.instances) {
       const { instanceId } = instance;
-      const record = await this.#table.record(instanceId);
-      const mine = messages.filter((message) => message.attributes.instanceId === instanceId);
+      const record = await this.#table.record(instanceId, instance.place);
+      const mine = messages.filter((message) => message.attributes.instanceId === instanceId && aboutPlace(message, instance.place));
       const alerts = mine.filter((message) => message.attributes.event === 'alert');
       const recoveries = mine.filter((message) => message.attributes.event === 'recovery');
       const alarmNotifications = messages.filter(
-        (message) => message.attributes.event === undefined && message.message.includes(`"AlarmName":"${alarmPrefix}-${instanceId}-`),
+        (message) =>
+          message.attributes.event === undefined &&
+          message.message.includes(`"AlarmName":"${alarmPrefix}-${instanceId}-`) &&
+          message.message.includes(`"AWSAccountId":"${instance.place.account}"`),
       );
-      const installs = sent.filter((command) => command.instanceIds.includes(instanceId) && command.documentName === this.#env.stack.settings.agentDocumentName).length;
+      const installs = sent.filter(
+        (command) => command.instanceIds.includes(instanceId) && samePlace(command, instance.place) && command.documentName === this.#env.stack.settings.agentDocumentName,
+      ).length;
       const status = record?.status ?? 'no record';
       const outcome: InstanceOutcome = {
         spec: instance.spec,
@@ -383,7 +436,9 @@ export class FleetSimulator {
         recoveries,
         alarmNotifications,
         installs,
-        pendingSchedules: schedules.filter((name) => name.includes(instanceId)),
+        pendingSchedules: schedules
+          .filter((schedule) => schedule.name.includes(instanceId) && samePlace(placeOfInput(schedule.input, this.#env.hubPlace), instance.place))
+          .map((schedule) => schedule.name),
         expected: expectedOutcome(instance.spec.fault),
         problems: [],
       };
@@ -415,19 +470,30 @@ export class FleetSimulator {
   }
 
   async #launchOne(spec: InstanceSpec, deliverRunningEvent = true): Promise<SimulatedInstance> {
+    const place = spec.place ?? this.#env.hubPlace;
+    const where = this.#accountRegion(place);
     let profileName: string | undefined;
     if (spec.fault === 'workload-profile') {
       // A workload's own profile: its role has S3 read access and none of the agent's policies.
       const profile = await createWorkloadProfile(`${spec.name}-app`, {
         policies: ['arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess'],
         endpoint: this.#env.motoUrl,
+        ...(where ? { in: where } : {}),
       });
       profileName = profile.profileName;
     }
-    const launched = await launchInstance({ os: spec.os, tags: spec.tags, endpoint: this.#env.motoUrl, ...(profileName ? { profileName } : {}) });
+    const launched = await launchInstance({
+      os: spec.os,
+      tags: spec.tags,
+      endpoint: this.#env.motoUrl,
+      ...(profileName ? { profileName } : {}),
+      ...(where ? { in: where } : {}),
+    });
+    const ssm = this.#ssmOf(place);
     const instance: SimulatedInstance = {
       spec,
       instanceId: launched.instanceId,
+      place,
       launchedAt: this.#clock.now(),
       online: false,
       commands: [],
@@ -436,8 +502,8 @@ export class FleetSimulator {
       terminated: false,
     };
     this.instances.push(instance);
-    this.#env.proxy.commands.setOutcome(instance.instanceId, ...spec.commandOutcomes);
-    if (spec.agentAtLaunch) this.#env.proxy.agents.set(instance.instanceId, spec.agentAtLaunch);
+    ssm.commands.setOutcome(instance.instanceId, ...spec.commandOutcomes);
+    if (spec.agentAtLaunch) ssm.agents.set(instance.instanceId, spec.agentAtLaunch);
     this.#worldLine(
       instance,
       'launched',
@@ -452,13 +518,14 @@ export class FleetSimulator {
         attempt: 1,
         origin: 'EventBridge running',
         instanceId: instance.instanceId,
+        place,
       });
     }
     if (spec.onlineAfterMs !== undefined) {
       this.#addWorld(this.#clock.now() + spec.onlineAfterMs, async () => {
         if (instance.terminated) return;
         instance.online = true;
-        this.#env.proxy.ssm.register(instance.instanceId, { platformType: spec.os === 'windows' ? 'Windows' : 'Linux' });
+        ssm.ssm.register(instance.instanceId, { platformType: spec.os === 'windows' ? 'Windows' : 'Linux' });
         this.#worldLine(instance, 'ssm-online', 'the SSM agent registered (PingStatus Online)');
       });
     }
@@ -466,8 +533,8 @@ export class FleetSimulator {
   }
 
   /** Terminates an instance in EC2 now; EventBridge's `terminated` event reaches offboard 2 s later. */
-  async terminateNow(instanceId: string): Promise<void> {
-    const instance = this.instance(instanceId);
+  async terminateNow(instanceId: string, place?: Place): Promise<void> {
+    const instance = this.instance(instanceId, place);
     if (!instance) throw new Error(`${instanceId} is not an instance of this simulation`);
     await this.#terminate(instance);
   }
@@ -476,12 +543,12 @@ export class FleetSimulator {
     if (instance.terminated) return;
     instance.terminated = true;
     instance.publishingUntil = Math.min(instance.publishingUntil ?? Infinity, this.#clock.now());
-    await this.#ec2.send(new TerminateInstancesCommand({ InstanceIds: [instance.instanceId] }));
+    await this.#clientsOf(instance.place).ec2.send(new TerminateInstancesCommand({ InstanceIds: [instance.instanceId] }));
     // DescribeInstanceInformation "does not return information for nodes that are either Stopped or
     // Terminated" (API reference), and SendCommand refuses them.
-    this.#env.proxy.ssm.unregister(instance.instanceId);
+    this.#ssmOf(instance.place).ssm.unregister(instance.instanceId);
     this.#worldLine(instance, 'terminated', 'TerminateInstances; EventBridge sends "terminated" to offboard');
-    this.deliver('offboard', stateChangeEvent(instance.instanceId, 'terminated', new Date()), {
+    this.deliver('offboard', stateChangeEvent(instance.instanceId, 'terminated', new Date(), instance.place), {
       afterMs: 2000,
       origin: 'EventBridge terminated',
       instanceId: instance.instanceId,
@@ -493,7 +560,7 @@ export class FleetSimulator {
     const sent: SentCommand[] = this.#env.proxy.commands.sent();
     for (const command of sent.slice(this.#commandsSeen)) {
       for (const instanceId of command.instanceIds) {
-        const instance = this.instance(instanceId);
+        const instance = this.instance(instanceId, command);
         if (!instance) continue;
         // How the command really ran on the instance, by the SSM agent's rules (the proxy's model).
         const invocation = this.#env.proxy.commands.invocation(command.commandId, instanceId);
@@ -551,7 +618,7 @@ export class FleetSimulator {
       }
     }
     const namespace = this.#published[instance.spec.os][0]?.namespace ?? this.#env.stack.settings.metrics.namespace;
-    await this.#cloudwatch.send(new PutMetricDataCommand({ Namespace: namespace, MetricData: data }));
+    await this.#clientsOf(instance.place).cloudwatch.send(new PutMetricDataCommand({ Namespace: namespace, MetricData: data }));
   }
 
   async #publishAll(): Promise<void> {
@@ -572,17 +639,25 @@ export class FleetSimulator {
    * CloudWatch's notification format. Threshold alarms are not evaluated.
    */
   async #evaluateAlarms(): Promise<void> {
+    const places = [this.#env.hubPlace];
+    for (const instance of this.instances) if (!places.some((place) => samePlace(place, instance.place))) places.push(instance.place);
+    for (const place of places) await this.#evaluateAlarmsIn(place);
+  }
+
+  /** The alarms of one account and region, evaluated by that region's CloudWatch. */
+  async #evaluateAlarmsIn(place: Place): Promise<void> {
+    const { cloudwatch } = this.#clientsOf(place);
     const alarms: MetricAlarm[] = [];
     let token: string | undefined;
     do {
-      const page = await this.#cloudwatch.send(new DescribeAlarmsCommand({ AlarmNamePrefix: `${this.#env.stack.settings.alarms.prefix}-`, NextToken: token }));
+      const page = await cloudwatch.send(new DescribeAlarmsCommand({ AlarmNamePrefix: `${this.#env.stack.settings.alarms.prefix}-`, NextToken: token }));
       alarms.push(...(page.MetricAlarms ?? []));
       token = page.NextToken;
     } while (token);
     const missingData = alarms.filter((alarm) => alarm.TreatMissingData === 'breaching' && alarm.Statistic === 'SampleCount' && alarm.AlarmName);
     if (missingData.length === 0) return;
     const now = this.#clock.now();
-    const results = await this.#cloudwatch.send(
+    const results = await cloudwatch.send(
       new GetMetricDataCommand({
         StartTime: new Date(now - Math.max(...missingData.map((alarm) => (alarm.Period ?? 60) * (alarm.EvaluationPeriods ?? 1))) * 1000),
         EndTime: new Date(now),
@@ -598,27 +673,29 @@ export class FleetSimulator {
     );
     for (const [index, alarm] of missingData.entries()) {
       const name = alarm.AlarmName as string;
+      const key = `${placeLabel(place)} ${name}`;
       const windowStart = now - (alarm.Period ?? 60) * (alarm.EvaluationPeriods ?? 1) * 1000;
       const result = results.MetricDataResults?.find((candidate) => candidate.Id === `a${index}`);
       const recent = (result?.Timestamps ?? []).some((timestamp, i) => timestamp.getTime() >= windowStart && (result?.Values?.[i] ?? 0) > 0);
       // A new alarm starts as INSUFFICIENT_DATA; give it its evaluation window before judging.
       // (moto dates alarms with its own, real clock: the simulated time it was first seen counts.)
-      const created = this.#alarmFirstSeen.get(name) ?? now;
-      this.#alarmFirstSeen.set(name, created);
+      const created = this.#alarmFirstSeen.get(key) ?? now;
+      this.#alarmFirstSeen.set(key, created);
       const state: 'OK' | 'ALARM' = recent || created > windowStart ? 'OK' : 'ALARM';
-      const previous = this.#alarmStates.get(name);
+      const previous = this.#alarmStates.get(key);
       if (previous === state || (previous === undefined && state === 'OK')) {
-        this.#alarmStates.set(name, state);
+        this.#alarmStates.set(key, state);
         continue;
       }
-      this.#alarmStates.set(name, state);
+      this.#alarmStates.set(key, state);
       const reason =
         state === 'ALARM'
           ? `Threshold Crossed: no datapoints were received for ${alarm.EvaluationPeriods} periods and ${alarm.EvaluationPeriods} missing datapoints were treated as [Breaching].`
           : 'Threshold Crossed: datapoints were received again.';
-      await this.#cloudwatch.send(new SetAlarmStateCommand({ AlarmName: name, StateValue: state, StateReason: reason }));
+      await cloudwatch.send(new SetAlarmStateCommand({ AlarmName: name, StateValue: state, StateReason: reason }));
       const topics = (state === 'ALARM' ? alarm.AlarmActions : alarm.OKActions) ?? [];
-      const subject = `${state}: "${name}" in US East (N. Virginia)`;
+      const regionName = regionNames[place.region] ?? place.region;
+      const subject = `${state}: "${name}" in ${regionName}`;
       for (const topicArn of topics.filter((arn) => arn.startsWith('arn:aws:sns:'))) {
         await this.#sns.send(
           new PublishCommand({
@@ -630,7 +707,8 @@ export class FleetSimulator {
               NewStateValue: state,
               NewStateReason: reason,
               StateChangeTime: new Date(now).toISOString(),
-              Region: 'US East (N. Virginia)',
+              AWSAccountId: place.account,
+              Region: regionName,
               OldStateValue: previous ?? 'INSUFFICIENT_DATA',
               Trigger: { MetricName: alarm.MetricName, Namespace: alarm.Namespace, Dimensions: alarm.Dimensions },
             }),
@@ -638,7 +716,7 @@ export class FleetSimulator {
         );
       }
       const instanceId = alarm.Dimensions?.find((dimension) => dimension.Name === 'InstanceId')?.Value;
-      const instance = instanceId ? this.instance(instanceId) : undefined;
+      const instance = instanceId ? this.instance(instanceId, place) : undefined;
       this.#line({ at: now, instanceId, subject: instance ? this.label(instance) : name, source: 'alarm', step: `alarm ${state}`, detail: `${name}: ${reason}` });
     }
   }
@@ -708,6 +786,7 @@ export class FleetSimulator {
       attempt: 1,
       origin: `schedule ${schedule.name}`,
       instanceId: instanceIdOf(schedule.input),
+      place: placeOfInput(schedule.input, this.#env.hubPlace),
     });
   }
 
@@ -737,7 +816,7 @@ export class FleetSimulator {
   }
 
   async #invoke(delivery: Delivery): Promise<unknown> {
-    const input = delivery.input ?? (delivery.instanceId ? stateChangeEvent(delivery.instanceId, 'running', new Date()) : undefined);
+    const input = delivery.input ?? (delivery.instanceId ? stateChangeEvent(delivery.instanceId, 'running', new Date(), delivery.place) : undefined);
     delivery.input = input;
     const handler = this.#env.handlers[delivery.target];
     this.invocations[delivery.target] += 1;
@@ -753,7 +832,7 @@ export class FleetSimulator {
       const retryAt = this.#clock.now() + (delivery.attempt === 1 ? 1 : 2) * minute;
       if (!dropped) this.#deliveries.push({ ...delivery, at: retryAt, seq: this.#seq++, attempt: delivery.attempt + 1 });
       else await this.#sendInvocationRecord(delivery, input, message);
-      const instance = delivery.instanceId ? this.instance(delivery.instanceId) : undefined;
+      const instance = delivery.instanceId ? this.instance(delivery.instanceId, delivery.place) : undefined;
       this.#line({
         at: this.#clock.now(),
         instanceId: delivery.instanceId,
@@ -765,23 +844,24 @@ export class FleetSimulator {
     }
     profile(`invoke ${delivery.target}`, began);
     const after = performance.now();
-    await this.#afterInvocation(delivery.instanceId);
+    await this.#afterInvocation(delivery.instanceId, delivery.place);
     profile('after-invocation', after);
     return result;
   }
 
-  async #afterInvocation(instanceId: string | undefined): Promise<void> {
-    if (instanceId) await this.#printHistory(instanceId);
+  async #afterInvocation(instanceId: string | undefined, place: Place): Promise<void> {
+    if (instanceId) await this.#printHistory(instanceId, place);
     this.#observeCommands();
     await this.#printNewMessages();
   }
 
-  async #printHistory(instanceId: string): Promise<void> {
-    const record = await this.#table.record(instanceId);
+  async #printHistory(instanceId: string, place: Place): Promise<void> {
+    const record = await this.#table.record(instanceId, place);
     if (!record) return;
-    const instance = this.instance(instanceId);
-    const seen = this.#printed.get(instanceId) ?? new Set<string>();
-    this.#printed.set(instanceId, seen);
+    const instance = this.instance(instanceId, place);
+    const printedKey = `${placeLabel(place)} ${instanceId}`;
+    const seen = this.#printed.get(printedKey) ?? new Set<string>();
+    this.#printed.set(printedKey, seen);
     for (const entry of record.history) {
       const key = `${entry.at}|${entry.step}|${entry.detail ?? ''}`;
       if (seen.has(key)) continue;
@@ -807,7 +887,7 @@ export class FleetSimulator {
     for (const message of messages) {
       if (printed.has(message.messageId)) continue;
       printed.add(message.messageId);
-      const instance = this.instance(message.attributes.instanceId ?? '');
+      const instance = this.instances.find((candidate) => candidate.instanceId === message.attributes.instanceId && aboutPlace(message, candidate.place));
       this.#line({
         at: this.#clock.now(),
         instanceId: instance?.instanceId,
@@ -850,7 +930,8 @@ export class FleetSimulator {
   /** Schedules due at the same second fire in fleet order (instance ids are random; names are not). */
   #order(schedule: KnownSchedule): number {
     const instanceId = instanceIdOf(schedule.input);
-    const index = this.instances.findIndex((instance) => instance.instanceId === instanceId);
+    const place = placeOfInput(schedule.input, this.#env.hubPlace);
+    const index = this.instances.findIndex((instance) => instance.instanceId === instanceId && samePlace(instance.place, place));
     return index < 0 ? Number.MAX_SAFE_INTEGER : index;
   }
 
@@ -907,6 +988,36 @@ export /** A schedule the Scheduler will still run: enabled and not yet run. */
 function isDue(schedule: KnownSchedule): boolean {
   return schedule.enabled && !schedule.ran;
 }
+
+/**
+ * Where the instance of an input lives: an event's `account` and `region`, or the product's own
+ * input's (schedules carry them outside the hub's place); else the hub's.
+ */
+function placeOfInput(input: unknown, hubPlace: Place): Place {
+  if (typeof input !== 'object' || input === null) return hubPlace;
+  const { account, region } = input as { account?: unknown; region?: unknown };
+  return typeof account === 'string' && typeof region === 'string' ? { account, region } : hubPlace;
+}
+
+/**
+ * Whether a published message is about an instance of `place`: its `account` and `region`
+ * attributes (the payload's envelope: the instance's place) when it has them, else yes. Instance
+ * ids are unique per account only.
+ */
+function aboutPlace(message: PublishedMessage, place: Place): boolean {
+  const { account, region } = message.attributes;
+  if (account === undefined || region === undefined) return true;
+  return account === place.account && region === place.region;
+}
+
+/** The region names CloudWatch writes in alarm notifications (the regions the simulations use). */
+const regionNames: Record<string, string> = {
+  'us-east-1': 'US East (N. Virginia)',
+  'us-west-2': 'US West (Oregon)',
+  'eu-west-1': 'EU (Ireland)',
+  'eu-central-1': 'EU (Frankfurt)',
+  'ap-southeast-2': 'Asia Pacific (Sydney)',
+};
 
 function instanceIdOf(input: unknown): string | undefined {
   if (typeof input !== 'object' || input === null) return undefined;

@@ -38,11 +38,16 @@ function alertWords(outcome: InstanceOutcome): string {
   return '-';
 }
 
-/** The final table: instance, os, fault, final status, diagnosis, alert subject, and whether that is right. */
+/**
+ * The final table: instance, os, fault, final status, diagnosis, alert subject, and whether that is
+ * right; with the account and region first when the fleet spans several.
+ */
 export function outcomeTable(outcomes: InstanceOutcome[]): string {
-  const rows = [['instance', 'name', 'os', 'fault', 'final status', 'diagnosis / reason', 'alert (subject)', 'right?']];
+  const placed = outcomes.some((outcome) => outcome.spec.place !== undefined);
+  const rows = [[...(placed ? ['account/region'] : []), 'instance', 'name', 'os', 'fault', 'final status', 'diagnosis / reason', 'alert (subject)', 'right?']];
   for (const outcome of outcomes) {
     rows.push([
+      ...(placed ? [outcome.spec.place ? `${outcome.spec.place.account}/${outcome.spec.place.region}` : 'hub'] : []),
       outcome.instanceId,
       outcome.spec.name,
       outcome.spec.os,
@@ -51,6 +56,30 @@ export function outcomeTable(outcomes: InstanceOutcome[]): string {
       truncate(outcome.diagnosis ?? '-', 34),
       truncate(alertWords(outcome), 70),
       outcome.problems.length === 0 ? 'yes' : `NO: ${outcome.problems.join('; ')}`,
+    ]);
+  }
+  return table(rows);
+}
+
+/** Whether the hub could not act in the instance's account and region (its record says member-unreachable). */
+export function isUnreachable(outcome: InstanceOutcome): boolean {
+  return outcome.record?.status === 'error' && (outcome.record.history ?? []).some((entry) => entry.step === 'member-unreachable');
+}
+
+/** One row per account: its regions, instances, healthy, alerted and unreachable ones. */
+export function accountTable(outcomes: InstanceOutcome[], hubAccount: string): string {
+  const accounts = [...new Set(outcomes.map((outcome) => outcome.spec.place?.account ?? hubAccount))];
+  const rows = [['account', 'regions', 'instances', 'healthy', 'alerted', 'unreachable']];
+  for (const account of accounts) {
+    const mine = outcomes.filter((outcome) => (outcome.spec.place?.account ?? hubAccount) === account);
+    const regions = [...new Set(mine.map((outcome) => outcome.spec.place?.region ?? '-'))].sort();
+    rows.push([
+      account === hubAccount ? `${account} (hub)` : account,
+      regions.join(','),
+      String(mine.length),
+      String(mine.filter((outcome) => outcome.status === 'healthy').length),
+      String(mine.filter((outcome) => outcome.alerts.length > 0).length),
+      String(mine.filter(isUnreachable).length),
     ]);
   }
   return table(rows);

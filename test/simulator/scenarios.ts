@@ -1,5 +1,6 @@
 import type { OsFamily } from '../../shared/agent-config.js';
 import type { AgentOnInstance, CommandOutcome } from '../harness/aws-proxy.js';
+import type { Place } from '../../shared/aws/place.js';
 import { SeededRandom } from './random.js';
 
 /** What can be wrong with one simulated instance (`none`: nothing). */
@@ -35,6 +36,8 @@ export const instanceFaults: readonly InstanceFault[] = [
 /** One instance of a scenario: what it is and how it behaves, with every delay decided up front. */
 export interface InstanceSpec {
   name: string;
+  /** The account and region it is launched in. Default the hub's. */
+  place?: Place;
   os: OsFamily;
   fault: InstanceFault;
   /** Simulated ms after the run's start when it is launched. */
