@@ -244,7 +244,7 @@ export const iamFigures: Record<string, BucketFigures> = {
   ListAttachedRolePolicies: { capacity: 40, refillPerSecond: 20 },
 };
 
-/** STS (figures unpublished: assumed, README M10). */
+/** STS (figures unpublished: assumed, README N10). */
 export const stsFigures: Record<string, BucketFigures> = {
   AssumeRole: { capacity: 100, refillPerSecond: 50 },
 };
