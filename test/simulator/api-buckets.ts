@@ -199,7 +199,7 @@ function perSecond(rate: number): BucketFigures {
 }
 
 /**
- * Systems Manager: AWS publishes no figures for these APIs (README M6). Assumed: a steady rate per
+ * Systems Manager: AWS publishes no figures for these APIs (README N6). Assumed: a steady rate per
  * API with a burst of twice that.
  */
 export const ssmFigures: Record<string, BucketFigures> = {
@@ -237,7 +237,7 @@ export const cloudWatchFigures: Record<string, BucketFigures> = {
   DescribeAlarms: perSecond(9),
 };
 
-/** IAM (account-wide, figures unpublished: assumed, README M9). */
+/** IAM (account-wide, figures unpublished: assumed, README N9). */
 export const iamFigures: Record<string, BucketFigures> = {
   AttachRolePolicy: { capacity: 10, refillPerSecond: 5 },
   GetInstanceProfile: { capacity: 40, refillPerSecond: 20 },
@@ -252,7 +252,7 @@ export const stsFigures: Record<string, BucketFigures> = {
 /**
  * Whether an EC2 query-protocol request names no filter and no pagination: no `Filter.N.*`, no
  * `MaxResults`, no `NextToken`. Instance ids (`InstanceId.N`) are not a filter on the EC2 page's
- * reading, which links "filter" to the `--filters` option (README M3).
+ * reading, which links "filter" to the `--filters` option (README N3).
  */
 export function isUnfilteredAndUnpaginated(form: URLSearchParams): boolean {
   for (const key of form.keys()) {
@@ -329,7 +329,7 @@ export interface ApiBuckets {
   /** What every bucket saw, in the order the buckets were first used. */
   stats(): BucketStats[];
   /**
-   * The peak share of each bucket (README M1), the highest over every account and region:
+   * The peak share of each bucket (README N1), the highest over every account and region:
    * `{ "ec2:DescribeInstances": 0.4, ... }`. Window default `10s`.
    */
   peakBucketShare(window?: '1s' | '10s'): Record<string, number>;
