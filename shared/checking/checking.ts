@@ -12,7 +12,7 @@ import { recordedDiagnosis } from './check-explanation.js';
 import { alertRetryAt, checkCurrency, decideAfterDiagnosis } from './check-policy.js';
 import { commandStatus } from './command-status.js';
 import { deleteInstanceAlarms, putInstanceAlarms } from './instance-alarms.js';
-import { missingRolePolicies, requiredPolicyNames, type RolePolicyFacts } from '../onboarding/instance-profiles.js';
+import { agentProfileNameIn, missingRolePolicies, requiredPolicyNames, type RolePolicyFacts } from '../onboarding/instance-profiles.js';
 import { describeInstance, type InstanceFacts } from '../aws/instances.js';
 import { logAbout, logger } from '../observability/logger.js';
 import { cleanUpInstance, describeCleanup } from '../offboarding/offboarding.js';
@@ -202,8 +202,8 @@ async function gatherDiagnosis(clients: Clients, record: OnboardingRecord, insta
     ssm,
     command,
     metrics: findings,
-    region: settings.region,
-    agentProfileName: settings.agentProfileName,
+    region: clients.place.region,
+    agentProfileName: agentProfileNameIn(clients, settings),
     agentDocumentName: settings.agentDocumentName,
     configParameter: settings.configParameter[instance.os],
     checkFunctionName: settings.checkFunctionArn.slice(settings.checkFunctionArn.lastIndexOf(':') + 1),

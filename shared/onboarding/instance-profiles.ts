@@ -1,3 +1,4 @@
+import { samePlace } from '../aws/place.js';
 import { InstanceGoneError } from '../errors.js';
 import {
   AssociateIamInstanceProfileCommand,
@@ -72,6 +73,18 @@ async function currentAssociationArn(clients: Clients, instanceId: string): Prom
 }
 
 /**
+ * The agent instance profile of a place: the hub stack's (AGENT_PROFILE_NAME) in the hub's own
+ * place, else the member stack's of that region, `<resourcePrefix>-<region>-agent` (IAM names are
+ * global to an account, so the member stack puts its region in them: deploy/agent-resources.cjs).
+ *
+ * @example
+ * agentProfileNameIn({ place: { account: '2222...', region: 'eu-west-1' }, hubPlace }, settings); // 'cwap-dev-eu-west-1-agent'
+ */
+export function agentProfileNameIn(where: Pick<Clients, 'place' | 'hubPlace'>, settings: Pick<Settings, 'agentProfileName' | 'resourcePrefix'>): string {
+  return samePlace(where.place, where.hubPlace) ? settings.agentProfileName : `${settings.resourcePrefix}-${where.place.region}-agent`;
+}
+
+/**
  * Associates the stack's agent profile, retrying while IAM has not propagated it yet
  * ("Invalid IAM Instance Profile name"). Returns the ARN of whatever profile the instance ends up
  * with: if another actor associated one first (IncorrectState), that one is kept, never replaced.
@@ -83,7 +96,7 @@ async function associateAgentProfile(clients: Clients, instanceId: string, setti
       const result = await clients.of(EC2Client).send(
         new AssociateIamInstanceProfileCommand({
           InstanceId: instanceId,
-          IamInstanceProfile: { Name: settings.agentProfileName },
+          IamInstanceProfile: { Name: agentProfileNameIn(clients, settings) },
         }),
       );
       return { arn: result.IamInstanceProfileAssociation?.IamInstanceProfile?.Arn, ours: true };
@@ -200,7 +213,7 @@ export async function ensureAgentProfile(clients: Clients, instance: InstanceFac
     profileArn = association.arn;
     if (!profileArn) throw new Error(`${instance.instanceId}: EC2 reported an existing association but returned no profile`);
   }
-  if (profileNameOf(profileArn) === settings.agentProfileName) {
+  if (profileNameOf(profileArn) === agentProfileNameIn(clients, settings)) {
     return { path: 'agent-profile-present', profileArn, roleName: undefined, attached: [], missing: [] };
   }
   return reconcileExistingProfile(clients, profileArn, settings);

@@ -89,3 +89,18 @@ describe('schedules of a member place', () => {
     expect(scheduleName({ place: { account: '222222222222', region: 'ap-southeast-2' }, hubPlace: hub }, { resourcePrefix: 'cwap-production-12345678' }, 'onboard', 'i-0123456789abcdef0', 10).length).toBeLessThanOrEqual(64);
   });
 });
+
+describe("a member place's agent profile", () => {
+  it('is the one the member stack creates in that region; the hub place keeps the hub stack\'s', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { agentProfileNameIn } = await import('../../shared/onboarding/instance-profiles.js');
+    const template = JSON.parse(readFileSync(new URL('../../member/member-stack.json', import.meta.url), 'utf8')) as {
+      Resources: Record<string, { Type: string; Properties: { InstanceProfileName?: { 'Fn::Sub': string } } }>;
+    };
+    const profile = Object.values(template.Resources).find((resource) => resource.Type === 'AWS::IAM::InstanceProfile');
+    const rendered = profile?.Properties.InstanceProfileName?.['Fn::Sub'].replace('${Stage}', 'dev').replace('${AWS::Region}', member.region);
+    const settings = { resourcePrefix: 'cwap-dev', agentProfileName: 'cwap-dev-us-east-1-agent' };
+    expect(agentProfileNameIn({ place: member, hubPlace: hub }, settings)).toBe(rendered);
+    expect(agentProfileNameIn({ place: hub, hubPlace: hub }, settings)).toBe('cwap-dev-us-east-1-agent');
+  });
+});
