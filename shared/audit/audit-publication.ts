@@ -29,12 +29,12 @@ function remediationCounts(report: AuditReport): Record<string, number> | null {
   return counts;
 }
 
-/** The per-account figures, worst coverage first, at most `accounts` of them and of the places not read. */
+/** The per-account figures, worst first (places not read, then coverage), at most `accounts` of them and of the places not read. */
 function organizationFigures(report: AuditReport, accounts: number): PayloadOrganization | undefined {
   const organization = report.organization;
   if (!organization) return undefined;
   const worstFirst = Object.entries(organization.byAccount).sort(
-    ([a, left], [b, right]) => left.coverage - right.coverage || right.unreadablePlaces - left.unreadablePlaces || a.localeCompare(b),
+    ([a, left], [b, right]) => right.unreadablePlaces - left.unreadablePlaces || left.coverage - right.coverage || a.localeCompare(b),
   );
   const shown = worstFirst.slice(0, accounts);
   const unreadable = organization.unreadable.slice(0, accounts);

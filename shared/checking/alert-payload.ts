@@ -119,7 +119,7 @@ export interface PayloadOrganization {
   accounts: number;
   regions: string[];
   places: number;
-  /** Worst coverage first; the best covered are the ones cut. */
+  /** Worst first (places not read, then coverage); the best covered are the ones cut. */
   byAccount: Record<string, PlaceTally>;
   byAccountOmitted: number;
   unreadable: UnreadablePlace[];
