@@ -1,6 +1,6 @@
 import { parseCommandLine, UsageError, type CommandLine } from './command-line.js';
-import type { ReportFormat } from '../shared/audit/audit-render.js';
-import type { TagMatch } from '../shared/config/settings.js';
+import type { ReportFormat } from '../shared/audit/report-formats.js';
+import type { AccountScope, TagMatch } from '../shared/config/settings.js';
 import { partitionOfRegion } from '../shared/aws/partitions.js';
 
 export { UsageError } from './command-line.js';
@@ -8,6 +8,10 @@ export { UsageError } from './command-line.js';
 /** What `cw-autopilot audit` was asked to do. */
 export interface AuditArguments {
   regions: string[];
+  /** `--accounts`; `hub` (not given): the caller's own account. */
+  accounts: AccountScope;
+  /** Base name of the role assumed in other accounts (`<roleName>-<region>`). */
+  roleName: string;
   tags: TagMatch[];
   instanceIds: string[];
   profile: string | undefined;
@@ -32,6 +36,8 @@ export interface AuditArguments {
   minCoverage: number | undefined;
   recentMinutes: number;
   concurrency: number;
+  /** Places audited at once. */
+  placeConcurrency: number;
   quiet: boolean;
   remediate: boolean;
   dryRun: boolean;
@@ -72,16 +78,11 @@ export function auditArguments(line: CommandLine<'audit'>): AuditArguments {
     if (v['settings-from-flags'] && v['onboard-function'] !== undefined) {
       throw new UsageError('--onboard-function and --settings-from-flags contradict each other: read the settings from a function, or from the flags');
     }
-    const functionRegion = regionOfFunction(v['onboard-function']);
-    const otherRegions = v.region.filter((region) => functionRegion !== undefined && region !== functionRegion);
-    if (otherRegions.length) {
-      throw new UsageError(
-        `--onboard-function: the function is in ${functionRegion}, but the audit covers ${otherRegions.join(', ')}; each region's stack has its own function (leave --onboard-function out to use cw-agent-autopilot-<stage>-onboard of each region)`,
-      );
-    }
   }
   return {
     regions: v.region,
+    accounts: v.accounts ?? { kind: 'hub' },
+    roleName: v['role-name'] ?? `cwap-${v.stage}-member-audit`,
     tags: v.tag,
     instanceIds: v['instance-id'],
     profile: v.profile,
@@ -103,6 +104,7 @@ export function auditArguments(line: CommandLine<'audit'>): AuditArguments {
     minCoverage: v['min-coverage'],
     recentMinutes: v['recent-minutes'],
     concurrency: v.concurrency,
+    placeConcurrency: v['place-concurrency'],
     quiet: v.quiet,
     remediate: v.remediate || v['dry-run'],
     dryRun: v['dry-run'],

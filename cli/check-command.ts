@@ -1,8 +1,10 @@
-import { InvokeCommand } from '@aws-sdk/client-lambda';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import * as z from 'zod';
 import { markdownCell, type ReportFormat } from '../shared/audit/audit-render.js';
 import { awsErrorName, describeError } from '../shared/aws/errors.js';
-import { applyAwsFlags, regionOf, singleRegion } from './aws-flags.js';
+import { regionOfFunction } from './audit-arguments.js';
+import { awsConnection, singleRegion } from './aws-flags.js';
+import { callerAccount, defaultRegion } from './cli-clients.js';
 import { CliError, UsageError, type CliIo, type CommandLine } from './command-line.js';
 import { exitCodes } from './flags.js';
 
@@ -87,7 +89,9 @@ function describeFunctionError(payload: string): string {
 /**
  * `cw-autopilot check <instance-id>`: invokes the stack's check function (RequestResponse) with
  * `{ "instanceId": "..." }`, its input for a check by hand (shared/input/triggers.ts), and prints what
- * the check did.
+ * the check did. For an instance of another account (`--account`), or of a region other than the
+ * function's (`--check-function` an ARN of another region), the input also names its place:
+ * `{ instanceId, account, region }`.
  *
  * @throws CheckFunctionError when the function failed (FunctionError), with its error.
  */
@@ -95,21 +99,27 @@ export async function checkNow(line: CommandLine<'check'>, io: CliIo): Promise<n
   const { flags } = line;
   const instanceId = line.operand;
   if (instanceId === undefined) throw new UsageError('which instance? cw-autopilot check <instance-id>');
-  const given = singleRegion('check', flags.region);
-  applyAwsFlags(io, { region: given, profile: flags.profile, endpointUrl: flags['endpoint-url'] });
-  // Imported here, after the AWS flags are in the environment: the shared clients read it once.
-  const { lambda } = await import('../shared/aws/clients.js');
-  const region = await regionOf(given, lambda);
+  const connection = awsConnection({ profile: flags.profile, endpointUrl: flags['endpoint-url'] });
+  const region = singleRegion('check', flags.region) ?? (await defaultRegion(connection));
   const functionName = flags['check-function'] ?? `cw-agent-autopilot-${flags.stage}-check`;
+  const functionRegion = regionOfFunction(functionName) ?? region;
+  // Neither account nor region: the hub's own place (the function's account and region).
+  const place =
+    flags.account !== undefined || functionRegion !== region
+      ? { account: flags.account ?? (await callerAccount(functionRegion, connection)), region }
+      : {};
 
+  const lambda = new LambdaClient({ ...connection, region: functionRegion, maxAttempts: 5 });
   let response;
   try {
-    response = await lambda.send(new InvokeCommand({ FunctionName: functionName, InvocationType: 'RequestResponse', Payload: JSON.stringify({ instanceId }) }));
+    response = await lambda.send(new InvokeCommand({ FunctionName: functionName, InvocationType: 'RequestResponse', Payload: JSON.stringify({ instanceId, ...place }) }));
   } catch (error) {
     if (awsErrorName(error) === 'ResourceNotFoundException') {
-      throw new CliError(`no function ${functionName} in ${region} (${describeError(error)}): pass --stage <stage> or --check-function <name|arn>`, exitCodes.failed, { cause: error });
+      throw new CliError(`no function ${functionName} in ${functionRegion} (${describeError(error)}): pass --stage <stage> or --check-function <name|arn>`, exitCodes.failed, { cause: error });
     }
     throw error;
+  } finally {
+    lambda.destroy();
   }
   const payload = response.Payload ? new TextDecoder().decode(response.Payload) : '';
   if (response.FunctionError) {
@@ -125,6 +135,6 @@ export async function checkNow(line: CommandLine<'check'>, io: CliIo): Promise<n
   if (!result.success) {
     throw new CliError(`function ${functionName} answered the check of ${instanceId} with something that is not a check result: ${payload.slice(0, 500)}`, exitCodes.failed);
   }
-  io.stdout.write(renderCheck({ functionName, region, result: result.data }, flags.output, flags.stage));
+  io.stdout.write(renderCheck({ functionName, region: functionRegion, result: result.data }, flags.output, flags.stage));
   return exitCodes.ok;
 }

@@ -1,6 +1,6 @@
 import * as z from 'zod';
-import { reportFormats } from '../shared/audit/audit-render.js';
-import { parseTagMatch } from '../shared/config/settings.js';
+import { reportFormats } from '../shared/audit/report-formats.js';
+import { parseTagMatch, type AccountScope } from '../shared/config/settings.js';
 
 // Every flag of `cw-autopilot`, declared once. The table below drives node:util parseArgs (type,
 // repeatable, aliases, short name), the validation (a zod schema per flag), the defaults and the
@@ -138,13 +138,45 @@ export const flags = {
   // AWS
   region: list({
     placeholder: '<region>[,<region>...]',
-    help: 'AWS region (audit takes several, repeated or comma-separated, and merges their reports)',
+    aliases: ['regions'],
+    help: 'AWS region (audit takes several, repeated or comma-separated, and reports them together)',
     defaultText: "AWS_REGION, or your profile's region",
     schema: z
       .array(z.string())
       .transform((given) => [...new Set(given.flatMap((item) => item.split(',')).map((item) => item.trim()).filter(Boolean))])
       .pipe(z.array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'not an AWS region name (e.g. eu-west-1)'))),
     commands: every,
+    section: 'AWS',
+  }),
+  accounts: value({
+    placeholder: '<organization|id,...>',
+    help: 'the accounts to audit: organization (every ACTIVE account, Organizations ListAccounts) or 12-digit ids, comma-separated',
+    defaultText: 'the account of your credentials',
+    schema: z
+      .string()
+      .trim()
+      .transform((text): Exclude<AccountScope, { kind: 'hub' }> => {
+        if (text === 'organization') return { kind: 'organization' };
+        return { kind: 'list', ids: [...new Set(text.split(',').map((id) => id.trim()).filter(Boolean))] };
+      })
+      .refine((scope) => scope.kind === 'organization' || (scope.ids.length > 0 && scope.ids.every((id) => /^\d{12}$/.test(id))), 'expected organization, or 12-digit account ids separated by commas'),
+    commands: ['audit'],
+    section: 'AWS',
+  }),
+  'role-name': value({
+    placeholder: '<name>',
+    help: 'the role assumed in accounts other than yours, <name>-<region> in each (the member stack\'s audit role; it must trust your role, see the README)',
+    defaultText: 'cwap-<stage>-member-audit',
+    schema: z.string().regex(/^[\w+=,.@-]{1,48}$/, 'an IAM role name of at most 48 characters (the region is appended)'),
+    commands: ['audit'],
+    section: 'AWS',
+  }),
+  account: value({
+    placeholder: '<id>',
+    help: 'the account the instance is in (status, check: the hub\'s record and check of it; upgrade-state: of the old records, the stack\'s own)',
+    defaultText: 'the account of your credentials',
+    schema: z.string().regex(/^\d{12}$/, 'not a 12-digit AWS account id'),
+    commands: ['status', 'check', 'upgrade-state'],
     section: 'AWS',
   }),
   profile: value({
@@ -249,14 +281,6 @@ export const flags = {
     commands: ['upgrade-state'],
     section: 'Stack settings',
   }),
-  account: value({
-    placeholder: '<id>',
-    help: 'the account the old records\' instances live in (the stack\'s own)',
-    defaultText: "your credentials' account, from STS GetCallerIdentity",
-    schema: z.string().regex(/^\d{12}$/, 'not a 12-digit AWS account id'),
-    commands: ['upgrade-state'],
-    section: 'Stack settings',
-  }),
 
   // Output
   output: value({
@@ -286,6 +310,14 @@ export const flags = {
   concurrency: value({
     placeholder: '<n>',
     help: 'AWS calls in flight per step (1-32)',
+    schema: number().int().min(1).max(32),
+    fallback: 4,
+    commands: ['audit'],
+    section: 'Output',
+  }),
+  'place-concurrency': value({
+    placeholder: '<n>',
+    help: '(account, region) places audited at once (1-32)',
     schema: number().int().min(1).max(32),
     fallback: 4,
     commands: ['audit'],

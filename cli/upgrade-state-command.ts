@@ -9,8 +9,8 @@ import type { Place } from '../shared/aws/place.js';
 import type { Settings } from '../shared/config/settings.js';
 import { recordKeyOf, statusChange, type OnboardingRecord } from '../shared/state/instance-record.js';
 import type { StackArguments } from './audit-arguments.js';
-import { applyAwsFlags, regionOf, singleRegion } from './aws-flags.js';
-import { callerAccount, cliClientFactory } from './cli-clients.js';
+import { awsConnection, singleRegion } from './aws-flags.js';
+import { callerAccount, cliClientFactory, defaultRegion } from './cli-clients.js';
 import { CliError, UsageError, type CliIo, type CommandLine } from './command-line.js';
 import { exitCodes, instanceIdSchema } from './flags.js';
 import { readStackSettings } from './stack-settings.js';
@@ -282,13 +282,11 @@ export async function upgradeState(line: CommandLine<'upgrade-state'>, io: CliIo
   const to = flags.to ?? `cwap-${flags.stage}-records`;
   if (from === to) throw new UsageError(`--from and --to name the same table (${from}): the upgrade copies from the old table into the new one`);
   const given = singleRegion('upgrade-state', flags.region);
-  applyAwsFlags(io, { region: given, profile: flags.profile, endpointUrl: flags['endpoint-url'] });
   // Many conditional writes in a burst: adaptive retry slows the run down when DynamoDB throttles.
-  io.env.AWS_RETRY_MODE ??= 'adaptive';
-  const probe = new DynamoDBClient({});
-  const region = await regionOf(given, probe).finally(() => probe.destroy());
-  const account = flags.account ?? (await callerAccount(region));
-  const clients = cliClientFactory({ account, region }).clients();
+  const connection = awsConnection({ profile: flags.profile, endpointUrl: flags['endpoint-url'] }, 'adaptive');
+  const region = given ?? (await defaultRegion(connection));
+  const account = flags.account ?? (await callerAccount(region, connection));
+  const clients = cliClientFactory({ account, region }, { connection }).clients();
 
   const rerun = [
     'cw-autopilot upgrade-state',

@@ -1,6 +1,7 @@
 // `npm run bench`: audits simulated fleets of 1,000 and 10,000 instances and prints, for each, the
-// AWS calls made per API, the fewest the APIs' page sizes allow, and the wall time. The last line
-// is one JSON object with those figures.
+// AWS calls made per API, the fewest the APIs' page sizes allow, and the wall time; then the audit
+// of an organization (20 accounts x 3 regions x 500 instances, through the member roles) with its
+// calls per API and AssumeRole calls. The last line is one JSON object with those figures.
 //
 // Backend: an in-process fake at the SDK level (scripts/simulated-fleet.ts, aws-sdk-client-mock),
 // not moto: moto needs minutes to launch and describe thousands of instances, and does not
@@ -9,9 +10,11 @@
 import { ClientFactory } from '../shared/aws/client-factory.js';
 import { performance } from 'node:perf_hooks';
 import { runAudit } from '../shared/audit/audit-run.js';
+import { runOrganizationAudit } from '../shared/audit/organization-audit.js';
+import { clientFactoryOf } from '../shared/aws/product-clients.js';
 import { parseSettings } from '../shared/config/settings.js';
 import { stackEnvironment } from '../test/harness/stack.js';
-import { generateFleet, installFakeAws, minimumCalls } from './simulated-fleet.js';
+import { generateFleet, installFakeAws, installOrganizationFakeAws, minimumCalls, type SimulatedFleet } from './simulated-fleet.js';
 
 // Each fake call waits this long, like a round trip to AWS (BENCH_LATENCY_MS, default 50).
 const latencyMs = Number(process.env.BENCH_LATENCY_MS ?? 50);
@@ -79,6 +82,64 @@ async function bench(size: number): Promise<BenchResult> {
   }
 }
 
+interface OrganizationBenchResult {
+  accounts: number;
+  regions: number;
+  instances: number;
+  calls: Record<string, number>;
+  /** The fewest calls the page sizes allow, summed over the places (AssumeRole: one per place not the hub's). */
+  minimum: Record<string, number>;
+  totalCalls: number;
+  assumeRoleCalls: number;
+  wallMs: number;
+  coverage: number;
+}
+
+/** The hub (moto's default account in the tests) and 19 member accounts, in 3 regions each. */
+async function benchOrganization(accountCount: number, regions: string[], perPlace: number): Promise<OrganizationBenchResult> {
+  const now = new Date();
+  const hub = '123456789012';
+  const accounts = [hub, ...Array.from({ length: accountCount - 1 }, (_, index) => String(100_000_000_001 + index))];
+  const fleets: SimulatedFleet[] = accounts.flatMap((accountId) => regions.map((region) => generateFleet(perPlace, { now, accountId, region })));
+  const aws = installOrganizationFakeAws(fleets, { hubAccount: hub, now, latencyMs });
+  try {
+    const orgSettings = parseSettings({ ...stackEnvironment('bench'), ACCOUNTS: accounts.join(','), REGIONS: regions.join(','), MEMBER_ROLE_NAME: 'cwap-bench-member-audit' });
+    const factory = clientFactoryOf(orgSettings);
+    const started = performance.now();
+    const report = await runOrganizationAudit(factory, {
+      accounts: orgSettings.accounts,
+      regions: orgSettings.regions,
+      placeConcurrency: orgSettings.auditPlaceConcurrency,
+      scope: { tags: [], instanceIds: [] },
+      settings: orgSettings,
+      remediation: { mode: 'off' },
+      auditCommand: (place) => `npx cw-autopilot audit --stage bench --region ${place.region} --accounts ${place.account}`,
+      concurrency: 4,
+      now,
+    });
+    const wallMs = Math.round(performance.now() - started);
+    const expected = fleets.reduce((total, fleet) => total + fleet.instances.length, 0);
+    if (report.summary.running !== expected || report.organization.unreadable.length) {
+      throw new Error(`audited ${report.summary.running} of ${expected} instances, ${report.organization.unreadable.length} places not read`);
+    }
+    const minimum: Record<string, number> = { AssumeRole: accounts.length * regions.length - 1 };
+    for (const fleet of fleets) for (const [api, n] of Object.entries(minimumCalls(fleet))) minimum[api] = (minimum[api] ?? 0) + n;
+    return {
+      accounts: accounts.length,
+      regions: regions.length,
+      instances: expected,
+      calls: { ...aws.calls },
+      minimum,
+      totalCalls: sum(aws.calls),
+      assumeRoleCalls: factory.assumeRoleCalls,
+      wallMs,
+      coverage: report.summary.coverage,
+    };
+  } finally {
+    aws.restore();
+  }
+}
+
 const results: BenchResult[] = [];
 for (const size of [1_000, 10_000]) {
   const result = await bench(size);
@@ -89,6 +150,15 @@ for (const size of [1_000, 10_000]) {
     console.log(`  ${api.padEnd(40)} ${String(result.calls[api] ?? 0).padStart(6)} ${String(result.minimum[api]).padStart(8)}`);
   }
 }
+const organization = await benchOrganization(20, ['us-east-1', 'eu-west-1', 'ap-southeast-2'], 500);
+console.log(
+  `\norganization: ${organization.accounts} accounts x ${organization.regions} regions, ${organization.instances.toLocaleString('en-US')} instances: ${organization.wallMs} ms (${latencyMs} ms per simulated call), ${organization.totalCalls} calls, ${organization.assumeRoleCalls} AssumeRole, coverage ${(organization.coverage * 100).toFixed(2)}%`,
+);
+console.log(`  ${'API'.padEnd(40)} ${'calls'.padStart(6)} ${'minimum'.padStart(8)}`);
+for (const api of Object.keys(organization.minimum)) {
+  console.log(`  ${api.padEnd(40)} ${String(organization.calls[api] ?? 0).padStart(6)} ${String(organization.minimum[api]).padStart(8)}`);
+}
 const withinTargets = results.every((result) => result.overMinimumPercent <= 10) && (results.find((result) => result.instances === 10_000)?.wallMs ?? Infinity) < 60_000;
 console.log(`\nbackend: in-process SDK fake (aws-sdk-client-mock, page sizes enforced, ${latencyMs} ms per call); moto is too slow at this scale and lacks DescribeInstanceInformation`);
-console.log(JSON.stringify({ backend: 'sdk-fake', withinTargets, results }));
+const { minimum: _minimum, coverage: _coverage, ...organizationFigures } = organization;
+console.log(JSON.stringify({ backend: 'sdk-fake', withinTargets, results, organization: organizationFigures }));

@@ -1,12 +1,12 @@
 import type { Clients } from '../aws/client-factory.js';
-import type { AuditSummaryPayload } from '../checking/alert-payload.js';
+import type { AuditSummaryPayload, PayloadOrganization } from '../checking/alert-payload.js';
 import { envelope, maxPublishBytes, publish, publishedBytes, snsSubject, topicMessage, type EnvelopeSettings, type TopicMessage } from '../checking/alerts.js';
 import type { Settings } from '../config/settings.js';
 import type { AuditReport } from './audit-summary.js';
 import { renderSummaryText } from './audit-render.js';
 
 /** How much of the summary a message carries at first; halved until the publish fits SNS's limit. */
-const firstCut = { textBytes: 60_000, needsPerson: 50 };
+const firstCut = { textBytes: 60_000, needsPerson: 50, accounts: 500 };
 
 /** `text` cut to at most `maxBytes` bytes of UTF-8 (never inside a character), saying so when cut. */
 function cutText(text: string, maxBytes: number): string {
@@ -16,6 +16,12 @@ function cutText(text: string, maxBytes: number): string {
   return `${kept}${note}`;
 }
 
+/** `, 20 accounts` in the subject of an audit of several accounts. */
+function accountsNote(report: AuditReport): string {
+  const accounts = report.organization?.accounts.length ?? 1;
+  return accounts > 1 ? `, ${accounts} accounts` : '';
+}
+
 function remediationCounts(report: AuditReport): Record<string, number> | null {
   if (!report.remediation) return null;
   const counts: Record<string, number> = {};
@@ -23,12 +29,32 @@ function remediationCounts(report: AuditReport): Record<string, number> | null {
   return counts;
 }
 
+/** The per-account figures, worst first (places not read, then coverage), at most `accounts` of them and of the places not read. */
+function organizationFigures(report: AuditReport, accounts: number): PayloadOrganization | undefined {
+  const organization = report.organization;
+  if (!organization) return undefined;
+  const worstFirst = Object.entries(organization.byAccount).sort(
+    ([a, left], [b, right]) => right.unreadablePlaces - left.unreadablePlaces || left.coverage - right.coverage || a.localeCompare(b),
+  );
+  const shown = worstFirst.slice(0, accounts);
+  const unreadable = organization.unreadable.slice(0, accounts);
+  return {
+    accounts: organization.accounts.length,
+    regions: organization.regions,
+    places: organization.places,
+    byAccount: Object.fromEntries(shown),
+    byAccountOmitted: worstFirst.length - shown.length,
+    unreadable,
+    unreadableOmitted: organization.unreadable.length - unreadable.length,
+  };
+}
+
 function auditMessage(report: AuditReport, settings: EnvelopeSettings, now: Date, cut: typeof firstCut): TopicMessage<AuditSummaryPayload> {
   const { summary } = report;
   const shown = summary.needsPerson.slice(0, cut.needsPerson);
   const severity = summary.healthy < summary.running || summary.partial ? 'warning' : 'info';
   return topicMessage(
-    snsSubject(`cw-autopilot audit: ${(summary.coverage * 100).toFixed(1)}% covered (${summary.healthy}/${summary.running})${summary.partial ? ', partial' : ''}`),
+    snsSubject(`cw-autopilot audit: ${(summary.coverage * 100).toFixed(1)}% covered (${summary.healthy}/${summary.running})${accountsNote(report)}${summary.partial ? ', partial' : ''}`),
     cutText(renderSummaryText(report), cut.textBytes),
     {
       ...envelope('audit-summary', severity, settings, now),
@@ -50,6 +76,7 @@ function auditMessage(report: AuditReport, settings: EnvelopeSettings, now: Date
       needsPerson: shown,
       needsPersonOmitted: summary.needsPerson.length - shown.length,
       remediation: remediationCounts(report),
+      ...(report.organization ? { organization: organizationFigures(report, cut.accounts) } : {}),
     },
   );
 }
@@ -63,7 +90,7 @@ export function renderAuditSummary(report: AuditReport, settings: EnvelopeSettin
   let cut = firstCut;
   let message = auditMessage(report, settings, now, cut);
   while (publishedBytes(message) > maxPublishBytes && cut.textBytes > 1_000) {
-    cut = { textBytes: Math.floor(cut.textBytes / 2), needsPerson: Math.floor(cut.needsPerson / 2) };
+    cut = { textBytes: Math.floor(cut.textBytes / 2), needsPerson: Math.floor(cut.needsPerson / 2), accounts: Math.floor(cut.accounts / 2) };
     message = auditMessage(report, settings, now, cut);
   }
   return message;

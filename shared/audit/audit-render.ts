@@ -1,9 +1,9 @@
 import type { AuditReport, AuditSummary, CoverageTally } from './audit-summary.js';
-import { auditStatuses, type AuditRow } from './instance-status.js';
+import { auditStatuses, type AuditRow, type AuditStatus } from './instance-status.js';
+import { describeUnreadable, type OrganizationSummary, type PlaceTally } from './organization-audit.js';
+import type { ReportFormat } from './report-formats.js';
 
-/** The output formats of the audit. */
-export const reportFormats = ['table', 'json', 'markdown'] as const;
-export type ReportFormat = (typeof reportFormats)[number];
+export { reportFormats, type ReportFormat } from './report-formats.js';
 
 function percent(coverage: number): string {
   return `${(coverage * 100).toFixed(2)}%`;
@@ -32,7 +32,15 @@ function policiesCell(row: AuditRow): string {
   return row.profile.role ? 'ok' : '?';
 }
 
-const columns: { title: string; cell: (row: AuditRow, now: number) => string }[] = [
+type Column = { title: string; cell: (row: AuditRow, now: number) => string };
+
+/** Where each row is, shown when the report covers more than one account or region. */
+const placeColumns: Column[] = [
+  { title: 'ACCOUNT', cell: (row) => row.account },
+  { title: 'REGION', cell: (row) => row.region },
+];
+
+const instanceColumns: Column[] = [
   { title: 'INSTANCE', cell: (row) => row.instanceId },
   { title: 'NAME', cell: (row) => row.name ?? '-' },
   { title: 'OS', cell: (row) => row.os },
@@ -45,6 +53,64 @@ const columns: { title: string; cell: (row: AuditRow, now: number) => string }[]
   { title: 'ONBOARDING', cell: (row) => row.onboarding?.status ?? '-' },
   { title: 'STATUS', cell: (row) => row.status },
 ];
+
+/** Whether the report covers several places, so its rows must say where they are. */
+function manyPlaces(report: AuditReport): boolean {
+  return report.organization !== undefined && (report.organization.accounts.length > 1 || report.organization.regions.length > 1);
+}
+
+function columnsOf(report: AuditReport): Column[] {
+  return manyPlaces(report) ? [...placeColumns, ...instanceColumns] : instanceColumns;
+}
+
+/** `i-0abc` alone, or `111111111111/eu-west-1 i-0abc` in a report of several places. */
+function instanceLabel(report: AuditReport, item: { account: string; region: string; instanceId: string }): string {
+  return manyPlaces(report) ? `${item.account}/${item.region} ${item.instanceId}` : item.instanceId;
+}
+
+/** The statuses other than healthy that a tally has, e.g. `no-profile 3, unknown 1`. */
+function problems(byStatus: Record<AuditStatus, number>): string {
+  return auditStatuses.filter((status) => status !== 'healthy' && byStatus[status] > 0).map((status) => `${status} ${byStatus[status]}`).join(', ') || '-';
+}
+
+/** One line per account (then per region): running, healthy, coverage, what is wrong, places not read. */
+function placeTallyRows(organization: OrganizationSummary, by: 'account' | 'region'): string[][] {
+  const groups = by === 'account' ? organization.byAccount : organization.byRegion;
+  const placesEach = by === 'account' ? organization.regions.length : organization.accounts.length;
+  return Object.entries(groups).map(([key, tally]: [string, PlaceTally]) => [
+    key,
+    String(tally.running),
+    String(tally.healthy),
+    tally.unreadablePlaces === placesEach ? '-' : percent(tally.coverage),
+    problems(tally.byStatus),
+    tally.unreadablePlaces ? `${tally.unreadablePlaces} of ${placesEach} ${by === 'account' ? 'regions' : 'accounts'}` : '-',
+  ]);
+}
+
+const placeTallyTitles = (by: 'account' | 'region') => [by.toUpperCase(), 'RUNNING', 'HEALTHY', 'COVERAGE', 'NOT HEALTHY', 'NOT READ'];
+
+/** Text lines of a table, columns padded (numbers right-aligned). Pure. */
+function aligned(rows: string[][], rightAligned: number[] = []): string[] {
+  const widths = (rows[0] ?? []).map((_, index) => Math.max(...rows.map((row) => row[index]?.length ?? 0)));
+  return rows.map((row) => row.map((value, index) => (rightAligned.includes(index) ? value.padStart(widths[index] ?? 0) : value.padEnd(widths[index] ?? 0))).join('  ').trimEnd());
+}
+
+function organizationLines(report: AuditReport): string[] {
+  const organization = report.organization;
+  if (!organization) return [];
+  const lines = [
+    `Places: ${organization.places} (${organization.accounts.length} account(s) x ${organization.regions.length} region(s)), ${organization.unreadable.length} not read`,
+  ];
+  if (manyPlaces(report)) {
+    lines.push('By account:', ...aligned([placeTallyTitles('account'), ...placeTallyRows(organization, 'account')], [1, 2, 3]).map((line) => `  ${line}`));
+    if (organization.regions.length > 1) lines.push('By region:', ...aligned([placeTallyTitles('region'), ...placeTallyRows(organization, 'region')], [1, 2, 3]).map((line) => `  ${line}`));
+  }
+  if (organization.unreadable.length) {
+    lines.push(`NOT READ: ${organization.unreadable.length} place(s); their instances are not in this report:`);
+    for (const place of organization.unreadable) lines.push(`  ${describeUnreadable(place)}`);
+  }
+  return lines;
+}
 
 function tallies(groups: Record<string, CoverageTally>): string {
   const entries = Object.entries(groups).sort(([a], [b]) => a.localeCompare(b));
@@ -66,11 +132,12 @@ function summaryLines(report: AuditReport): string[] {
     `By OS: ${tallies(summary.byOs)}`,
     `By AZ: ${tallies(summary.byAvailabilityZone)}`,
     `Fixable with --remediate: ${summary.remediable}; onboarding under way: ${summary.underWay}; needing a person: ${summary.needsPerson.length}`,
+    ...organizationLines(report),
   ];
-  if (summary.partial) {
+  if (summary.failures.length) {
     lines.push(`PARTIAL REPORT: ${summary.failures.length} AWS read(s) kept failing; rows marked unknown lack those facts:`);
     for (const failure of summary.failures) {
-      lines.push(`  ${failure.region} ${failure.api}${failure.instances ? ` (${failure.instances} instances)` : ''}: ${failure.error}`);
+      lines.push(`  ${failure.account ? `${failure.account}/` : ''}${failure.region} ${failure.api}${failure.instances ? ` (${failure.instances} instances)` : ''}: ${failure.error}`);
     }
   }
   return lines;
@@ -82,7 +149,7 @@ function remediationLines(report: AuditReport): string[] {
   const dryRun = report.remediation.every((item) => item.outcome === 'would-start');
   return [
     `Remediation${dryRun ? ' (dry run, nothing changed)' : ''}:`,
-    ...report.remediation.map((item) => `  ${item.instanceId} (${item.status}): ${item.outcome}: ${item.detail}`),
+    ...report.remediation.map((item) => `  ${instanceLabel(report, item)} (${item.status}): ${item.outcome}: ${item.detail}`),
   ];
 }
 
@@ -92,6 +159,7 @@ function remediationLines(report: AuditReport): string[] {
  */
 export function renderTable(report: AuditReport): string {
   const now = Date.parse(report.summary.generatedAt);
+  const columns = columnsOf(report);
   const cells = report.instances.map((row) => columns.map((column) => column.cell(row, now)));
   const widths = columns.map((column, index) => Math.max(column.title.length, ...cells.map((line) => line[index]?.length ?? 0)));
   const line = (values: string[]) => values.map((value, index) => value.padEnd(widths[index] ?? 0)).join('  ').trimEnd();
@@ -100,7 +168,7 @@ export function renderTable(report: AuditReport): string {
     line(columns.map((column) => column.title)),
     ...cells.map(line),
     '',
-    ...(fixes.length ? ['Fixes:', ...fixes.map((row) => `  ${row.instanceId} ${row.status} [${row.remedy}]: ${row.fix}`), ''] : []),
+    ...(fixes.length ? ['Fixes:', ...fixes.map((row) => `  ${instanceLabel(report, row)} ${row.status} [${row.remedy}]: ${row.fix}`), ''] : []),
     ...summaryLines(report),
     ...remediationLines(report),
     '',
@@ -115,7 +183,8 @@ export function markdownCell(text: string): string {
 /** The report as GitHub-flavoured Markdown: summary first, then the table and the fixes. Pure. */
 export function renderMarkdown(report: AuditReport): string {
   const now = Date.parse(report.summary.generatedAt);
-  const { summary } = report;
+  const { summary, organization } = report;
+  const columns = columnsOf(report);
   const groupTable = (title: string, groups: Record<string, CoverageTally>) => [
     `| ${title} | running | healthy |`,
     '|---|---:|---:|',
@@ -135,13 +204,28 @@ export function renderMarkdown(report: AuditReport): string {
     ...groupTable('AZ', summary.byAvailabilityZone),
     '',
   ];
-  if (summary.partial) {
+  if (organization && manyPlaces(report)) {
+    const placeTable = (by: 'account' | 'region') => [
+      `| ${placeTallyTitles(by).map((title) => title.toLowerCase()).join(' | ')} |`,
+      '|---|---:|---:|---:|---|---|',
+      ...placeTallyRows(organization, by).map((cells) => `| ${cells.map(markdownCell).join(' | ')} |`),
+      '',
+    ];
+    lines.push(`## By account (${organization.accounts.length})`, '', ...placeTable('account'));
+    if (organization.regions.length > 1) lines.push(`## By region (${organization.regions.length})`, '', ...placeTable('region'));
+  }
+  if (organization?.unreadable.length) {
+    lines.push(`> **Not read**: ${organization.unreadable.length} of ${organization.places} places; their instances are not in this report.`, '>');
+    for (const place of organization.unreadable) lines.push(`> - ${markdownCell(describeUnreadable(place))}`);
+    lines.push('');
+  }
+  if (summary.failures.length) {
     lines.push('> **Partial report**: these AWS reads kept failing; rows marked `unknown` lack those facts.', '>');
-    for (const failure of summary.failures) lines.push(`> - ${failure.region} ${failure.api}: ${markdownCell(failure.error)}`);
+    for (const failure of summary.failures) lines.push(`> - ${failure.account ? `${failure.account}/` : ''}${failure.region} ${failure.api}: ${markdownCell(failure.error)}`);
     lines.push('');
   }
   lines.push(`## Needs a person (${summary.needsPerson.length})`, '');
-  lines.push(...(summary.needsPerson.length ? summary.needsPerson.map((item) => `- **${item.instanceId}**${item.name ? ` (${markdownCell(item.name)})` : ''} ${item.status}: ${markdownCell(item.fix)}`) : ['None.']));
+  lines.push(...(summary.needsPerson.length ? summary.needsPerson.map((item) => `- **${instanceLabel(report, item)}**${item.name ? ` (${markdownCell(item.name)})` : ''} ${item.status}: ${markdownCell(item.fix)}`) : ['None.']));
   lines.push('', '## Instances', '');
   lines.push(`| ${columns.map((column) => column.title.toLowerCase()).join(' | ')} | fix |`);
   lines.push(`|${columns.map(() => '---').join('|')}|---|`);
@@ -171,7 +255,7 @@ export function renderSummaryText(report: AuditReport, limit = 50): string {
   const people = report.summary.needsPerson;
   return [
     ...summaryLines(report),
-    ...(people.length ? ['', `Needs a person (${people.length}):`, ...people.slice(0, limit).map((item) => `- ${item.instanceId} ${item.status}: ${item.fix}`)] : []),
+    ...(people.length ? ['', `Needs a person (${people.length}):`, ...people.slice(0, limit).map((item) => `- ${instanceLabel(report, item)} ${item.status}: ${item.fix}`)] : []),
     ...(people.length > limit ? [`... and ${people.length - limit} more (see the full report)`] : []),
     ...remediationLines(report),
   ].join('\n');

@@ -1,4 +1,5 @@
 import type { Clients } from '../aws/client-factory.js';
+import type { Place } from '../aws/place.js';
 import type { Settings } from '../config/settings.js';
 import { summarizeAudit, type AuditReport } from './audit-summary.js';
 import { gatherFleetInventory, type InventoryProgress } from './fleet-inventory.js';
@@ -10,8 +11,8 @@ import { dryRunRemediation, remediate, type Remediator } from './remediation.js'
 export type RemediationMode =
   | { mode: 'off' }
   | { mode: 'dry-run' }
-  /** `remediatorFor` gets the account the instances belong to (for the ARNs it may need). */
-  | { mode: 'apply'; remediatorFor: (accountId: string | undefined) => Remediator };
+  /** `remediatorFor` gets the place the instances are in. */
+  | { mode: 'apply'; remediatorFor: (place: Place) => Remediator };
 
 /** The settings the audit reads: names of the stack's resources and the onboarding policy. */
 export type AuditSettings = Pick<Settings, 'stateTable' | 'metrics' | 'agentProfileName' | 'optOutTag' | 'optInTag' | 'modifyExistingRoles'>;
@@ -64,7 +65,7 @@ export async function runAudit(clients: Clients, options: AuditOptions): Promise
       ? null
       : options.remediation.mode === 'dry-run'
         ? dryRunRemediation(rows)
-        : await remediate(rows, options.remediation.remediatorFor(inventory.accountId), concurrency);
+        : await remediate(rows, options.remediation.remediatorFor(clients.place), concurrency);
   return {
     summary: summarizeAudit(rows, { regions: [options.region], failures: inventory.failures, now }),
     instances: rows,

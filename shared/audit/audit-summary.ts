@@ -1,5 +1,6 @@
 import type { AuditFailure } from './fleet-inventory.js';
 import { auditStatuses, type AuditRow, type AuditStatus } from './instance-status.js';
+import type { OrganizationSummary } from './organization-audit.js';
 
 /** Running and healthy counts of one group (an OS, an availability zone). */
 export interface CoverageTally {
@@ -9,6 +10,7 @@ export interface CoverageTally {
 
 /** An instance a person must look at, with what to do. */
 export interface Attention {
+  account: string;
   region: string;
   instanceId: string;
   name: string | null;
@@ -40,6 +42,7 @@ export interface AuditSummary {
 
 /** What a remediation did (or, in a dry run, would do) for one instance. */
 export interface RemediationOutcome {
+  account: string;
   region: string;
   instanceId: string;
   status: AuditStatus;
@@ -47,11 +50,15 @@ export interface RemediationOutcome {
   detail: string;
 }
 
-/** The whole audit: summary, one row per running instance, and what remediation did. */
+/**
+ * The whole audit: summary, one row per running instance, and what remediation did; an audit of
+ * accounts and regions (runOrganizationAudit) adds the figures per account and region.
+ */
 export interface AuditReport {
   summary: AuditSummary;
   instances: AuditRow[];
   remediation: RemediationOutcome[] | null;
+  organization?: OrganizationSummary;
 }
 
 function tally(groups: Record<string, CoverageTally>, key: string, healthy: boolean): void {
@@ -87,25 +94,10 @@ export function summarizeAudit(rows: AuditRow[], context: { regions: string[]; f
     byAvailabilityZone,
     needsPerson: rows
       .filter((row) => row.remedy === 'person')
-      .map(({ region, instanceId, name, status, fix }) => ({ region, instanceId, name, status, fix })),
+      .map(({ account, region, instanceId, name, status, fix }) => ({ account, region, instanceId, name, status, fix })),
     remediable: rows.filter((row) => row.remedy === 'onboard').length,
     underWay: rows.filter((row) => row.remedy === 'wait').length,
     partial: context.failures.length > 0,
     failures: context.failures,
-  };
-}
-
-/** One report from the reports of several regions (each audited on its own). Pure. */
-export function mergeReports(reports: AuditReport[], now: Date): AuditReport {
-  const instances = reports.flatMap((report) => report.instances);
-  const remediations = reports.flatMap((report) => report.remediation ?? []);
-  return {
-    summary: summarizeAudit(instances, {
-      regions: reports.flatMap((report) => report.summary.regions),
-      failures: reports.flatMap((report) => report.summary.failures),
-      now,
-    }),
-    instances,
-    remediation: reports.some((report) => report.remediation) ? remediations : null,
   };
 }

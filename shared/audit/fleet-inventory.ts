@@ -11,6 +11,8 @@ import { profileStandings, type ProfileStanding } from './role-policies.js';
 
 /** An AWS read that kept failing: the report is partial, and says where. */
 export interface AuditFailure {
+  /** The account of the read (set by an audit of several accounts). */
+  account?: string;
   region: string;
   api: string;
   /** How many instances lack this fact because of it. */
@@ -23,6 +25,7 @@ export type UnreadFacts = Partial<Record<'profile' | 'ssm' | 'metrics' | 'record
 
 /** Everything the audit read about one running instance, before any judgement. */
 export interface InstanceAuditFacts {
+  account: string;
   region: string;
   instance: InstanceFacts;
   /** The associated profile (bulk associations, else DescribeInstances); undefined = none. */
@@ -178,6 +181,7 @@ export async function gatherFleetInventory(clients: Clients, options: InventoryO
   const facts = instances.map((instance): InstanceAuditFacts => {
     const association = associationOf(instance);
     return {
+      account: clients.place.account,
       region,
       instance,
       association,

@@ -36,6 +36,7 @@ export interface MetricFinding {
 
 /** One line of the report: what is known about an instance, its status, and the fix. */
 export interface AuditRow {
+  account: string;
   region: string;
   instanceId: string;
   name: string | null;
@@ -95,6 +96,7 @@ export function classifyInstance(facts: InstanceAuditFacts, context: ClassifyCon
   }));
 
   const row = (status: AuditStatus, remedy: Remedy, fix: string): AuditRow => ({
+    account: facts.account,
     region: facts.region,
     instanceId: id,
     name: instance.name ?? null,

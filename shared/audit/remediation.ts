@@ -1,14 +1,14 @@
-import { InvokeCommand } from '@aws-sdk/client-lambda';
-import type { Clients } from '../aws/client-factory.js';
-import { LambdaClient } from '@aws-sdk/client-lambda';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import type { ClientFactory, Clients } from '../aws/client-factory.js';
 import { describeError } from '../aws/errors.js';
+import { samePlace, type Place } from '../aws/place.js';
 import { runOnboarding } from '../onboarding/onboarding.js';
 import type { Settings } from '../config/settings.js';
 import type { RemediationOutcome } from './audit-summary.js';
 import { mapBounded } from './concurrency.js';
 import type { AuditRow } from './instance-status.js';
 
-/** Starts onboarding for one instance; says what happened. */
+/** Starts onboarding for one instance of the place it was made for; says what happened. */
 export type Remediator = (instanceId: string) => Promise<{ outcome: 'started' | 'requested'; detail: string }>;
 
 /** The rows `--remediate` acts on: those onboarding can fix and that nothing is working on. */
@@ -19,6 +19,7 @@ export function remediationCandidates(rows: AuditRow[]): AuditRow[] {
 /** What a dry run reports: the same candidates, nothing changed. Pure. */
 export function dryRunRemediation(rows: AuditRow[]): RemediationOutcome[] {
   return remediationCandidates(rows).map((row) => ({
+    account: row.account,
     region: row.region,
     instanceId: row.instanceId,
     status: row.status,
@@ -33,7 +34,7 @@ export function dryRunRemediation(rows: AuditRow[]): RemediationOutcome[] {
  */
 export async function remediate(rows: AuditRow[], remediator: Remediator, concurrency: number): Promise<RemediationOutcome[]> {
   return mapBounded(remediationCandidates(rows), concurrency, async (row): Promise<RemediationOutcome> => {
-    const base = { region: row.region, instanceId: row.instanceId, status: row.status };
+    const base = { account: row.account, region: row.region, instanceId: row.instanceId, status: row.status };
     try {
       return { ...base, ...(await remediator(row.instanceId)) };
     } catch (error) {
@@ -43,15 +44,17 @@ export async function remediate(rows: AuditRow[], remediator: Remediator, concur
 }
 
 /**
- * Remediates in this process with the caller's credentials, through the same code path as the
- * EC2 event: {@link runOnboarding} with a `remediate` trigger.
+ * Remediates the instances of one place in this process, through the same code path as the EC2
+ * event: {@link runOnboarding} with a `remediate` trigger for that place, acting there with the
+ * factory's clients (its own credentials in its hub's place, its role elsewhere).
  *
  * @example
- * await remediate(rows, onboardInProcess(settings), 4);
+ * await remediate(rows, onboardInProcess(settings, factory, place), 4);
  */
-export function onboardInProcess(settings: Settings, requestedBy = 'audit'): Remediator {
+export function onboardInProcess(settings: Settings, factory: ClientFactory, place: Place, requestedBy = 'audit'): Remediator {
   return async (instanceId) => {
-    const result = await runOnboarding({ kind: 'remediate', instanceId, requestedBy }, settings);
+    const trigger = { kind: 'remediate' as const, instanceId, requestedBy, place: samePlace(place, factory.hubPlace) ? undefined : place };
+    const result = await runOnboarding(trigger, settings, undefined, factory);
     return { outcome: 'started', detail: `onboarding ${result.action}: ${result.reason}${result.status ? ` (now ${result.status})` : ''}` };
   };
 }
@@ -59,15 +62,18 @@ export function onboardInProcess(settings: Settings, requestedBy = 'audit'): Rem
 /**
  * Remediates by asking the deployed onboard function (asynchronous Invoke, `Event`), which runs
  * {@link runOnboarding} with the `remediate` trigger it parses from
- * `{ instanceId, remediate: true, requestedBy }`. The caller needs only lambda:InvokeFunction.
+ * `{ instanceId, remediate: true, requestedBy, account, region }` (account and region left out for
+ * the hub's own place, as the EC2 event of the hub's own instances has them). The caller needs
+ * only lambda:InvokeFunction, in the hub.
  */
 export function onboardByInvoking(clients: Clients, onboardFunctionArn: string, requestedBy = 'audit'): Remediator {
+  const where = samePlace(clients.place, clients.hubPlace) ? {} : { account: clients.place.account, region: clients.place.region };
   return async (instanceId) => {
     const result = await clients.hub(LambdaClient).send(
       new InvokeCommand({
         FunctionName: onboardFunctionArn,
         InvocationType: 'Event',
-        Payload: new TextEncoder().encode(JSON.stringify({ instanceId, remediate: true, requestedBy })),
+        Payload: new TextEncoder().encode(JSON.stringify({ instanceId, remediate: true, requestedBy, ...where })),
       }),
     );
     return { outcome: 'requested', detail: `asked ${onboardFunctionArn.split(':').at(-1)} to onboard it (HTTP ${result.StatusCode ?? '?'})` };

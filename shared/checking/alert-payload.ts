@@ -4,6 +4,7 @@ import { evidenceLines } from './check-explanation.js';
 import type { CommandState } from './command-status.js';
 import type { AuditFailure } from '../audit/fleet-inventory.js';
 import type { Attention, CoverageTally } from '../audit/audit-summary.js';
+import type { PlaceTally, UnreadablePlace } from '../audit/organization-audit.js';
 
 /**
  * The version of the JSON payload machines receive (schemas/alert-payload.v<version>.json). A field
@@ -118,6 +119,18 @@ export interface PayloadFleet {
   failures: AuditFailure[];
 }
 
+/** An audit of several accounts or regions: the figures per account and the places not read, cut to fit. */
+export interface PayloadOrganization {
+  accounts: number;
+  regions: string[];
+  places: number;
+  /** Worst first (places not read, then coverage); the best covered are the ones cut. */
+  byAccount: Record<string, PlaceTally>;
+  byAccountOmitted: number;
+  unreadable: UnreadablePlace[];
+  unreadableOmitted: number;
+}
+
 /** The fleet audit's summary: coverage in numbers and who needs a person. */
 export interface AuditSummaryPayload extends PayloadEnvelope {
   event: 'audit-summary';
@@ -129,6 +142,8 @@ export interface AuditSummaryPayload extends PayloadEnvelope {
   needsPersonOmitted: number;
   /** What remediation did, by outcome; null when it did not run. */
   remediation: Record<string, number> | null;
+  /** Present when the audit covered accounts and regions (runOrganizationAudit). */
+  organization?: PayloadOrganization;
 }
 
 /**

@@ -142,6 +142,7 @@ const schema = z
       .string()
       .regex(/^[\w+=,.@-]{1,48}$/, 'an IAM role name of at most 48 characters (the region is appended)')
       .optional(),
+    AUDIT_PLACE_CONCURRENCY: z.coerce.number().int().min(1).max(32).default(4),
     ORGANIZATION_ID: z
       .string()
       .default('')
@@ -219,6 +220,8 @@ export interface Settings {
   memberRoleName: string | undefined;
   /** ORGANIZATION_ID, when set (the trust and bus policies are conditioned on it). */
   organizationId: string | undefined;
+  /** AUDIT_PLACE_CONCURRENCY: (account, region) places the audit reads at once (default 4). */
+  auditPlaceConcurrency: number;
 }
 
 /**
@@ -281,5 +284,6 @@ export function parseSettings(env: Record<string, string | undefined> = process.
     regions: e.REGIONS.length ? e.REGIONS : [e.AWS_REGION],
     memberRoleName: e.MEMBER_ROLE_NAME,
     organizationId: e.ORGANIZATION_ID || undefined,
+    auditPlaceConcurrency: e.AUDIT_PLACE_CONCURRENCY,
   };
 }

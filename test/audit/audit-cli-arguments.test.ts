@@ -25,11 +25,32 @@ describe('cw-autopilot audit arguments', () => {
     [['--bogus'], "Unknown option '--bogus'"],
     [['stray'], 'stray'],
     [['--onboard-function', 'onboard', '--settings-from-flags'], '--onboard-function and --settings-from-flags contradict each other'],
-    [['--onboard-function', 'arn:aws:lambda:eu-west-1:210987654321:function:x', '--region', 'us-east-1'], '--onboard-function: the function is in eu-west-1, but the audit covers us-east-1'],
+    [['--accounts', '1234'], '--accounts: expected organization, or 12-digit account ids'],
+    [['--accounts', ','], '--accounts: expected organization, or 12-digit account ids'],
+    [['--role-name', 'a role'], '--role-name: an IAM role name'],
+    [['--regions', 'Ireland'], '--regions: not an AWS region name'],
+    [['--regions', 'eu-west-1', '--region', 'us-east-1'], '--region and --regions are the same option'],
+    [['--place-concurrency', '0'], '--place-concurrency'],
     [['--onboard-function', 'my function'], '--onboard-function: expected a Lambda function name or ARN'],
   ])('rejects %j with a message naming the argument', (argv, message) => {
     expect(() => parseAuditArguments(argv)).toThrow(UsageError);
     expect(() => parseAuditArguments(argv)).toThrow(message);
+  });
+
+  it('reads the accounts (organization, or ids), the role to assume in them, and --regions as --region', () => {
+    const args = parseAuditArguments(['--accounts', '111111111111, 222222222222,111111111111', '--regions', 'eu-west-1,us-east-1', '--regions', 'eu-central-1', '--stage', 'prod']);
+    expect(args.accounts).toEqual({ kind: 'list', ids: ['111111111111', '222222222222'] });
+    expect(args.regions).toEqual(['eu-west-1', 'us-east-1', 'eu-central-1']);
+    // The base name: the member stack's role is <name>-<region>.
+    expect(args.roleName).toBe('cwap-prod-member-audit');
+    expect(args.placeConcurrency).toBe(4);
+    expect(parseAuditArguments(['--accounts', 'organization', '--role-name', 'platform-audit', '--place-concurrency', '8'])).toMatchObject({
+      accounts: { kind: 'organization' },
+      roleName: 'platform-audit',
+      placeConcurrency: 8,
+    });
+    // Not given: the caller's own account.
+    expect(parseAuditArguments([]).accounts).toEqual({ kind: 'hub' });
   });
 
   it('derives the stack names of a stage as serverless.yml makes them, and the functions\' schema accepts them', () => {

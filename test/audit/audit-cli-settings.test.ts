@@ -15,7 +15,7 @@ vi.mock('../../shared/audit/audit-run.js', () => ({
   runAudit: async (_clients: unknown, options: AuditOptions) => {
     const audit: (typeof audits)[number] = { options };
     audits.push(audit);
-    if (options.remediation.mode === 'apply') audit.remediatorSettings = (options.remediation.remediatorFor('210987654321') as unknown as { settings: Settings }).settings;
+    if (options.remediation.mode === 'apply') audit.remediatorSettings = (options.remediation.remediatorFor({ account: '210987654321', region: options.region }) as unknown as { settings: Settings }).settings;
     return { summary: summarizeAudit([], { regions: [options.region], failures: [], now: new Date() }), instances: [], remediation: options.remediation.mode === 'off' ? null : [] };
   },
 }));
@@ -113,6 +113,35 @@ describe('the settings cw-autopilot audit runs with', () => {
     const result = await run('--quiet');
     expect(result.stderr).toMatch(/^warning: cannot read the stack's settings from function cw-agent-autopilot-dev-onboard in eu-west-1 \(Error: boom\)/);
     expect(result.stderr).not.toContain('settings: from');
+  });
+
+  it('a hub whose regions cover the audited ones is read once, and every region is audited with its settings', async () => {
+    lambda.on(GetFunctionConfigurationCommand).resolves({ Environment: { Variables: { ...deployed, REGIONS: 'eu-west-1,us-east-1' } } });
+    const result = await run('--stage', 'prod', '--region', 'us-east-1');
+    expect(result.code).toBe(0);
+    expect(lambda.commandCalls(GetFunctionConfigurationCommand)).toHaveLength(1);
+    expect(audits.map((audit) => (audit.options as AuditOptions).region).sort()).toEqual(['eu-west-1', 'us-east-1']);
+    expect(audits.every((audit) => (audit.options as AuditOptions).settings === result.settings)).toBe(true);
+  });
+
+  it('a region the first stack does not cover is audited with the stack deployed there (one stack per region)', async () => {
+    lambda.on(GetFunctionConfigurationCommand).resolves({ Environment: { Variables: deployed } });
+    const result = await run('--stage', 'prod', '--region', 'us-east-1');
+    expect(result.code).toBe(0);
+    expect(lambda.commandCalls(GetFunctionConfigurationCommand)).toHaveLength(2);
+    expect(result.stderr).toContain('eu-west-1 settings: from function cw-agent-autopilot-prod-onboard\n');
+    expect(result.stderr).toContain('us-east-1 settings: from function cw-agent-autopilot-prod-onboard\n');
+    const byRegion = Object.fromEntries(audits.map((audit) => [(audit.options as AuditOptions).region, (audit.options as AuditOptions).settings as Settings]));
+    expect(byRegion['eu-west-1']?.region).toBe('eu-west-1');
+    expect(byRegion['us-east-1']?.region).toBe('us-east-1');
+  });
+
+  it('--onboard-function of one region, with a region its stack does not cover, stops with exit 2 naming both', async () => {
+    lambda.on(GetFunctionConfigurationCommand).resolves({ Environment: { Variables: deployed } });
+    const { code, stderr } = await runCli(['audit', '--onboard-function', 'arn:aws:lambda:eu-west-1:210987654321:function:x', '--region', 'us-east-1']);
+    expect(code).toBe(2);
+    expect(stderr).toContain('--onboard-function: the function is in eu-west-1, but the audit covers us-east-1');
+    expect(audits).toHaveLength(0);
   });
 
   it('a deployed environment this CLI cannot parse fails the audit naming the function', async () => {

@@ -28,6 +28,7 @@ export function healthyFacts(overrides: Partial<InstanceAuditFacts> & { instance
   const launchTime = minutesBefore(600);
   const { instanceId: _ignored, ...rest } = overrides;
   return {
+    account: '123456789012',
     region: 'eu-west-1',
     instance: {
       instanceId,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { renderMarkdown, renderTable, renderSummaryText } from '../../shared/audit/audit-render.js';
-import { mergeReports, summarizeAudit, type AuditReport } from '../../shared/audit/audit-summary.js';
+import { summarizeAudit, type AuditReport } from '../../shared/audit/audit-summary.js';
 import { classifyInstance } from '../../shared/audit/instance-status.js';
 import { dryRunRemediation, remediate } from '../../shared/audit/remediation.js';
 import { context, healthyFacts, now, silentMetrics } from './audit-facts.js';
@@ -42,11 +42,6 @@ describe('the audit summary', () => {
 
   it('an empty fleet is fully covered (nothing runs that could be unmonitored)', () => {
     expect(summarizeAudit([], { regions: ['eu-west-1'], failures: [], now }).coverage).toBe(1);
-  });
-
-  it('merges the reports of two regions into one summary', () => {
-    const merged = mergeReports([report(), { ...report(), summary: { ...report().summary, regions: ['us-east-1'] } }], now);
-    expect(merged.summary).toMatchObject({ running: 8, healthy: 4, coverage: 0.5, regions: ['eu-west-1', 'us-east-1'] });
   });
 });
 

@@ -46,6 +46,22 @@ describe('cw-autopilot check', () => {
     );
   });
 
+  it('--account checks an instance of another account: the hub\'s function gets its place', async () => {
+    lambda.on(InvokeCommand).resolves({ StatusCode: 200, Payload: payload(healthy) });
+    const result = await run('check', instanceId, '--region', 'eu-west-1', '--account', '111111111111');
+    expect(result.code).toBe(0);
+    expect(lambda.commandCalls(InvokeCommand).map((call) => JSON.parse(String(call.args[0].input.Payload)))).toEqual([
+      { instanceId, account: '111111111111', region: 'eu-west-1' },
+    ]);
+  });
+
+  it('a bad --account is a usage error naming it', async () => {
+    const result = await run('check', instanceId, '--account', '42');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--account: not a 12-digit AWS account id');
+    expect(lambda.commandCalls(InvokeCommand)).toHaveLength(0);
+  });
+
   it('--check-function names the function; --output json prints the function, the region and its result', async () => {
     const retry = { instanceId, action: 'retry', status: 'checking', reason: 'no datapoints yet; check 2 scheduled', diagnosis: 'no-datapoints' };
     lambda.on(InvokeCommand).resolves({ StatusCode: 200, Payload: payload(retry) });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DescribeIamInstanceProfileAssociationsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { runAudit } from '../../shared/audit/audit-run.js';
 import { onboardInProcess } from '../../shared/audit/remediation.js';
+import { clientFactoryOf } from '../../shared/aws/product-clients.js';
 import { readRecord } from '../../shared/state/instance-record.js';
 import { useAws } from '../harness/aws-env.js';
 import { localClientConfig } from '../harness/client-config.js';
@@ -75,7 +76,7 @@ describe('auditing a mixed fleet in moto', () => {
       region: 'us-east-1',
       scope: { tags: [], instanceIds: [fleet.noProfile.instanceId] },
       settings: stack.settings,
-      remediation: { mode: 'apply', remediatorFor: () => onboardInProcess(stack.settings) },
+      remediation: { mode: 'apply', remediatorFor: (place) => onboardInProcess(stack.settings, clientFactoryOf(stack.settings), place) },
       auditCommand: command,
     });
     expect(report.remediation).toEqual([expect.objectContaining({ instanceId: fleet.noProfile.instanceId, status: 'no-profile', outcome: 'started' })]);

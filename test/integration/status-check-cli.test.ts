@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { Context } from 'aws-lambda';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DetachRolePolicyCommand, IAMClient } from '@aws-sdk/client-iam';
-import { readRecord, type OnboardingRecord } from '../../shared/state/instance-record.js';
+import { advance, newRecord, readRecord, saveRecord, type OnboardingRecord } from '../../shared/state/instance-record.js';
 import { useAws } from '../harness/aws-env.js';
 import { localClientConfig } from '../harness/client-config.js';
 import { launchInstance, stateChangeEvent } from '../harness/fleet.js';
@@ -130,6 +130,18 @@ describe('cw-autopilot status against moto', () => {
     const sent = record.history.find((entry) => entry.step === 'install-command-sent');
     expect(lines).toContain(`| ${sent?.at} | install-command-sent | ${sent?.detail} |`);
     expect(lines.filter((line) => /^\| \d{4}-\d\d-\d\dT/.test(line))).toHaveLength(record.history.length);
+  });
+
+  it('--account reads the hub\'s record of an instance of another account; without it, that record is not the caller\'s', async () => {
+    const member = { account: '111111111111', region: 'us-east-1' };
+    const instanceId = 'i-0123456789abcdef1';
+    const now = new Date();
+    await saveRecord(testClients(member), stack.settings.stateTable, advance(newRecord(member, instanceId, now), { status: 'healthy', os: 'linux' }, 'healthy', now));
+    const found = await cli('status', instanceId, '--stage', 'test', '--table', stack.settings.stateTable, '--account', member.account, '--output', 'json');
+    expect(found.code).toBe(0);
+    expect(JSON.parse(found.stdout).record).toMatchObject({ recordKey: `${member.account}:us-east-1:${instanceId}`, account: member.account, status: 'healthy' });
+    const own = await cli('status', instanceId, '--stage', 'test', '--table', stack.settings.stateTable);
+    expect(own.code).toBe(3);
   });
 
   it('an instance the table has no record of: one line naming the instance and the table, exit 3', async () => {
