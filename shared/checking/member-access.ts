@@ -23,11 +23,12 @@ const confirmed = new Set<string>();
  * - the invocation succeeds (returns `unreachable(reason)`): Lambda's retries and the on-failure
  *   destination would otherwise send one message per instance.
  * A place that works again is recorded reachable (once per container), so a later failure alerts anew.
+ * A batch of a place passes all its instance ids: each is recorded, the alert names the first.
  */
 export async function withMemberAccess<R>(
   factory: ClientFactory,
   place: Place,
-  instanceId: string,
+  instanceIds: string | readonly string[],
   settings: Settings,
   now: Date,
   flow: () => Promise<R>,
@@ -39,8 +40,9 @@ export async function withMemberAccess<R>(
     await factory.verifyAccess(place);
   } catch (error) {
     if (!(error instanceof MemberAccessError)) throw error;
-    await recordInstanceUnreachable(factory, place, instanceId, error, settings, now);
-    await alertOnce(factory, error, instanceId, settings, now);
+    const ids = typeof instanceIds === 'string' ? [instanceIds] : instanceIds;
+    for (const instanceId of ids) await recordInstanceUnreachable(factory, place, instanceId, error, settings, now);
+    await alertOnce(factory, error, ids[0] ?? '', settings, now);
     return unreachable(error.message);
   }
   const label = placeLabel(place);
