@@ -181,6 +181,9 @@ async function onboardPlace(clients: Clients, instances: Map<string, BatchInstan
     if (outcome) outcomes.set(instanceId, outcome);
   });
 
+  // In the batch's order, whatever order the steps above finished in: the same batch, the same commands.
+  const order = new Map(ids.map((instanceId, index) => [instanceId, index]));
+  awaiting.sort((a, b) => (order.get(a.instance.instanceId) ?? 0) - (order.get(b.instance.instanceId) ?? 0));
   for (const [instanceId, outcome] of await installOnBatch(clients, awaiting, settings, now)) outcomes.set(instanceId, outcome);
   return outcomes;
 }
