@@ -46,7 +46,7 @@ async function packageBundles(): Promise<string> {
   mkdirSync(service);
   // osls wants its config file to be a real file in the service folder; the sources can be links.
   for (const file of ['serverless.yml', 'package.json']) copyFileSync(path.join(repo, file), path.join(service, file));
-  for (const entry of ['tsconfig.json', 'functions', 'shared', 'agent-config', 'scripts', 'node_modules']) {
+  for (const entry of ['tsconfig.json', 'functions', 'shared', 'agent-config', 'scripts', 'deploy', 'node_modules']) {
     symlinkSync(path.join(repo, entry), path.join(service, entry));
   }
   await promisify(execFile)(
