@@ -231,7 +231,15 @@ function hubPolicies() {
     onboard: document([
       ownLogs('onboard'),
       failedInvocationsToAlertTopic,
-      state,
+      // A batch of the onboard queue reads its records 100 a BatchGetItem.
+      { ...state, Action: [...state.Action, 'dynamodb:BatchGetItem'] },
+      // What Lambda's SQS event source mapping does with the function's role.
+      {
+        Sid: 'ConsumeOnboardQueue',
+        Effect: 'Allow',
+        Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
+        Resource: { 'Fn::GetAtt': ['OnboardQueue', 'Arn'] },
+      },
       ...inAccount.onboard,
       { Sid: 'ScheduleNextStep', Effect: 'Allow', Action: 'scheduler:CreateSchedule', Resource: schedules },
       passSchedulerRole,

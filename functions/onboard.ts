@@ -2,17 +2,38 @@ import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logger, logInvocationResult } from '../shared/observability/logger.js';
 import { runOnboarding, type OnboardingResult } from '../shared/onboarding/onboarding.js';
+import { runOnboardingBatch } from '../shared/onboarding/onboarding-batch.js';
 import { parseSettings } from '../shared/config/settings.js';
-import { parseOnboardTrigger } from '../shared/input/triggers.js';
+import { isQueueBatch, parseOnboardQueueBatch, parseOnboardTrigger } from '../shared/input/triggers.js';
 
 // Parsed at cold start: a wrong setting stops the function here, naming the setting.
 const settings = parseSettings();
 
+/** Lambda's partial batch response (ReportBatchItemFailures): the messages to deliver again. */
+export interface QueueBatchResponse {
+  batchItemFailures: { itemIdentifier: string }[];
+}
+
 /**
- * Onboards the instance of an EC2 "running" state-change event, or continues a scheduled retry
- * (`{ instanceId, attempt }`).
+ * A batch of the onboard queue (EC2 "running" events the rules put there): the partial batch
+ * response is written here rather than with @aws-lambda-powertools/batch, which has no release at
+ * the version of the other Powertools packages, and it is one field. A message whose body is no
+ * trigger is logged with its problem and dropped (it would fail on every delivery).
  */
-export const handler = middy<unknown, OnboardingResult>()
+async function onboardQueueBatch(event: unknown): Promise<QueueBatchResponse> {
+  const { triggers, unreadable } = parseOnboardQueueBatch(event);
+  for (const message of unreadable) logger.error('dropped a message of the onboard queue that is no onboarding trigger', { messageId: message.messageId, error: message.problem });
+  const batch = await runOnboardingBatch(triggers, settings);
+  logger.info('onboard batch', { messages: triggers.length + unreadable.length, dropped: unreadable.length, results: batch.results, failures: batch.failures });
+  return { batchItemFailures: batch.batchItemFailures };
+}
+
+/**
+ * Onboards the instances of a batch of the onboard queue, or one instance: an EC2 "running"
+ * state-change event delivered straight to it, a scheduled retry (`{ instanceId, attempt }`) or a
+ * remediation (`{ instanceId, remediate: true }`).
+ */
+export const handler = middy<unknown, OnboardingResult | QueueBatchResponse>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
   .use(logInvocationResult())
-  .handler(async (event) => runOnboarding(parseOnboardTrigger(event), settings));
+  .handler(async (event) => (isQueueBatch(event) ? onboardQueueBatch(event) : runOnboarding(parseOnboardTrigger(event), settings)));

@@ -62,6 +62,44 @@ export async function describeInstance(clients: Clients, instanceId: string): Pr
   }
 }
 
+/**
+ * EC2 refuses a call whose filters carry more than 200 values in all (FilterLimitExceeded, "The
+ * maximum number of filter values specified on a single call is 200"; the API reference's Filter
+ * page states no figure, the error does).
+ */
+export const maxInstanceIdsPerDescribe = 200;
+
+/** DescribeInstances returns at most 1,000 instances a page (MaxResults 5 to 1000). */
+const maxInstancesPerPage = 1000;
+
+/**
+ * Describes many instances of one place: the ids go in an `instance-id` filter, 200 a call, every
+ * page read. A filter, not `InstanceIds`: an id EC2 does not know (not yet visible after a launch,
+ * terminated long ago) is left out of the answer instead of failing the whole call with
+ * InvalidInstanceID.NotFound. Instances EC2 does not know are absent from the map.
+ *
+ * @example
+ * const instances = await describeInstances(clients, ['i-0abc', 'i-0def']);
+ * instances.get('i-0abc')?.state; // 'running'
+ */
+export async function describeInstances(clients: Clients, instanceIds: readonly string[]): Promise<Map<string, InstanceFacts>> {
+  const found = new Map<string, InstanceFacts>();
+  for (let from = 0; from < instanceIds.length; from += maxInstanceIdsPerDescribe) {
+    const chunk = instanceIds.slice(from, from + maxInstanceIdsPerDescribe);
+    let nextToken: string | undefined;
+    do {
+      const page = await clients.of(EC2Client).send(
+        new DescribeInstancesCommand({ Filters: [{ Name: 'instance-id', Values: chunk }], MaxResults: maxInstancesPerPage, NextToken: nextToken }),
+      );
+      for (const instance of page.Reservations?.flatMap((reservation) => reservation.Instances ?? []) ?? []) {
+        if (instance.InstanceId) found.set(instance.InstanceId, toInstanceFacts(instance));
+      }
+      nextToken = page.NextToken;
+    } while (nextToken);
+  }
+  return found;
+}
+
 /** True for the EC2 errors that mean "this instance does not exist (any more)". */
 export function isUnknownInstanceError(error: unknown): boolean {
   const name = awsErrorName(error);

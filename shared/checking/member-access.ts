@@ -24,26 +24,27 @@ const confirmed = new Set<string>();
  * - the invocation succeeds (returns `unreachable(reason)`): Lambda's retries and the on-failure
  *   destination would otherwise send one message per instance.
  * A place that works again is recorded reachable (once per container), so a later failure alerts anew.
+ * A batch of a place passes all its instance ids: each is recorded, the alert names the first.
  */
 export async function withMemberAccess<R>(
-  request: { instanceId: string; place?: Place | undefined },
+  request: { place?: Place | undefined } & ({ instanceId: string } | { instanceIds: readonly string[] }),
   settings: Settings,
   now: Date,
   factory: ClientFactory,
   flow: (clients: Clients) => Promise<R>,
   unreachable: (reason: string) => R,
 ): Promise<R> {
-  const { instanceId } = request;
+  const ids = 'instanceIds' in request ? request.instanceIds : [request.instanceId];
   const place = request.place ?? factory.hubPlace;
   const clients = factory.clients(place);
-  logAbout(instanceId, undefined, place);
+  if ('instanceId' in request) logAbout(request.instanceId, undefined, place);
   if (samePlace(place, factory.hubPlace)) return flow(clients);
   try {
     await factory.verifyAccess(place);
   } catch (error) {
     if (!(error instanceof MemberAccessError)) throw error;
-    await recordInstanceUnreachable(factory, place, instanceId, error, settings, now);
-    await alertOnce(factory, error, instanceId, settings, now);
+    for (const instanceId of ids) await recordInstanceUnreachable(factory, place, instanceId, error, settings, now);
+    await alertOnce(factory, error, ids[0] ?? '', settings, now);
     return unreachable(error.message);
   }
   const label = placeLabel(place);

@@ -233,3 +233,61 @@ export function parseOffboardRequest(input: unknown): OffboardRequest {
   }
   return { instanceId: byHand.data.instanceId, place: placeOf(byHand.data) };
 }
+
+/** An onboarding trigger read from one message of the onboard queue. */
+export interface QueuedTrigger {
+  /** The SQS message id: what a partial batch response names when this instance's onboarding fails. */
+  messageId: string;
+  trigger: OnboardTrigger;
+}
+
+/** A message of the onboard queue that is not an onboarding trigger. */
+export interface UnreadableMessage {
+  messageId: string;
+  problem: string;
+}
+
+/** The envelope Lambda's SQS event source mapping delivers; a record's own keys beyond these are Lambda's. */
+const queueEvent = z.object({
+  Records: z.array(z.looseObject({ messageId: z.string().min(1), body: z.string(), eventSource: z.literal('aws:sqs') })).min(1),
+});
+
+/** True when an input is a batch from an SQS event source mapping (and not one of the direct inputs). */
+export function isQueueBatch(input: unknown): boolean {
+  if (!hasKey(input, 'Records')) return false;
+  const records = (input as { Records: unknown }).Records;
+  return Array.isArray(records) && records.length > 0 && records.every((record) => hasKey(record, 'eventSource') && (record as { eventSource: unknown }).eventSource === 'aws:sqs');
+}
+
+/**
+ * Reads a batch of the onboard queue: each message body is an onboarding trigger (the EC2 event a
+ * rule put on the queue), read by {@link parseOnboardTrigger}. A body that is not one is returned in
+ * `unreadable` with the problem: it would fail on every delivery, so the caller logs and drops it
+ * rather than send it round to the dead-letter queue. An input that is not an SQS batch at all is
+ * rejected with {@link InvalidInputError}.
+ *
+ * @example
+ * const { triggers, unreadable } = parseOnboardQueueBatch(event);
+ */
+export function parseOnboardQueueBatch(input: unknown): { triggers: QueuedTrigger[]; unreadable: UnreadableMessage[] } {
+  const parsed = queueEvent.safeParse(input);
+  if (!parsed.success) throw new InvalidInputError(`onboard: not an SQS batch { Records: [{ messageId, body, eventSource: "aws:sqs" }] }: ${describeInputProblems(parsed.error, input)}`);
+  const triggers: QueuedTrigger[] = [];
+  const unreadable: UnreadableMessage[] = [];
+  for (const { messageId, body } of parsed.data.Records) {
+    let content: unknown;
+    try {
+      content = JSON.parse(body);
+    } catch {
+      unreadable.push({ messageId, problem: `onboard: the message body is not JSON (${received(body)})` });
+      continue;
+    }
+    try {
+      triggers.push({ messageId, trigger: parseOnboardTrigger(content) });
+    } catch (error) {
+      if (!(error instanceof InvalidInputError)) throw error;
+      unreadable.push({ messageId, problem: error.message });
+    }
+  }
+  return { triggers, unreadable };
+}

@@ -23,6 +23,14 @@ export function productAlarmName(prefix: string, fn: ProductFunction, suffix: ke
   return `${prefix}-${fn}-${suffix}`;
 }
 
+/**
+ * The name of the alarm on the onboard queue's dead-letter queue (serverless.yml
+ * OnboardDeadLettersAlarm): running events that failed every delivery.
+ */
+export function onboardDeadLettersAlarmName(prefix: string): string {
+  return `${prefix}-onboard-dead-letters`;
+}
+
 /** What the dashboard is drawn from; at package time the ARN parts are CloudFormation placeholders. */
 export interface DashboardSources {
   partition: string;
@@ -148,11 +156,10 @@ export function renderProductDashboard(sources: DashboardSources): DashboardBody
       height: 6,
       properties: {
         title: 'Alarms on the product',
-        alarms: productFunctions.flatMap((fn) =>
-          Object.keys(functionAlarms).map(
-            (suffix) => `arn:${sources.partition}:cloudwatch:${region}:${sources.accountId}:alarm:${productAlarmName(sources.prefix, fn, suffix as keyof typeof functionAlarms)}`,
-          ),
-        ),
+        alarms: [
+          ...productFunctions.flatMap((fn) => Object.keys(functionAlarms).map((suffix) => productAlarmName(sources.prefix, fn, suffix as keyof typeof functionAlarms))),
+          onboardDeadLettersAlarmName(sources.prefix),
+        ].map((name) => `arn:${sources.partition}:cloudwatch:${region}:${sources.accountId}:alarm:${name}`),
       },
     },
   ];

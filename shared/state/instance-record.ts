@@ -1,8 +1,8 @@
 import { StaleRecordError } from '../errors.js';
-import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Clients } from '../aws/client-factory.js';
 import { stateTableClient } from '../aws/client-factory.js';
-import { awsErrorName } from '../aws/errors.js';
+import { awsErrorName, sleep } from '../aws/errors.js';
 import type { OsFamily } from '../agent-config.js';
 import type { ProfilePath } from '../onboarding/instance-profiles.js';
 import type { RecordedDiagnosis } from '../checking/check-explanation.js';
@@ -140,6 +140,41 @@ export async function readRecord(clients: Clients, table: string, instanceId: st
     new GetCommand({ TableName: table, Key: { recordKey: recordKeyOf(clients.place, instanceId) }, ConsistentRead: true }),
   );
   return result.Item as OnboardingRecord | undefined;
+}
+
+/** BatchGetItem reads at most 100 keys a call. */
+export const maxRecordsPerBatchGet = 100;
+
+/** How often keys DynamoDB leaves unprocessed (throttling) are asked again before giving up. */
+const unprocessedRetries = 5;
+
+/**
+ * Reads the records of many instances of the clients' place: BatchGetItem, 100 keys a call,
+ * strongly consistent like {@link readRecord}, whole records (with their history). Keys DynamoDB
+ * leaves unprocessed are asked again with backoff, a few times. Instances without a record are
+ * absent from the map.
+ *
+ * @example
+ * const records = await readRecords(clients, settings.stateTable, ['i-0abc', 'i-0def']);
+ */
+export async function readRecords(clients: Clients, table: string, instanceIds: readonly string[]): Promise<Map<string, OnboardingRecord>> {
+  const found = new Map<string, OnboardingRecord>();
+  for (let from = 0; from < instanceIds.length; from += maxRecordsPerBatchGet) {
+    let keys: Record<string, unknown>[] = instanceIds.slice(from, from + maxRecordsPerBatchGet).map((instanceId) => ({ recordKey: recordKeyOf(clients.place, instanceId) }));
+    for (let attempt = 0; keys.length > 0; attempt++) {
+      if (attempt > 0) {
+        if (attempt > unprocessedRetries) throw new Error(`DynamoDB left ${keys.length} keys of ${table} unprocessed after ${unprocessedRetries} retries`);
+        await sleep(100 * 2 ** attempt);
+      }
+      const result = await stateTableClient(clients).send(new BatchGetCommand({ RequestItems: { [table]: { Keys: keys, ConsistentRead: true } } }));
+      for (const item of result.Responses?.[table] ?? []) {
+        const record = item as OnboardingRecord;
+        found.set(record.instanceId, record);
+      }
+      keys = (result.UnprocessedKeys?.[table]?.Keys ?? []) as Record<string, unknown>[];
+    }
+  }
+  return found;
 }
 
 /**

@@ -155,7 +155,8 @@ describe('the README on the product\'s own monitoring', () => {
       .map((resource) => resource.Properties.AlarmName ?? '');
     const suffixes = new Set(names.map((name) => /^\$\{self:custom\.prefix\}-(onboard|check|offboard|audit)-(.+)$/.exec(name)?.[2] ?? `unexpected name ${name}`));
     const alarms = section(metricsSection, '### Alarms on the product');
-    const tabled = new Set([...alarms.matchAll(/^\| `cwap-<stage>-<function>-([a-z-]+)`/gm)].map((match) => match[1]));
+    // A row per kind of function alarm (`<function>`), and the onboard queue's own (`onboard`).
+    const tabled = new Set([...alarms.matchAll(/^\| `cwap-<stage>-(?:<function>|onboard)-([a-z-]+)`/gm)].map((match) => match[1]));
     expect([...tabled].sort()).toEqual([...suffixes].sort());
     expect(section(metricsSection, '### Dashboard')).toContain(`the ${names.length} alarms below`);
     expect(section(readme, '## What it costs')).toContain(`${names.length} standard-resolution alarms`);

@@ -110,6 +110,10 @@ function evaluate(template: Template, value: unknown): unknown {
         return p.FunctionName;
       case 'AWS::CloudWatch::Dashboard':
         return p.DashboardName;
+      case 'AWS::SQS::Queue':
+        return `https://sqs.${region}.amazonaws.com/${account}/${p.QueueName}`;
+      case 'AWS::Events::EventBus':
+        return p.Name;
       default:
         throw new Error(`Ref to ${resource.Type} (${name}) is not modelled by this test`);
     }
@@ -127,6 +131,10 @@ function evaluate(template: Template, value: unknown): unknown {
         return `arn:aws:lambda:${region}:${account}:function:${p.FunctionName}`;
       case 'AWS::SNS::Topic':
         return refOf(name);
+      case 'AWS::SQS::Queue':
+        return `arn:aws:sqs:${region}:${account}:${p.QueueName}`;
+      case 'AWS::Events::Rule':
+        return `arn:aws:events:${region}:${account}:rule/${p.EventBusName ? `${evaluate(template, p.EventBusName) as string}/` : ''}${p.Name}`;
       default:
         throw new Error(`GetAtt ${name}.Arn of ${resource.Type} is not modelled by this test`);
     }
@@ -234,6 +242,7 @@ beforeAll(async () => {
     await packageStack(
       '--param', 'namespace=Team/Custom', '--param', 'memoryMetric=MEM_PCT', '--param', 'auditSchedule=rate(1 day)',
       '--param', 'alertEmail=ops@example.com', '--param', 'checkMaxAttempts=5', '--param', 'goneRecordRetentionDays=30',
+      '--param', 'onboardBatchSize=100', '--param', 'onboardBatchWindowSeconds=20', '--param', 'onboardReservedConcurrency=5',
     ),
   );
   packages.push(
@@ -253,11 +262,13 @@ afterAll(() => {
 describe('the packaged stack', () => {
   const onboardName = 'cw-agent-autopilot-test-onboard';
   const checkName = 'cw-agent-autopilot-test-check';
+  const onboardQueueArn = `arn:aws:sqs:${region}:${account}:cwap-test-onboard`;
+  const onboardDeadLetterQueueArn = `arn:aws:sqs:${region}:${account}:cwap-test-onboard-dead-letters`;
 
-  it('routes exactly the EC2 "running" state changes to the onboard function', () => {
+  it('routes exactly the EC2 "running" state changes to the onboard queue, which the onboard function consumes', () => {
     // Event rules only: the audit's optional schedule rule has no pattern.
     const rules = resourcesOfType(template, 'AWS::Events::Rule').filter(([, rule]) => rule.Properties.EventPattern && !rule.Properties.EventBusName);
-    // Two state-change rules: running -> onboard, stopped and terminated -> offboard (tested below).
+    // Two state-change rules: running -> onboard queue, stopped and terminated -> offboard (tested below).
     expect(rules).toHaveLength(2);
     const running = rules.filter(([, candidate]) => candidate.Properties.EventPattern.detail?.state?.includes('running'));
     expect(running).toHaveLength(1);
@@ -268,17 +279,78 @@ describe('the packaged stack', () => {
       detail: { state: ['running'] },
     });
     expect(rule.Properties.State).toBe('ENABLED');
-    expect(evaluate(template, rule.Properties.Targets)).toEqual([
-      expect.objectContaining({ Arn: `arn:aws:lambda:${region}:${account}:function:${onboardName}` }),
+    expect(evaluate(template, rule.Properties.Targets)).toEqual([{ Id: 'onboard-queue', Arn: onboardQueueArn }]);
+    expect(ruleName).toBe('OnboardStateChangesRule');
+    // No rule invokes onboard directly any more; the queue's event source mapping does.
+    const permissions = resourcesOfType(template, 'AWS::Lambda::Permission').map(([, p]) => evaluate(template, p.Properties) as Record<string, string>);
+    expect(permissions.filter((permission) => permission.FunctionName === `arn:aws:lambda:${region}:${account}:function:${onboardName}`)).toEqual([]);
+    const mappings = resourcesOfType(template, 'AWS::Lambda::EventSourceMapping').map(([, mapping]) => evaluate(template, mapping.Properties));
+    expect(mappings).toEqual([expect.objectContaining({ EventSourceArn: onboardQueueArn, FunctionName: `arn:aws:lambda:${region}:${account}:function:${onboardName}`, Enabled: true })]);
+  });
+
+  it('reads the queue in batches of 50 gathered for up to 10 s, reporting failed items only, unless the params say otherwise', () => {
+    const mappingOf = (t: Template) => evaluate(t, resourcesOfType(t, 'AWS::Lambda::EventSourceMapping')[0]![1].Properties) as Record<string, unknown>;
+    expect(mappingOf(template)).toMatchObject({ BatchSize: 50, MaximumBatchingWindowInSeconds: 10, FunctionResponseTypes: ['ReportBatchItemFailures'] });
+    expect(mappingOf(overridden)).toMatchObject({ BatchSize: 100, MaximumBatchingWindowInSeconds: 20, FunctionResponseTypes: ['ReportBatchItemFailures'] });
+  });
+
+  it('keeps the onboard queue\'s messages invisible for six function timeouts, and sets aside after 5 deliveries in a dead-letter queue kept 14 days', () => {
+    const queue = evaluate(template, template.Resources.OnboardQueue!.Properties) as Record<string, any>;
+    const onboardTimeout = functionNamed(template, onboardName).Properties.Timeout as number;
+    expect(onboardTimeout).toBe(60);
+    // The Lambda developer guide: at least six times the function timeout on a queue Lambda polls.
+    expect(queue.VisibilityTimeout).toBeGreaterThanOrEqual(6 * onboardTimeout);
+    expect(queue).toMatchObject({ QueueName: 'cwap-test-onboard', SqsManagedSseEnabled: true, RedrivePolicy: { deadLetterTargetArn: onboardDeadLetterQueueArn, maxReceiveCount: 5 } });
+    const deadLetters = evaluate(template, template.Resources.OnboardDeadLetterQueue!.Properties);
+    expect(deadLetters).toEqual({ QueueName: 'cwap-test-onboard-dead-letters', MessageRetentionPeriod: 14 * 86_400, SqsManagedSseEnabled: true });
+    expect(resourcesOfType(template, 'AWS::SQS::Queue').map(([logicalId]) => logicalId).sort()).toEqual(['OnboardDeadLetterQueue', 'OnboardQueue']);
+  });
+
+  it('lets only EventBridge, for exactly the two running rules, send to the onboard queue', () => {
+    const policies = resourcesOfType(template, 'AWS::SQS::QueuePolicy').map(([, policy]) => evaluate(template, policy.Properties) as Record<string, any>);
+    expect(policies).toHaveLength(1);
+    expect(policies[0]!.Queues).toEqual([`https://sqs.${region}.amazonaws.com/${account}/cwap-test-onboard`]);
+    expect(policies[0]!.PolicyDocument.Statement).toEqual([
+      {
+        Sid: 'RunningEventsOfTheStackRules',
+        Effect: 'Allow',
+        Principal: { Service: 'events.amazonaws.com' },
+        Action: 'sqs:SendMessage',
+        Resource: onboardQueueArn,
+        Condition: { ArnEquals: { 'aws:SourceArn': [`arn:aws:events:${region}:${account}:rule/cwap-test-onboard`, `arn:aws:events:${region}:${account}:rule/cwap-test-hub/cwap-test-hub-onboard`] } },
+      },
     ]);
-    const permissions = resourcesOfType(template, 'AWS::Lambda::Permission').map(([, p]) => evaluate(template, p.Properties));
-    expect(permissions).toContainEqual({
-      Action: 'lambda:InvokeFunction',
-      FunctionName: `arn:aws:lambda:${region}:${account}:function:${onboardName}`,
-      Principal: 'events.amazonaws.com',
-      SourceArn: `arn:aws:events:${region}:${account}:rule/${rule.Properties.Name}`,
-    });
-    expect(ruleName).toMatch(/EventBridgeRule$/);
+    // Those are the rules whose target is the queue, and no other rule targets it.
+    const targeting = resourcesOfType(template, 'AWS::Events::Rule')
+      .filter(([, rule]) => (evaluate(template, rule.Properties.Targets ?? []) as { Arn: string }[]).some((target) => target.Arn === onboardQueueArn))
+      .map(([logicalId, rule]) => [logicalId, rule.Properties.Name]);
+    expect(targeting).toEqual([
+      ['OnboardStateChangesRule', 'cwap-test-onboard'],
+      ['OnboardFromHubBusRule', 'cwap-test-hub-onboard'],
+    ]);
+  });
+
+  it('lets only the onboard role consume the onboard queue: receive, delete and read its attributes, on that queue', () => {
+    const sqsGrants = iamStatements(template).flatMap(({ where, statement }) =>
+      asList(statement.Action).filter((action) => action.startsWith('sqs:')).map((action) => [where.split('/')[0], action, statement.Resource]),
+    );
+    expect(sqsGrants).toEqual([
+      ['OnboardRole', 'sqs:ReceiveMessage', onboardQueueArn],
+      ['OnboardRole', 'sqs:DeleteMessage', onboardQueueArn],
+      ['OnboardRole', 'sqs:GetQueueAttributes', onboardQueueArn],
+    ]);
+  });
+
+  it('leaves the onboard function unreserved unless onboardReservedConcurrency is set', () => {
+    const reserved = functionNamed(template, onboardName).Properties.ReservedConcurrentExecutions;
+    expect(reserved).toEqual({ 'Fn::If': ['ReservesOnboardConcurrency', { Ref: 'OnboardReservedConcurrency' }, { Ref: 'AWS::NoValue' }] });
+    expect(template.Parameters?.OnboardReservedConcurrency?.Default).toBe('');
+    expect(conditionHolds(template, 'ReservesOnboardConcurrency')).toBe(false);
+    expect(overridden.Parameters?.OnboardReservedConcurrency?.Default).toBe('5');
+    expect(conditionHolds(overridden, 'ReservesOnboardConcurrency')).toBe(true);
+    for (const name of ['cw-agent-autopilot-test-check', 'cw-agent-autopilot-test-offboard', 'cw-agent-autopilot-test-audit']) {
+      expect(functionNamed(template, name).Properties.ReservedConcurrentExecutions, name).toBeUndefined();
+    }
   });
 
   it('runs every function on nodejs24.x, with bundles built for Node 24', () => {
@@ -517,6 +589,11 @@ describe('the packaged stack', () => {
       ['sns:Publish', `arn:aws:sns:${region}:${account}:cwap-test-alerts`],
       ['dynamodb:GetItem', `arn:aws:dynamodb:${region}:${account}:table/cwap-test-records`],
       ['dynamodb:PutItem', `arn:aws:dynamodb:${region}:${account}:table/cwap-test-records`],
+      // A batch of the onboard queue reads its records 100 a call.
+      ['dynamodb:BatchGetItem', `arn:aws:dynamodb:${region}:${account}:table/cwap-test-records`],
+      ['sqs:ReceiveMessage', `arn:aws:sqs:${region}:${account}:cwap-test-onboard`],
+      ['sqs:DeleteMessage', `arn:aws:sqs:${region}:${account}:cwap-test-onboard`],
+      ['sqs:GetQueueAttributes', `arn:aws:sqs:${region}:${account}:cwap-test-onboard`],
       ['ec2:DescribeInstances', '*'],
       ['ec2:DescribeIamInstanceProfileAssociations', '*'],
       ['ec2:AssociateIamInstanceProfile', instances],
@@ -886,10 +963,13 @@ describe('the dashboard and the alarms on the product', () => {
     }
   });
 
-  it('each alarm watches a metric Lambda publishes for a function of the stack and notifies the alert topic within minutes', () => {
-    expect(alarms().length).toBeGreaterThan(0);
-    expect(unmatchedReferences(alarmReferencesOf(), { emitted, functionNames: functionNames() })).toEqual([]);
-    for (const { logicalId, properties } of alarms()) {
+  it('each alarm on a function watches a metric Lambda publishes for a function of the stack and notifies the alert topic within minutes', () => {
+    // Every alarm but the one on the onboard queue's dead letters (below) is on a function.
+    const onFunctions = alarms().filter(({ logicalId }) => logicalId !== 'OnboardDeadLettersAlarm');
+    expect(onFunctions).toHaveLength(alarms().length - 1);
+    expect(onFunctions.length).toBeGreaterThan(0);
+    expect(unmatchedReferences(onFunctions.flatMap(({ properties }) => alarmReferences(properties.AlarmName, properties)), { emitted, functionNames: functionNames() })).toEqual([]);
+    for (const { logicalId, properties } of onFunctions) {
       expect(properties, logicalId).toMatchObject({
         AlarmName: expect.stringMatching(/^cwap-test-/),
         AlarmActions: [topicArn],
@@ -908,6 +988,25 @@ describe('the dashboard and the alarms on the product', () => {
     }
     const names = alarms().map(({ properties }) => properties.AlarmName);
     expect(new Set(names).size).toBe(names.length);
+  });
+
+  it('alarms as soon as a running event reaches the onboard queue\'s dead-letter queue, to the alert topic', () => {
+    const alarm = alarms().find(({ logicalId }) => logicalId === 'OnboardDeadLettersAlarm')?.properties;
+    expect(alarm).toMatchObject({
+      AlarmName: 'cwap-test-onboard-dead-letters',
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: 'cwap-test-onboard-dead-letters' }],
+      Statistic: 'Maximum',
+      Period: 300,
+      EvaluationPeriods: 1,
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+      TreatMissingData: 'notBreaching',
+      AlarmActions: [topicArn],
+    });
+    expect(alarm?.Dimensions[0].Value).toBe(evaluate(template, template.Resources.OnboardDeadLetterQueue!.Properties.QueueName));
+    expect(alarm?.AlarmDescription).toContain('README');
   });
 
   it('names its own alarms outside the per-instance alarm names the checker and offboard may change (cwap-test-i-*)', () => {
@@ -1073,7 +1172,7 @@ describe('the organization: the hub\'s bus, topic and member access, and the mem
   });
 
   it('grants each execution role exactly its hub role\'s actions on the hub\'s own account, nothing hub-only', () => {
-    const hubOnly = /^(logs|sns|dynamodb|scheduler|lambda|sts|organizations):/;
+    const hubOnly = /^(logs|sns|dynamodb|scheduler|lambda|sts|organizations|sqs):/;
     const schedulerRole = `arn:aws:iam::${account}:role/cwap-test-us-east-1-scheduler`;
     for (const key of functionKeys) {
       const hubRole = `${capitalized(key)}Role`;
@@ -1128,7 +1227,11 @@ describe('the organization: the hub\'s bus, topic and member access, and the mem
     const byTarget = (list: [string, Resource][]) => Object.fromEntries(list.map(([, rule]) => [targetOf(rule).join(), rule.Properties.EventPattern]));
     expect(byTarget(onHub)).toEqual(byTarget(onDefault));
     const permissions = resourcesOfType(template, 'AWS::Lambda::Permission').map(([, p]) => evaluate(template, p.Properties) as Record<string, string>);
-    for (const [, rule] of onHub) {
+    const toFunctions = onHub.filter(([, rule]) => targetOf(rule)[0]?.startsWith(`arn:aws:lambda:`));
+    // offboard directly; onboard through the queue (its policy admits the hub rule: tested above).
+    expect(toFunctions.map(([logicalId]) => logicalId)).toEqual(['OffboardFromHubBusRule']);
+    expect(targetOf(template.Resources.OnboardFromHubBusRule!)).toEqual([`arn:aws:sqs:${region}:${account}:cwap-test-onboard`]);
+    for (const [, rule] of toFunctions) {
       expect(permissions).toContainEqual(expect.objectContaining({ FunctionName: targetOf(rule)[0], Principal: 'events.amazonaws.com', SourceArn: `arn:aws:events:${region}:${account}:rule/cwap-test-hub/${rule.Properties.Name}` }));
     }
   });

@@ -26,8 +26,10 @@ import { CreateScheduleCommand, SchedulerClient } from '@aws-sdk/client-schedule
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, type GetCommandInput, type PutCommandInput } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand, type BatchGetCommandInput, type GetCommandInput, type PutCommandInput } from '@aws-sdk/lib-dynamodb';
 import type { OnboardingRecord } from '../../shared/state/instance-record.js';
+import type { OnboardingResult } from '../../shared/onboarding/onboarding.js';
+import type { QueueBatchResponse } from '../../functions/onboard.js';
 import { hubRecordKey } from '../harness/test-clients.js';
 
 export const instanceId = 'i-0abc1234def567890';
@@ -96,6 +98,19 @@ export class StateTable {
   read(input: GetCommandInput): { Item?: OnboardingRecord } {
     const item = this.get(String(input.Key?.recordKey));
     return item ? { Item: item } : {};
+  }
+
+  /** BatchGetItem: every key found, nothing left unprocessed. */
+  readMany(input: BatchGetCommandInput): { Responses: Record<string, OnboardingRecord[]> } {
+    const responses: Record<string, OnboardingRecord[]> = {};
+    for (const [tableName, request] of Object.entries(input.RequestItems ?? {})) {
+      if ((request.Keys?.length ?? 0) > 100) throw Object.assign(new Error('Too many items requested for the BatchGetItem call'), { name: 'ValidationException' });
+      responses[tableName] = (request.Keys ?? []).flatMap((key) => {
+        const item = this.get(String(key.recordKey));
+        return item ? [item] : [];
+      });
+    }
+    return { Responses: responses };
   }
 
   write(input: PutCommandInput): Record<string, never> {
@@ -253,6 +268,7 @@ export function resetAws(): void {
   const current = table;
   dynamodb.on(GetCommand).callsFake((input: GetCommandInput) => current.read(input));
   dynamodb.on(PutCommand).callsFake((input: PutCommandInput) => current.write(input));
+  dynamodb.on(BatchGetCommand).callsFake((input: BatchGetCommandInput) => current.readMany(input));
   givenInstance(ec2Instance());
   ec2.on(AssociateIamInstanceProfileCommand).resolves({
     IamInstanceProfileAssociation: {
@@ -303,8 +319,10 @@ export async function coldStart(overrides: Record<string, string | undefined> = 
   const { InvalidInputError } = await import('../../shared/errors.js');
   const { StaleRecordError } = await import('../../shared/errors.js');
   return {
-    /** Invokes the handler as Lambda would. */
-    invoke: (event: unknown) => handler(event, lambdaContext()),
+    /** Invokes the handler as Lambda would, with one of the direct inputs (an event, a retry, a remediation). */
+    invoke: (event: unknown) => handler(event, lambdaContext()) as Promise<OnboardingResult>,
+    /** Invokes the handler with a batch of the onboard queue, as Lambda's SQS event source mapping would. */
+    invokeBatch: (event: unknown) => handler(event, lambdaContext()) as Promise<QueueBatchResponse>,
     InvalidInputError,
     StaleRecordError,
   };
@@ -334,6 +352,7 @@ export function useOnboardScenario(): ColdStarted & { restart: (overrides: Recor
   });
   return {
     invoke: (event: unknown) => started().invoke(event),
+    invokeBatch: (event: unknown) => started().invokeBatch(event),
     get InvalidInputError() {
       return started().InvalidInputError;
     },

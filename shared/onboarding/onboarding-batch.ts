@@ -1,0 +1,270 @@
+import { chunksOf, mapBounded } from '../audit/concurrency.js';
+import type { ClientFactory, Clients } from '../aws/client-factory.js';
+import { describeError } from '../aws/errors.js';
+import { describeInstances, type InstanceFacts } from '../aws/instances.js';
+import { placeLabel, type Place } from '../aws/place.js';
+import { clientFactoryOf } from '../aws/product-clients.js';
+import { withMemberAccess } from '../checking/member-access.js';
+import type { OsFamily } from '../agent-config.js';
+import type { Settings } from '../config/settings.js';
+import { InstanceNotReachableError, InstanceNotYetVisibleError } from '../errors.js';
+import type { OnboardTrigger, QueuedTrigger } from '../input/triggers.js';
+import { logger } from '../observability/logger.js';
+import { readRecords, type OnboardingRecord, type OnboardingStatus, type RecordTrail } from '../state/instance-record.js';
+import { maxInstancesPerCommand, sendInstallCommandTo } from './agent-commands.js';
+import {
+  profileStep,
+  recordCommandSent,
+  recordFailure,
+  recordFirstSightFailure,
+  scheduleNextCheck,
+  startOnboarding,
+  waitForSsm,
+  type OnboardingResult,
+} from './onboarding-steps.js';
+import { describeInstanceInformation, isOnline } from './ssm-presence.js';
+
+/**
+ * How many instances of a batch go through their per-instance steps (claim, profile, record writes,
+ * schedules) at once: enough to finish a batch of 50 well within the function's timeout, few enough
+ * not to open dozens of connections per SDK client.
+ */
+const instanceConcurrency = 8;
+
+/** What a batch of the onboard queue did: the partial batch response, and each instance's outcome. */
+export interface OnboardingBatchResult {
+  /**
+   * The messages to deliver again (Lambda's ReportBatchItemFailures): those of instances whose
+   * onboarding failed. Every other message of the batch is deleted from the queue.
+   */
+  batchItemFailures: { itemIdentifier: string }[];
+  /** One entry per instance of the batch (a duplicate message adds none). */
+  results: (OnboardingResult & { place: Place })[];
+  /** Per failed instance, the error (also recorded in its state record's lastError). */
+  failures: { instanceId: string; place: Place; error: string }[];
+}
+
+/** One instance of the batch: its trigger (the first message naming it) and every message naming it. */
+interface BatchInstance {
+  trigger: OnboardTrigger;
+  messageIds: string[];
+}
+
+/** An instance claimed and waiting for the batched Systems Manager steps. */
+interface AwaitingInstall {
+  trail: RecordTrail;
+  instance: InstanceFacts;
+  result: (status: OnboardingStatus | undefined) => OnboardingResult;
+}
+
+type Outcome = { ok: true; result: OnboardingResult } | { ok: false; error: unknown };
+
+/**
+ * Onboards a batch of the onboard queue: the instances of each account and region together, with
+ * the facts read for all of them at once (DescribeInstances 200 ids a call, the records 100 a
+ * BatchGetItem, DescribeInstanceInformation 50 a call) and the install command sent per OS to up to
+ * 50 instances a call. Every decision and every record write is per instance, by the same steps as
+ * {@link runOnboarding}: a workload's profile is kept, duplicates and late events change nothing, a
+ * restart gets a check and no reinstall, and each record keeps its history. An instance whose step
+ * fails gets its lastError and its messages are returned in `batchItemFailures`; the rest of the
+ * batch is done.
+ *
+ * @example
+ * const { batchItemFailures } = await runOnboardingBatch(parseOnboardQueueBatch(event).triggers, settings);
+ */
+export async function runOnboardingBatch(
+  triggers: readonly QueuedTrigger[],
+  settings: Settings,
+  now = new Date(),
+  factory: ClientFactory = clientFactoryOf(settings),
+): Promise<OnboardingBatchResult> {
+  const places = new Map<string, { place: Place; instances: Map<string, BatchInstance> }>();
+  for (const { messageId, trigger } of triggers) {
+    const place = trigger.place ?? factory.hubPlace;
+    const label = placeLabel(place);
+    const group = places.get(label) ?? { place, instances: new Map<string, BatchInstance>() };
+    places.set(label, group);
+    const seen = group.instances.get(trigger.instanceId);
+    // A duplicate event in the same batch: the instance is onboarded once, for the first message;
+    // the others share its outcome (deleted with it, or delivered again with it).
+    if (seen) seen.messageIds.push(messageId);
+    else group.instances.set(trigger.instanceId, { trigger, messageIds: [messageId] });
+  }
+
+  const batch: OnboardingBatchResult = { batchItemFailures: [], results: [], failures: [] };
+  for (const { place, instances } of places.values()) {
+    const clients = factory.clients(place);
+    const ids = [...instances.keys()];
+    const outcomes = await withMemberAccess(
+      { place, instanceIds: ids },
+      settings,
+      now,
+      factory,
+      () => onboardPlace(clients, instances, settings, now),
+      (reason) => new Map<string, Outcome>(ids.map((instanceId) => [instanceId, { ok: true, result: { instanceId, action: 'unreachable', status: 'error', reason } }])),
+    );
+    for (const [instanceId, { messageIds }] of instances) {
+      const outcome = outcomes.get(instanceId) ?? { ok: false, error: new Error(`unreachable: no outcome for ${instanceId}`) };
+      if (outcome.ok) {
+        batch.results.push({ ...outcome.result, place });
+        continue;
+      }
+      const error = describeError(outcome.error);
+      logger.error('onboarding failed in a batch: its messages are delivered again', { instanceId, account: place.account, instanceRegion: place.region, messageIds, error });
+      batch.failures.push({ instanceId, place, error });
+      for (const messageId of messageIds) batch.batchItemFailures.push({ itemIdentifier: messageId });
+    }
+  }
+  return batch;
+}
+
+/** Runs a step of one instance; a failure after the claim is recorded on the instance (lastError, or gone). */
+async function settle(
+  trail: RecordTrail | undefined,
+  result: ((status: OnboardingStatus | undefined) => OnboardingResult) | undefined,
+  settings: Settings,
+  step: () => Promise<OnboardingResult | undefined>,
+): Promise<Outcome | undefined> {
+  try {
+    const done = await step();
+    return done ? { ok: true, result: done } : undefined;
+  } catch (error) {
+    if (trail && result && (await recordFailure(trail, error, settings))) return { ok: true, result: result('gone') };
+    return { ok: false, error };
+  }
+}
+
+/** The instances of one place: facts for all, then each instance's decision and steps. */
+async function onboardPlace(clients: Clients, instances: Map<string, BatchInstance>, settings: Settings, now: Date): Promise<Map<string, Outcome>> {
+  const outcomes = new Map<string, Outcome>();
+  const ids = [...instances.keys()];
+  const [described, read] = await Promise.allSettled([describeInstances(clients, ids), readRecords(clients, settings.stateTable, ids)]);
+  if (read.status === 'rejected') {
+    for (const instanceId of ids) outcomes.set(instanceId, { ok: false, error: read.reason });
+    return outcomes;
+  }
+  const records = read.value;
+  if (described.status === 'rejected') {
+    for (const instanceId of ids) {
+      await recordFirstSightFailure(clients, instanceId, records.get(instanceId), described.reason, settings, now);
+      outcomes.set(instanceId, { ok: false, error: described.reason });
+    }
+    return outcomes;
+  }
+  const found = described.value;
+
+  const awaiting: AwaitingInstall[] = [];
+  await mapBounded(ids, instanceConcurrency, async (instanceId) => {
+    const { trigger } = instances.get(instanceId) as BatchInstance;
+    const instance = found.get(instanceId);
+    const existing = records.get(instanceId);
+    const outcome = await settle(undefined, undefined, settings, async () => {
+      if (!instance && !existing && trigger.kind === 'state-change') {
+        // As in runOnboarding: "not found" right after a launch is EC2's eventual consistency; the
+        // message comes back after the queue's visibility timeout.
+        throw new InstanceNotYetVisibleError(`${instanceId}: EC2 sent its ${trigger.state} event but DescribeInstances does not know it yet`);
+      }
+      const start = await startOnboarding(clients, trigger, instance, existing, settings, now);
+      if (start.kind === 'done') return start.result;
+      const { trail, result } = start;
+      const claimed = await settle(trail, result, settings, async () => {
+        if (start.action === 'recheck') return result((await scheduleNextCheck(clients, trail, settings, now)).status);
+        await profileStep(clients, trail, start.instance, settings, now);
+        if (trail.record.commandId) return result((await scheduleNextCheck(clients, trail, settings, now)).status);
+        awaiting.push({ trail, instance: start.instance, result });
+        return undefined;
+      });
+      if (claimed && !claimed.ok) throw claimed.error;
+      return claimed?.result;
+    });
+    if (outcome) outcomes.set(instanceId, outcome);
+  });
+
+  // In the batch's order, whatever order the steps above finished in: the same batch, the same commands.
+  const order = new Map(ids.map((instanceId, index) => [instanceId, index]));
+  awaiting.sort((a, b) => (order.get(a.instance.instanceId) ?? 0) - (order.get(b.instance.instanceId) ?? 0));
+  for (const [instanceId, outcome] of await installOnBatch(clients, awaiting, settings, now)) outcomes.set(instanceId, outcome);
+  return outcomes;
+}
+
+/**
+ * The Systems Manager steps of the claimed instances that still need their install command: their
+ * presence 50 a call, a wait for those not online, and one SendCommand per OS and 50 instances for
+ * the others, each instance's record carrying the command id; then each one's first check.
+ */
+async function installOnBatch(clients: Clients, awaiting: AwaitingInstall[], settings: Settings, now: Date): Promise<Map<string, Outcome>> {
+  const outcomes = new Map<string, Outcome>();
+  if (awaiting.length === 0) return outcomes;
+  const each = (items: readonly AwaitingInstall[], step: (item: AwaitingInstall) => Promise<OnboardingRecord>) =>
+    mapBounded(items, instanceConcurrency, async (item) => {
+      const outcome = await settle(item.trail, item.result, settings, async () => item.result((await step(item)).status));
+      if (outcome) outcomes.set(item.instance.instanceId, outcome);
+    });
+  const failAll = async (items: readonly AwaitingInstall[], error: unknown) =>
+    each(items, () => {
+      throw error;
+    });
+
+  let presence;
+  try {
+    presence = await describeInstanceInformation(clients, awaiting.map((item) => item.instance.instanceId));
+  } catch (error) {
+    await failAll(awaiting, error);
+    return outcomes;
+  }
+  // describeInstanceInformation answers for every id asked (NotRegistered when SSM never heard of it).
+  const presenceOf = (item: AwaitingInstall) => presence.get(item.instance.instanceId);
+  const offline = awaiting.filter((item) => {
+    const known = presenceOf(item);
+    return !known || !isOnline(known);
+  });
+  await each(offline, (item) => waitForSsm(clients, item.trail, presenceOf(item)?.pingStatus ?? 'NotRegistered', settings, now));
+
+  const online = awaiting.filter((item) => !offline.includes(item));
+  const byOs = new Map<OsFamily, AwaitingInstall[]>();
+  for (const item of online) byOs.set(item.instance.os, [...(byOs.get(item.instance.os) ?? []), item]);
+  for (const [os, items] of byOs) {
+    for (const chunk of chunksOf(items, maxInstancesPerCommand)) {
+      await sendToGroup(clients, chunk, os, settings, now, each, failAll);
+    }
+  }
+  return outcomes;
+}
+
+/**
+ * One SendCommand for a group of one OS; every instance's record gets the command id, then its
+ * check. Systems Manager refuses the whole call when one instance is not reachable although it was
+ * reported online a moment ago (rare): the group is halved until that instance stands alone, and it
+ * waits for Systems Manager as in runOnboarding.
+ */
+async function sendToGroup(
+  clients: Clients,
+  group: AwaitingInstall[],
+  os: OsFamily,
+  settings: Settings,
+  now: Date,
+  each: (items: readonly AwaitingInstall[], step: (item: AwaitingInstall) => Promise<OnboardingRecord>) => Promise<unknown>,
+  failAll: (items: readonly AwaitingInstall[], error: unknown) => Promise<unknown>,
+): Promise<void> {
+  let commandId: string;
+  try {
+    commandId = await sendInstallCommandTo(clients, group.map((item) => item.instance.instanceId), os, settings);
+  } catch (error) {
+    if (!(error instanceof InstanceNotReachableError)) {
+      await failAll(group, error);
+      return;
+    }
+    if (group.length === 1) {
+      await each(group, (item) => waitForSsm(clients, item.trail, 'InvalidInstanceId', settings, now));
+      return;
+    }
+    const half = Math.ceil(group.length / 2);
+    await sendToGroup(clients, group.slice(0, half), os, settings, now, each, failAll);
+    await sendToGroup(clients, group.slice(half), os, settings, now, each, failAll);
+    return;
+  }
+  await each(group, async (item) => {
+    await recordCommandSent(item.trail, commandId, item.instance, settings, now);
+    return scheduleNextCheck(clients, item.trail, settings, now);
+  });
+}

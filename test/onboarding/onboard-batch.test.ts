@@ -1,0 +1,346 @@
+// Launch bursts: the onboard function consumes the onboard queue in batches. The scenarios count
+// the calls a batch costs and check that every rule of one instance's onboarding still holds for
+// each instance of the batch, and that one instance's failure sends back only its own message.
+import { describe, expect, it } from 'vitest';
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import { AssociateIamInstanceProfileCommand, DescribeInstancesCommand, type DescribeInstancesCommandInput, type Instance } from '@aws-sdk/client-ec2';
+import { AttachRolePolicyCommand, GetInstanceProfileCommand, ListAttachedRolePoliciesCommand } from '@aws-sdk/client-iam';
+import {
+  DescribeInstanceInformationCommand,
+  SendCommandCommand,
+  type DescribeInstanceInformationCommandInput,
+  type SendCommandCommandInput,
+} from '@aws-sdk/client-ssm';
+import { CreateScheduleCommand } from '@aws-sdk/client-scheduler';
+import { BatchGetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  agentProfileArn,
+  awsError,
+  dynamodb,
+  ec2,
+  ec2Instance,
+  existingRecord,
+  iam,
+  launchTime,
+  runningEvent,
+  scheduler,
+  ssm,
+  stackEnv,
+  steps,
+  table,
+  useOnboardScenario,
+} from './onboard-harness.js';
+
+const onboard = useOnboardScenario();
+
+const workloadProfileArn = 'arn:aws:iam::123456789012:instance-profile/web-profile';
+const agentPolicies = ['arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy', 'arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore'];
+
+/** The n-th instance id of a burst: i-00000000000000001, i-00000000000000002, ... */
+const burstId = (n: number) => `i-${n.toString(16).padStart(17, '0')}`;
+
+interface BurstInstance {
+  id: string;
+  windows?: boolean;
+  profileArn?: string;
+}
+
+/**
+ * EC2 and Systems Manager for a burst: DescribeInstances answers the ids of its `instance-id`
+ * filter (200 values at most, as EC2 refuses more), DescribeInstanceInformation those of its
+ * `InstanceIds` filter (50 a page), SendCommand up to 50 registered ids with a new command id per
+ * call; each instance without a profile gets the agent profile.
+ */
+function givenBurst(instances: BurstInstance[], options: { offline?: string[] } = {}): Map<string, Instance> {
+  const fleet = new Map(instances.map((spec) => [spec.id, { ...ec2Instance({ windows: spec.windows, profileArn: spec.profileArn }), InstanceId: spec.id }]));
+  ec2.on(DescribeInstancesCommand).callsFake((input: DescribeInstancesCommandInput) => {
+    const values = (input.Filters ?? []).flatMap((filter) => filter.Values ?? []);
+    if (values.length > 200) throw awsError('FilterLimitExceeded', 'The maximum number of filter values specified on a single call is 200');
+    const ids = input.Filters?.find((filter) => filter.Name === 'instance-id')?.Values ?? [];
+    return { Reservations: [{ Instances: ids.flatMap((id) => (fleet.has(id) ? [fleet.get(id) as Instance] : [])) }] };
+  });
+  ec2.on(AssociateIamInstanceProfileCommand).callsFake((input: { InstanceId: string }) => ({
+    IamInstanceProfileAssociation: { InstanceId: input.InstanceId, State: 'associating', IamInstanceProfile: { Arn: agentProfileArn, Id: 'AIPAAGENT' } },
+  }));
+  const offline = new Set(options.offline ?? []);
+  ssm.on(DescribeInstanceInformationCommand).callsFake((input: DescribeInstanceInformationCommandInput) => {
+    const ids = input.Filters?.find((filter) => filter.Key === 'InstanceIds')?.Values ?? [];
+    if (ids.length > 50 || (input.MaxResults ?? 0) > 50) throw awsError('ValidationException', 'at most 50 instance ids and results a call');
+    return {
+      InstanceInformationList: ids.filter((id) => fleet.has(id)).map((id) => ({ InstanceId: id, PingStatus: offline.has(id) ? 'ConnectionLost' : 'Online', PlatformType: fleet.get(id)?.Platform ? 'Windows' : 'Linux' })),
+    };
+  });
+  let commands = 0;
+  ssm.on(SendCommandCommand).callsFake((input: SendCommandCommandInput) => {
+    if ((input.InstanceIds?.length ?? 0) > 50) throw awsError('ValidationException', "Value at 'instanceIds' failed to satisfy constraint: Member must have length less than or equal to 50");
+    commands += 1;
+    return { Command: { CommandId: `cmd-${commands}` } };
+  });
+  iam.on(GetInstanceProfileCommand, { InstanceProfileName: 'web-profile' }).resolves({
+    InstanceProfile: { Path: '/', InstanceProfileName: 'web-profile', InstanceProfileId: 'AIPAWORKLOAD', Arn: workloadProfileArn, CreateDate: new Date('2024-01-01T00:00:00Z'), Roles: [{ Path: '/', RoleName: 'web-role', RoleId: 'AROAWORKLOAD', Arn: 'arn:aws:iam::123456789012:role/web-role', CreateDate: new Date('2024-01-01T00:00:00Z') }] },
+  });
+  iam.on(ListAttachedRolePoliciesCommand, { RoleName: 'web-role' }).resolves({ AttachedPolicies: agentPolicies.map((arn) => ({ PolicyArn: arn, PolicyName: arn.split('/').at(-1) })), IsTruncated: false });
+  return fleet;
+}
+
+/** An SQS message of the onboard queue as Lambda delivers it; the body is what the rule put there. */
+function queueMessage(body: unknown, messageId: string): SQSRecord {
+  return {
+    messageId,
+    receiptHandle: `handle-${messageId}`,
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    attributes: { ApproximateReceiveCount: '1', SentTimestamp: '1741082400000', SenderId: 'AIDAEVENTBRIDGE', ApproximateFirstReceiveTimestamp: '1741082400000' },
+    messageAttributes: {},
+    md5OfBody: '0',
+    eventSource: 'aws:sqs',
+    eventSourceARN: 'arn:aws:sqs:us-east-1:123456789012:cwap-dev-onboard',
+    awsRegion: 'us-east-1',
+  };
+}
+
+/** One batch: a running event per id (message id `m-<id>` unless repeated, then `m-<id>-<n>`). */
+function runningBatch(ids: string[]): SQSEvent {
+  const seen = new Map<string, number>();
+  return {
+    Records: ids.map((id) => {
+      const count = (seen.get(id) ?? 0) + 1;
+      seen.set(id, count);
+      return queueMessage(runningEvent(id), count === 1 ? `m-${id}` : `m-${id}-${count}`);
+    }),
+  };
+}
+
+const sent = () => ssm.commandCalls(SendCommandCommand).map((call) => call.args[0].input);
+const associated = () => ec2.commandCalls(AssociateIamInstanceProfileCommand).map((call) => call.args[0].input.InstanceId);
+
+describe('a burst of 120 launches in one batch', () => {
+  // 80 Linux, 40 Windows; every tenth has a workload profile of its own.
+  const specs: BurstInstance[] = Array.from({ length: 120 }, (_, index) => ({
+    id: burstId(index + 1),
+    windows: index % 3 === 2,
+    profileArn: index % 10 === 9 ? workloadProfileArn : undefined,
+  }));
+  const withoutProfile = specs.filter((spec) => !spec.profileArn).map((spec) => spec.id);
+
+  it('costs one DescribeInstances, two BatchGetItem, three DescribeInstanceInformation and one SendCommand per OS and 50 instances', async () => {
+    givenBurst(specs);
+
+    const response = await onboard.invokeBatch(runningBatch(specs.map((spec) => spec.id)));
+
+    expect(response).toEqual({ batchItemFailures: [] });
+    // 200 ids a filter: ceil(120 / 200) = 1; 100 keys a BatchGetItem; 50 ids a DescribeInstanceInformation.
+    expect(ec2.commandCalls(DescribeInstancesCommand)).toHaveLength(1);
+    expect(dynamodb.commandCalls(BatchGetCommand)).toHaveLength(2);
+    expect(ssm.commandCalls(DescribeInstanceInformationCommand)).toHaveLength(3);
+    // 80 Linux: 50 + 30; 40 Windows: one call. Each call is one OS with its config parameter.
+    const commands = sent();
+    const linux = specs.filter((spec) => !spec.windows).map((spec) => spec.id);
+    const windows = specs.filter((spec) => spec.windows).map((spec) => spec.id);
+    expect(linux).toHaveLength(80);
+    expect(commands.map((command) => [command.Parameters?.configParameter, command.InstanceIds?.length])).toEqual([
+      [[stackEnv.LINUX_CONFIG_PARAMETER], 50],
+      [[stackEnv.LINUX_CONFIG_PARAMETER], 30],
+      [[stackEnv.WINDOWS_CONFIG_PARAMETER], 40],
+    ]);
+    expect(commands.flatMap((command) => command.InstanceIds).sort()).toEqual([...linux, ...windows].sort());
+    expect(commands.every((command) => command.DocumentName === stackEnv.AGENT_DOCUMENT_NAME)).toBe(true);
+    // AssociateIamInstanceProfile is per instance by nature: once for each of the 108 without a profile.
+    expect(associated().sort()).toEqual([...withoutProfile].sort());
+    expect(withoutProfile).toHaveLength(108);
+    // The first check is still scheduled per instance.
+    expect(scheduler.commandCalls(CreateScheduleCommand)).toHaveLength(120);
+  });
+
+  it('gives every instance its own record with the full trail, the command id of its group, and keeps the workload profiles', async () => {
+    givenBurst(specs);
+
+    await onboard.invokeBatch(runningBatch(specs.map((spec) => spec.id)));
+
+    const commandOf = new Map(ssm.commandCalls(SendCommandCommand).flatMap((call, index) => (call.args[0].input.InstanceIds ?? []).map((id) => [id, `cmd-${index + 1}`] as const)));
+    for (const spec of specs) {
+      const record = table.get(spec.id);
+      expect(record, spec.id).toMatchObject({ status: 'checking', os: spec.windows ? 'windows' : 'linux', launchTime: launchTime.toISOString(), commandId: commandOf.get(spec.id), ssmAttempts: 0 });
+      expect(record?.profilePath).toBe(spec.profileArn ? 'existing-role-compliant' : 'associated-agent-profile');
+      expect(steps(record!)).toEqual(['claimed', `profile:${record?.profilePath}`, 'install-command-sent', 'check-scheduled']);
+    }
+    expect(iam).not.toHaveReceivedCommand(AttachRolePolicyCommand);
+  });
+});
+
+describe('partial batch response', () => {
+  it('an instance whose profile association fails is the only message returned, with its lastError; its neighbours are onboarded', async () => {
+    const ids = [burstId(1), burstId(2), burstId(3)];
+    givenBurst(ids.map((id) => ({ id })));
+    ec2.on(AssociateIamInstanceProfileCommand, { InstanceId: burstId(2) }).rejects(awsError('InternalError', 'An internal error has occurred', 'server'));
+
+    const response = await onboard.invokeBatch(runningBatch(ids));
+
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: `m-${burstId(2)}` }] });
+    expect(table.get(burstId(2))).toMatchObject({ status: 'error', lastError: 'InternalError: An internal error has occurred' });
+    expect(steps(table.get(burstId(2))!)).toEqual(['claimed', 'error']);
+    for (const id of [burstId(1), burstId(3)]) expect(table.get(id)?.status).toBe('checking');
+    expect(sent().map((command) => command.InstanceIds)).toEqual([[burstId(1), burstId(3)]]);
+  });
+
+  it('its message delivered again resumes that instance alone, without a second install for the others', async () => {
+    const ids = [burstId(1), burstId(2)];
+    givenBurst(ids.map((id) => ({ id })));
+    let failed = false;
+    ec2.on(AssociateIamInstanceProfileCommand).callsFake((input: { InstanceId: string }) => {
+      if (input.InstanceId === burstId(2) && !failed) {
+        failed = true;
+        throw awsError('InternalError', 'An internal error has occurred', 'server');
+      }
+      return { IamInstanceProfileAssociation: { InstanceId: input.InstanceId, State: 'associating', IamInstanceProfile: { Arn: agentProfileArn, Id: 'AIPAAGENT' } } };
+    });
+    const first = await onboard.invokeBatch(runningBatch(ids));
+    expect(first.batchItemFailures).toEqual([{ itemIdentifier: `m-${burstId(2)}` }]);
+
+    // SQS delivers the failed message again, alongside a late duplicate of the healthy one.
+    const again = await onboard.invokeBatch(runningBatch([burstId(2), burstId(1)]));
+
+    expect(again).toEqual({ batchItemFailures: [] });
+    expect(sent().map((command) => command.InstanceIds)).toEqual([[burstId(1)], [burstId(2)]]);
+    expect(table.get(burstId(2))?.status).toBe('checking');
+    expect(table.get(burstId(2))?.lastError).toBeUndefined();
+    expect(steps(table.get(burstId(1))!)).toEqual(['claimed', 'profile:associated-agent-profile', 'install-command-sent', 'check-scheduled']);
+  });
+
+  it('an instance EC2 does not know yet (just launched) is returned for another delivery and leaves no record', async () => {
+    givenBurst([{ id: burstId(1) }]);
+
+    const response = await onboard.invokeBatch(runningBatch([burstId(1), burstId(9)]));
+
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: `m-${burstId(9)}` }] });
+    expect(table.get(burstId(9))).toBeUndefined();
+    expect(table.get(burstId(1))?.status).toBe('checking');
+  });
+
+  it('a message whose body is not an onboarding trigger is dropped (it would fail forever), the rest is onboarded', async () => {
+    givenBurst([{ id: burstId(1) }]);
+    const misspelt = { ...runningEvent(burstId(2)), detail: { 'instance-id': burstId(2), state: 'running', stat: 'x' } };
+
+    const response = await onboard.invokeBatch({
+      Records: [queueMessage('not json', 'm-garbage'), queueMessage(misspelt, 'm-misspelt'), ...runningBatch([burstId(1)]).Records],
+    });
+
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(table.get(burstId(1))?.status).toBe('checking');
+    expect(table.get(burstId(2))).toBeUndefined();
+  });
+
+  it('a failed SendCommand returns the messages of that group only, each instance recorded in error', async () => {
+    const specs = [{ id: burstId(1) }, { id: burstId(2) }, { id: burstId(3), windows: true }];
+    givenBurst(specs);
+    ssm.on(SendCommandCommand, { Parameters: { configParameter: [stackEnv.LINUX_CONFIG_PARAMETER] } }).rejects(awsError('InternalServerError', 'try again', 'server'));
+
+    const response = await onboard.invokeBatch(runningBatch(specs.map((spec) => spec.id)));
+
+    expect(response.batchItemFailures.map((failure) => failure.itemIdentifier).sort()).toEqual([`m-${burstId(1)}`, `m-${burstId(2)}`]);
+    for (const id of [burstId(1), burstId(2)]) {
+      expect(table.get(id)).toMatchObject({ status: 'error', lastError: 'InternalServerError: try again' });
+      expect(table.get(id)?.commandId).toBeUndefined();
+    }
+    expect(table.get(burstId(3))).toMatchObject({ status: 'checking', commandId: 'cmd-1' });
+  });
+});
+
+describe('every rule of one instance holds in a batch', () => {
+  it('a duplicate event in the same batch onboards the instance once: one profile, one install, one claim', async () => {
+    givenBurst([{ id: burstId(1) }, { id: burstId(2) }]);
+
+    const response = await onboard.invokeBatch(runningBatch([burstId(1), burstId(2), burstId(1)]));
+
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(associated().sort()).toEqual([burstId(1), burstId(2)]);
+    expect(sent().map((command) => command.InstanceIds)).toEqual([[burstId(1), burstId(2)]]);
+    expect(steps(table.get(burstId(1))!)).toEqual(['claimed', 'profile:associated-agent-profile', 'install-command-sent', 'check-scheduled']);
+    expect(scheduler.commandCalls(CreateScheduleCommand)).toHaveLength(2);
+  });
+
+  it('a late batch of the same events changes nothing: the facts are read, nothing is written or sent', async () => {
+    givenBurst([{ id: burstId(1) }, { id: burstId(2) }]);
+    await onboard.invokeBatch(runningBatch([burstId(1), burstId(2)]));
+    const writes = dynamodb.commandCalls(PutCommand).length;
+
+    const late = await onboard.invokeBatch(runningBatch([burstId(2), burstId(1)]));
+
+    expect(late).toEqual({ batchItemFailures: [] });
+    expect(dynamodb.commandCalls(PutCommand)).toHaveLength(writes);
+    expect(sent()).toHaveLength(1);
+    expect(associated()).toHaveLength(2);
+    expect(scheduler.commandCalls(CreateScheduleCommand)).toHaveLength(2);
+  });
+
+  it('a workload profile whose role lacks the policies is kept and its role gets them; no profile is associated', async () => {
+    givenBurst([{ id: burstId(1), profileArn: workloadProfileArn }]);
+    iam.on(ListAttachedRolePoliciesCommand, { RoleName: 'web-role' }).resolves({ AttachedPolicies: [], IsTruncated: false });
+    iam.on(AttachRolePolicyCommand).resolves({});
+
+    await onboard.invokeBatch(runningBatch([burstId(1)]));
+
+    expect(ec2).not.toHaveReceivedCommand(AssociateIamInstanceProfileCommand);
+    expect(iam.commandCalls(AttachRolePolicyCommand).map((call) => call.args[0].input.PolicyArn)).toEqual(agentPolicies);
+    expect(table.get(burstId(1))).toMatchObject({ status: 'checking', profilePath: 'existing-role-policies-added', profileArn: workloadProfileArn });
+  });
+
+  it('a restarted instance gets a check and no reinstall, beside a new one that is installed', async () => {
+    givenBurst([{ id: burstId(1) }, { id: burstId(2) }]);
+    table.seed({
+      ...existingRecord({ status: 'healthy', commandId: 'cmd-earlier', profilePath: 'associated-agent-profile', launchTime: '2025-03-01T08:00:00.000Z', checkAttempts: 2 }),
+      recordKey: `123456789012:us-east-1:${burstId(1)}`,
+      instanceId: burstId(1),
+    });
+
+    await onboard.invokeBatch(runningBatch([burstId(1), burstId(2)]));
+
+    expect(sent().map((command) => command.InstanceIds)).toEqual([[burstId(2)]]);
+    expect(associated()).toEqual([burstId(2)]);
+    expect(table.get(burstId(1))).toMatchObject({ status: 'checking', commandId: 'cmd-earlier', checkAttempts: 0 });
+    expect(steps(table.get(burstId(1))!).slice(-2)).toEqual(['restarted', 'check-scheduled']);
+  });
+
+  it('opt-out and opt-in tags are honoured per instance', async () => {
+    givenBurst([{ id: burstId(1) }, { id: burstId(2) }]);
+    const tagged = { ...ec2Instance({ tags: { 'cw-autopilot:skip': 'true' } }), InstanceId: burstId(2) };
+    const untagged = { ...ec2Instance(), InstanceId: burstId(1) };
+    ec2.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [untagged, tagged] }] });
+
+    await onboard.invokeBatch(runningBatch([burstId(1), burstId(2)]));
+
+    expect(table.get(burstId(2))).toMatchObject({ status: 'skipped', reason: 'opt-out tag cw-autopilot:skip=true is set' });
+    expect(associated()).toEqual([burstId(1)]);
+    expect(sent().map((command) => command.InstanceIds)).toEqual([[burstId(1)]]);
+  });
+
+  it('instances not online in Systems Manager wait with their own retry; the online ones share one command', async () => {
+    givenBurst([{ id: burstId(1) }, { id: burstId(2) }, { id: burstId(3) }], { offline: [burstId(2)] });
+
+    await onboard.invokeBatch(runningBatch([burstId(1), burstId(2), burstId(3)]));
+
+    expect(sent().map((command) => command.InstanceIds)).toEqual([[burstId(1), burstId(3)]]);
+    expect(table.get(burstId(2))).toMatchObject({ status: 'waiting-for-ssm', ssmAttempts: 1 });
+    const retry = scheduler.commandCalls(CreateScheduleCommand).find((call) => call.args[0].input.Name === `cwap-dev-onboard-${burstId(2)}-2`);
+    expect(JSON.parse(retry?.args[0].input.Target?.Input ?? 'null')).toEqual({ instanceId: burstId(2), attempt: 2 });
+  });
+
+  it('an instance Systems Manager refuses in a group command (InvalidInstanceId) waits alone; the group is halved, the others installed', async () => {
+    const ids = [1, 2, 3, 4].map(burstId);
+    givenBurst(ids.map((id) => ({ id })));
+    let commands = 0;
+    ssm.on(SendCommandCommand).callsFake((input: SendCommandCommandInput) => {
+      if (input.InstanceIds?.includes(burstId(3))) throw awsError('InvalidInstanceId', `Instances [[${burstId(3)}]] not in a valid state`);
+      commands += 1;
+      return { Command: { CommandId: `cmd-${commands}` } };
+    });
+
+    const response = await onboard.invokeBatch(runningBatch(ids));
+
+    expect(response).toEqual({ batchItemFailures: [] });
+    // [1,2,3,4] refused; [1,2] sent; [3,4] refused; [3] refused; [4] sent.
+    expect(sent().map((command) => command.InstanceIds)).toEqual([ids, [burstId(1), burstId(2)], [burstId(3), burstId(4)], [burstId(3)], [burstId(4)]]);
+    expect(table.get(burstId(3))?.status).toBe('waiting-for-ssm');
+    expect(table.get(burstId(3))?.commandId).toBeUndefined();
+    expect(table.get(burstId(4))).toMatchObject({ status: 'checking', commandId: 'cmd-2' });
+  });
+});
