@@ -397,7 +397,7 @@ describe('deployStack', () => {
 
   it('gives the functions every variable serverless.yml gives them', async () => {
     // CloudFormation short tags (!Ref, !Sub, !GetAtt) read as plain values: only the keys matter.
-    const cfnTags: Tags = ['!Ref', '!Sub', '!GetAtt'].map((tag) => ({ tag, resolve: (value: string) => value }));
+    const cfnTags: Tags = ['!Ref', '!Sub', '!GetAtt', '!Not', '!Equals', '!Or', '!And', '!If', '!Split', '!Condition'].map((tag) => ({ tag, resolve: (value: unknown) => value }));
     const template = parseDocument(readFileSync(new URL('../../serverless.yml', import.meta.url), 'utf8'), {
       customTags: cfnTags,
     }).toJS() as { provider?: { environment?: Record<string, unknown> } };
