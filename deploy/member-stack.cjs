@@ -152,7 +152,13 @@ function hubDefaultParams() {
   const { parse } = require('yaml');
   const serverless = fs.readFileSync(path.join(__dirname, '..', 'serverless.yml'), 'utf8');
   // Only `params` is read: the CloudFormation short tags elsewhere are of no interest here.
-  const params = parse(serverless, { customTags: ['!Ref', '!Sub', '!GetAtt', '!Not', '!Equals', '!Or', '!And', '!If', '!Split', '!Condition'].map((tag) => ({ tag, resolve: (v) => v })) }).params;
+  // Each tag as a scalar, a sequence (`!Equals [a, b]`) and a mapping, so none is left unresolved.
+  const tags = ['!Ref', '!Sub', '!GetAtt', '!Not', '!Equals', '!Or', '!And', '!If', '!Split', '!Condition'].flatMap((tag) => [
+    { tag, resolve: (v) => v },
+    { tag, collection: 'seq', resolve: (v) => v },
+    { tag, collection: 'map', resolve: (v) => v },
+  ]);
+  const params = parse(serverless, { customTags: tags }).params;
   return params.default;
 }
 
