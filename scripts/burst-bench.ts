@@ -274,6 +274,7 @@ export async function runBurst(size: number, latencyMs: number): Promise<BurstRe
   });
 
   const mocks = [ec2, iam, ssm, scheduler, cloudwatch, sns, dynamodb];
+  const quiet = muteHandlerLogs();
   try {
     const { handler: onboard } = await import('../functions/onboard.js');
     const { handler: check } = await import('../functions/check.js');
@@ -362,6 +363,7 @@ export async function runBurst(size: number, latencyMs: number): Promise<BurstRe
       wallMs: Math.round(performance.now() - started),
     };
   } finally {
+    quiet.restore();
     for (const mock of mocks) mock.restore();
   }
 
@@ -388,6 +390,25 @@ function percentiles(values: number[]): { p50: number; max: number } {
 }
 
 /** Runs `work` over `items` with at most `limit` at once, starting them in the items' order. */
+/**
+ * Drops the handlers' own log lines (Powertools JSON lines, and the metrics library's "No application
+ * metrics" notice) from stdout and stderr while a burst runs: thousands of invocations would bury the
+ * figures. Their loggers were made at import, before the bench could set a level for them.
+ */
+function muteHandlerLogs(): { restore: () => void } {
+  const streams = [process.stdout, process.stderr] as const;
+  const originals = streams.map((stream) => stream.write.bind(stream));
+  const isHandlerLog = (chunk: unknown) => {
+    const text = typeof chunk === 'string' ? chunk : chunk instanceof Uint8Array ? Buffer.from(chunk).toString('utf8') : '';
+    return text.startsWith('{"level":') || text.includes('No application metrics to publish');
+  };
+  streams.forEach((stream, index) => {
+    const original = originals[index]!;
+    stream.write = ((chunk: unknown, ...rest: unknown[]) => (isHandlerLog(chunk) ? true : (original as (...args: unknown[]) => boolean)(chunk, ...rest))) as typeof stream.write;
+  });
+  return { restore: () => streams.forEach((stream, index) => (stream.write = originals[index] as typeof stream.write)) };
+}
+
 async function mapInOrder<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
