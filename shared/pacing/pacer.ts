@@ -22,19 +22,26 @@ export interface BucketSize {
 }
 
 /**
- * The account buckets the product's calls draw on. EC2's figures are its developer guide's
- * ("Request throttling for the Amazon EC2 API"); the others publish transactions per second as
- * quotas, taken here as a bucket of one second's worth: those figures (iam, ssm, scheduler) are
- * assumed until checked against the quotas the simulator's register cites.
+ * The account buckets the product's calls draw on, per API action (EC2 evaluates each action on
+ * its own: register row N1), with the figures of the simulator's register (test/simulator/README.md),
+ * which cites each one's source or says it is assumed.
  */
 export const accountBuckets = {
+  // N2: EC2 non-mutating actions, 100 tokens at 20 a second.
   'ec2:describe': { capacity: 100, refillPerSecond: 20 },
+  // N3: an unfiltered, unpaginated DescribeInstances draws from a smaller bucket, 50 at 10.
   'ec2:describe-instances-unfiltered': { capacity: 50, refillPerSecond: 10 },
+  // N4: AssociateIamInstanceProfile, an uncategorized action: 100 tokens at 5 a second.
   'ec2:associate-iam-instance-profile': { capacity: 100, refillPerSecond: 5 },
+  // N5: every other mutating EC2 action, 50 at 5.
   'ec2:mutating': { capacity: 50, refillPerSecond: 5 },
-  'iam:attach-role-policy': { capacity: 10, refillPerSecond: 10 },
-  'ssm:send-command': { capacity: 20, refillPerSecond: 20 },
-  'scheduler:create-schedule': { capacity: 50, refillPerSecond: 50 },
+  // N9 (assumed, unverified: AWS publishes no figure): AttachRolePolicy 10 at 5 a second.
+  'iam:attach-role-policy': { capacity: 10, refillPerSecond: 5 },
+  // N6 (assumed, unverified: AWS publishes no figure): SendCommand 10 at 5 a second.
+  'ssm:send-command': { capacity: 10, refillPerSecond: 5 },
+  // N7: CreateSchedule 1,000 a second in 11 regions and 250 elsewhere, as a bucket of one
+  // second's worth; the lower figure is used in every region (the pacer knows no region list).
+  'scheduler:create-schedule': { capacity: 250, refillPerSecond: 250 },
 } as const satisfies Record<string, BucketSize>;
 
 export type BucketName = keyof typeof accountBuckets;
