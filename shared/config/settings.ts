@@ -91,6 +91,13 @@ const schema = z
     WINDOWS_GRACE_SECONDS: seconds(300),
     PROFILE_RETRY_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(5),
     PROFILE_RETRY_BASE_DELAY_MS: z.coerce.number().int().min(0).max(10_000).default(1000),
+    PACING_SHARE: z.coerce.number().gt(0, 'a share of the account buckets greater than 0').max(1, 'a share of the account buckets, at most 1').default(0.5),
+    PACING_CONCURRENCY: z.coerce
+      .number()
+      .int('how many onboard containers may run at once: a whole number (the reserved concurrency)')
+      .min(1, 'how many onboard containers may run at once: at least 1 (the reserved concurrency)')
+      .max(1000)
+      .default(1),
     ONBOARD_FUNCTION_ARN: arn.refine((value) => accountOfArn(value) !== undefined, 'expected a function ARN with its 12-digit account (the hub account)'),
     CHECK_FUNCTION_ARN: arn,
     SCHEDULER_ROLE_ARN: arn,
@@ -177,6 +184,11 @@ export interface Settings {
   checkDelaySeconds: number;
   windowsGraceSeconds: number;
   profileRetry: { attempts: number; baseDelayMs: number };
+  /**
+   * Pacing of the batch's slow-refill calls (shared/pacing/pacer.ts): the product's share of each
+   * account bucket, and how many onboard containers may run at once (the reserved concurrency).
+   */
+  pacing: { share: number; concurrency: number };
   onboardFunctionArn: string;
   checkFunctionArn: string;
   schedulerRoleArn: string;
@@ -261,6 +273,7 @@ export function parseSettings(env: Record<string, string | undefined> = process.
     checkDelaySeconds: e.CHECK_DELAY_SECONDS,
     windowsGraceSeconds: e.WINDOWS_GRACE_SECONDS,
     profileRetry: { attempts: e.PROFILE_RETRY_ATTEMPTS, baseDelayMs: e.PROFILE_RETRY_BASE_DELAY_MS },
+    pacing: { share: e.PACING_SHARE, concurrency: e.PACING_CONCURRENCY },
     onboardFunctionArn: e.ONBOARD_FUNCTION_ARN,
     checkFunctionArn: e.CHECK_FUNCTION_ARN,
     schedulerRoleArn: e.SCHEDULER_ROLE_ARN,

@@ -82,6 +82,19 @@ describe('settings', () => {
     }
   });
 
+  it('paces with half of each account bucket and one container by default; reads PACING_SHARE and PACING_CONCURRENCY', () => {
+    expect(parseSettings(required).pacing).toEqual({ share: 0.5, concurrency: 1 });
+    expect(parseSettings({ ...required, PACING_SHARE: '1', PACING_CONCURRENCY: '10' }).pacing).toEqual({ share: 1, concurrency: 10 });
+    expect(parseSettings({ ...required, PACING_SHARE: '0.25' }).pacing.share).toBe(0.25);
+  });
+
+  it('refuses a pacing share outside (0, 1] and a concurrency that is no whole number of containers, naming the setting', () => {
+    for (const share of ['0', '-0.5', '1.5', 'half']) expect(errorOf({ ...required, PACING_SHARE: share }).message).toMatch(new RegExp(`PACING_SHARE: .*\\(got "${share}"\\)`));
+    for (const concurrency of ['0', '2.5', 'many']) expect(errorOf({ ...required, PACING_CONCURRENCY: concurrency }).message).toMatch(new RegExp(`PACING_CONCURRENCY: .*\\(got "${concurrency}"\\)`));
+    expect(errorOf({ ...required, PACING_CONCURRENCY: '0' }).message).toContain('reserved concurrency');
+    expect(errorOf({ ...required, PACING_SHARE: '1.5' }).message).toContain('at most 1');
+  });
+
   it('rejects a retry delay shorter than Scheduler can honour', () => {
     expect(errorOf({ ...required, SSM_RETRY_DELAY_SECONDS: '5' }).message).toContain('SSM_RETRY_DELAY_SECONDS');
   });
