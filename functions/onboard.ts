@@ -4,6 +4,9 @@ import { logger, logInvocationResult } from '../shared/observability/logger.js';
 import { runOnboarding, type OnboardingResult } from '../shared/onboarding/onboarding.js';
 import { runOnboardingBatch } from '../shared/onboarding/onboarding-batch.js';
 import { parseSettings } from '../shared/config/settings.js';
+import { clientFactoryOf } from '../shared/aws/product-clients.js';
+import { containerPacing } from '../shared/pacing/batch-pacing.js';
+import type { Context } from 'aws-lambda';
 import { isQueueBatch, parseOnboardQueueBatch, parseOnboardTrigger } from '../shared/input/triggers.js';
 
 // Parsed at cold start: a wrong setting stops the function here, naming the setting.
@@ -20,11 +23,11 @@ export interface QueueBatchResponse {
  * the version of the other Powertools packages, and it is one field. A message whose body is no
  * trigger is logged with its problem and dropped (it would fail on every delivery).
  */
-async function onboardQueueBatch(event: unknown): Promise<QueueBatchResponse> {
+async function onboardQueueBatch(event: unknown, context: Pick<Context, 'getRemainingTimeInMillis'>): Promise<QueueBatchResponse> {
   const { triggers, unreadable } = parseOnboardQueueBatch(event);
   for (const message of unreadable) logger.error('dropped a message of the onboard queue that is no onboarding trigger', { messageId: message.messageId, error: message.problem });
-  const batch = await runOnboardingBatch(triggers, settings);
-  logger.info('onboard batch', { messages: triggers.length + unreadable.length, dropped: unreadable.length, results: batch.results, failures: batch.failures });
+  const batch = await runOnboardingBatch(triggers, settings, new Date(), clientFactoryOf(settings), containerPacing(settings, () => context.getRemainingTimeInMillis()));
+  logger.info('onboard batch', { messages: triggers.length + unreadable.length, dropped: unreadable.length, results: batch.results, failures: batch.failures, deferred: batch.deferred });
   return { batchItemFailures: batch.batchItemFailures };
 }
 
@@ -36,4 +39,4 @@ async function onboardQueueBatch(event: unknown): Promise<QueueBatchResponse> {
 export const handler = middy<unknown, OnboardingResult | QueueBatchResponse>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
   .use(logInvocationResult())
-  .handler(async (event) => (isQueueBatch(event) ? onboardQueueBatch(event) : runOnboarding(parseOnboardTrigger(event), settings)));
+  .handler(async (event, context) => (isQueueBatch(event) ? onboardQueueBatch(event, context) : runOnboarding(parseOnboardTrigger(event), settings)));

@@ -39,6 +39,14 @@ export class InstanceGoneError extends AutopilotError {
   override name = 'InstanceGoneError';
 }
 
+/**
+ * The place's share of an account bucket is spent for longer than the invocation may wait: the
+ * instance is continued later (its message delivered again), its record saying where it is.
+ */
+export class PacedLaterError extends AutopilotError {
+  override name = 'PacedLaterError';
+}
+
 /** SSM said the instance cannot take commands yet (not registered / not online). */
 export class InstanceNotReachableError extends AutopilotError {
   override name = 'InstanceNotReachableError';

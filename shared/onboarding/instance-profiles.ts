@@ -149,7 +149,7 @@ export function missingPolicyNames(profileArn: string, attachedArns: ReadonlySet
  * policies to its role when allowed, otherwise reports what is missing. Never replaces or removes
  * the profile.
  */
-async function reconcileExistingProfile(clients: Clients, profileArn: string, settings: Settings): Promise<ProfileOutcome> {
+async function reconcileExistingProfile(clients: Clients, profileArn: string, settings: Settings, beforeAttach?: () => Promise<void>): Promise<ProfileOutcome> {
   const partition = partitionOfArn(profileArn);
   const roleName = await roleOfProfile(clients, profileArn);
   if (!roleName) {
@@ -176,6 +176,8 @@ async function reconcileExistingProfile(clients: Clients, profileArn: string, se
   }
   const attached: string[] = [];
   for (const name of missing) {
+    // Outside the try: a pacing refusal is no refusal of IAM's.
+    await beforeAttach?.();
     try {
       await clients.of(IAMClient).send(new AttachRolePolicyCommand({ RoleName: roleName, PolicyArn: policyArn(partition, name) }));
       attached.push(name);
@@ -197,13 +199,14 @@ async function reconcileExistingProfile(clients: Clients, profileArn: string, se
 }
 
 /**
- * Makes sure the instance has a profile whose role may run the CloudWatch agent.
+ * Makes sure the instance has a profile whose role may run the CloudWatch agent. `beforeAttach`
+ * runs before each AttachRolePolicy (the batch takes a token of the account's bucket there).
  *
  * @example
  * const outcome = await ensureAgentProfile(instance, settings);
  * // outcome.path === 'associated-agent-profile' for an instance launched without a profile
  */
-export async function ensureAgentProfile(clients: Clients, instance: InstanceFacts, settings: Settings): Promise<ProfileOutcome> {
+export async function ensureAgentProfile(clients: Clients, instance: InstanceFacts, settings: Settings, beforeAttach?: () => Promise<void>): Promise<ProfileOutcome> {
   let profileArn = instance.profileArn;
   if (!profileArn) {
     const association = await associateAgentProfile(clients, instance.instanceId, settings);
@@ -216,7 +219,7 @@ export async function ensureAgentProfile(clients: Clients, instance: InstanceFac
   if (profileNameOf(profileArn) === agentProfileNameIn(clients, settings)) {
     return { path: 'agent-profile-present', profileArn, roleName: undefined, attached: [], missing: [] };
   }
-  return reconcileExistingProfile(clients, profileArn, settings);
+  return reconcileExistingProfile(clients, profileArn, settings, beforeAttach);
 }
 
 /** What a profile's role lacks for the agent, read without changing anything. */

@@ -7,7 +7,7 @@ import { clientFactoryOf } from '../aws/product-clients.js';
 import { withMemberAccess } from '../checking/member-access.js';
 import type { OsFamily } from '../agent-config.js';
 import type { Settings } from '../config/settings.js';
-import { InstanceNotReachableError, InstanceNotYetVisibleError } from '../errors.js';
+import { InstanceNotReachableError, InstanceNotYetVisibleError, PacedLaterError } from '../errors.js';
 import type { OnboardTrigger, QueuedTrigger } from '../input/triggers.js';
 import { logger } from '../observability/logger.js';
 import { readRecords, type OnboardingRecord, type OnboardingStatus, type RecordTrail } from '../state/instance-record.js';
@@ -23,6 +23,9 @@ import {
   type OnboardingResult,
 } from './onboarding-steps.js';
 import { describeInstanceInformation, isOnline } from './ssm-presence.js';
+import { decideOnboarding } from './onboarding-decision.js';
+import { containerPacing, PlacePacing, type BatchPacing } from '../pacing/batch-pacing.js';
+import { isThrottling, type BucketName } from '../pacing/pacer.js';
 
 /**
  * How many instances of a batch go through their per-instance steps (claim, profile, record writes,
@@ -35,13 +38,20 @@ const instanceConcurrency = 8;
 export interface OnboardingBatchResult {
   /**
    * The messages to deliver again (Lambda's ReportBatchItemFailures): those of instances whose
-   * onboarding failed. Every other message of the batch is deleted from the queue.
+   * onboarding failed, and of those left for later by the pacing (`deferred`). Every other message
+   * of the batch is deleted from the queue.
    */
   batchItemFailures: { itemIdentifier: string }[];
   /** One entry per instance of the batch (a duplicate message adds none). */
   results: (OnboardingResult & { place: Place })[];
   /** Per failed instance, the error (also recorded in its state record's lastError). */
   failures: { instanceId: string; place: Place; error: string }[];
+  /**
+   * The instances left for a later delivery because the place's share of an account bucket was
+   * spent for longer than the invocation could wait (their messages are in `batchItemFailures`):
+   * not started ones untouched, ones under way with their record saying where they are.
+   */
+  deferred: { instanceId: string; place: Place; started: boolean }[];
 }
 
 /** One instance of the batch: its trigger (the first message naming it) and every message naming it. */
@@ -57,7 +67,20 @@ interface AwaitingInstall {
   result: (status: OnboardingStatus | undefined) => OnboardingResult;
 }
 
-type Outcome = { ok: true; result: OnboardingResult } | { ok: false; error: unknown };
+/** `started`: a failure after the instance was claimed (its record was written). */
+type Outcome = { ok: true; result: OnboardingResult } | { ok: false; error: unknown; started?: boolean };
+
+/**
+ * The bucket a throttling error that survived the SDK's retries came from, by the error's shape:
+ * EC2's RequestLimitExceeded (the paced EC2 call is the association), IAM's query-protocol
+ * Throttling, else (JSON protocols' ThrottlingException, TooManyRequestsException) Scheduler's.
+ */
+function throttledBucket(error: unknown): BucketName {
+  const name = error instanceof Error ? error.name : '';
+  if (name === 'RequestLimitExceeded') return 'ec2:associate-iam-instance-profile';
+  if (name === 'Throttling') return 'iam:attach-role-policy';
+  return 'scheduler:create-schedule';
+}
 
 /**
  * Onboards a batch of the onboard queue: the instances of each account and region together, with
@@ -67,7 +90,10 @@ type Outcome = { ok: true; result: OnboardingResult } | { ok: false; error: unkn
  * {@link runOnboarding}: a workload's profile is kept, duplicates and late events change nothing, a
  * restart gets a check and no reinstall, and each record keeps its history. An instance whose step
  * fails gets its lastError and its messages are returned in `batchItemFailures`; the rest of the
- * batch is done.
+ * batch is done. The calls that draw on slow-refill account buckets (AssociateIamInstanceProfile,
+ * AttachRolePolicy, SendCommand, CreateSchedule) take a token of the place's pacer first; when the
+ * wait for one does not fit the invocation, no further instance is started and the rest of the
+ * batch is continued in a later delivery of its messages instead of sleeping out the Lambda's time.
  *
  * @example
  * const { batchItemFailures } = await runOnboardingBatch(parseOnboardQueueBatch(event).triggers, settings);
@@ -77,6 +103,7 @@ export async function runOnboardingBatch(
   settings: Settings,
   now = new Date(),
   factory: ClientFactory = clientFactoryOf(settings),
+  pacing: BatchPacing = containerPacing(settings),
 ): Promise<OnboardingBatchResult> {
   const places = new Map<string, { place: Place; instances: Map<string, BatchInstance> }>();
   for (const { messageId, trigger } of triggers) {
@@ -91,7 +118,7 @@ export async function runOnboardingBatch(
     else group.instances.set(trigger.instanceId, { trigger, messageIds: [messageId] });
   }
 
-  const batch: OnboardingBatchResult = { batchItemFailures: [], results: [], failures: [] };
+  const batch: OnboardingBatchResult = { batchItemFailures: [], results: [], failures: [], deferred: [] };
   for (const { place, instances } of places.values()) {
     const clients = factory.clients(place);
     const ids = [...instances.keys()];
@@ -100,7 +127,7 @@ export async function runOnboardingBatch(
       settings,
       now,
       factory,
-      () => onboardPlace(clients, instances, settings, now),
+      () => onboardPlace(clients, instances, settings, now, new PlacePacing(pacing, place)),
       (reason) => new Map<string, Outcome>(ids.map((instanceId) => [instanceId, { ok: true, result: { instanceId, action: 'unreachable', status: 'error', reason } }])),
     );
     for (const [instanceId, { messageIds }] of instances) {
@@ -109,13 +136,25 @@ export async function runOnboardingBatch(
         batch.results.push({ ...outcome.result, place });
         continue;
       }
+      for (const messageId of messageIds) batch.batchItemFailures.push({ itemIdentifier: messageId });
+      if (outcome.error instanceof PacedLaterError) {
+        batch.deferred.push({ instanceId, place, started: outcome.started === true });
+        continue;
+      }
       const error = describeError(outcome.error);
       logger.error('onboarding failed in a batch: its messages are delivered again', { instanceId, account: place.account, instanceRegion: place.region, messageIds, error });
       batch.failures.push({ instanceId, place, error });
-      for (const messageId of messageIds) batch.batchItemFailures.push({ itemIdentifier: messageId });
     }
   }
+  if (batch.deferred.length) {
+    logger.info('pacing: instances continued in a later delivery of their messages', { deferred: batch.deferred.length, started: batch.deferred.filter((d) => d.started).length });
+  }
   return batch;
+}
+
+/** A failure of an instance after its claim, carried through the outer step unchanged. */
+class ClaimedFailure {
+  constructor(readonly error: unknown) {}
 }
 
 /** Runs a step of one instance; a failure after the claim is recorded on the instance (lastError, or gone). */
@@ -130,12 +169,12 @@ async function settle(
     return done ? { ok: true, result: done } : undefined;
   } catch (error) {
     if (trail && result && (await recordFailure(trail, error, settings))) return { ok: true, result: result('gone') };
-    return { ok: false, error };
+    return { ok: false, error, started: trail !== undefined };
   }
 }
 
 /** The instances of one place: facts for all, then each instance's decision and steps. */
-async function onboardPlace(clients: Clients, instances: Map<string, BatchInstance>, settings: Settings, now: Date): Promise<Map<string, Outcome>> {
+async function onboardPlace(clients: Clients, instances: Map<string, BatchInstance>, settings: Settings, now: Date, pace: PlacePacing): Promise<Map<string, Outcome>> {
   const outcomes = new Map<string, Outcome>();
   const ids = [...instances.keys()];
   const [described, read] = await Promise.allSettled([describeInstances(clients, ids), readRecords(clients, settings.stateTable, ids)]);
@@ -164,26 +203,42 @@ async function onboardPlace(clients: Clients, instances: Map<string, BatchInstan
         // message comes back after the queue's visibility timeout.
         throw new InstanceNotYetVisibleError(`${instanceId}: EC2 sent its ${trigger.state} event but DescribeInstances does not know it yet`);
       }
+      // Before anything is written: an instance that would be started takes the tokens of the
+      // calls it makes for sure (its association, if it has no profile; its one schedule), else it
+      // and every instance after it are left for a later delivery, untouched.
+      const decision = decideOnboarding({ trigger, instance, record: existing, settings, now });
+      if (decision.action === 'onboard' || decision.action === 'recheck') {
+        const resumesProfile = decision.action === 'onboard' && !decision.fresh && existing?.profilePath !== undefined;
+        const associates = decision.action === 'onboard' && !instance?.profileArn && !resumesProfile;
+        const buckets: BucketName[] = associates ? ['ec2:associate-iam-instance-profile', 'scheduler:create-schedule'] : ['scheduler:create-schedule'];
+        if (!(await pace.admit(buckets))) throw new PacedLaterError(`${instanceId}: not started, the place's share of ${buckets.join(' and ')} is spent for now`);
+      }
       const start = await startOnboarding(clients, trigger, instance, existing, settings, now);
       if (start.kind === 'done') return start.result;
       const { trail, result } = start;
       const claimed = await settle(trail, result, settings, async () => {
-        if (start.action === 'recheck') return result((await scheduleNextCheck(clients, trail, settings, now)).status);
-        await profileStep(clients, trail, start.instance, settings, now);
-        if (trail.record.commandId) return result((await scheduleNextCheck(clients, trail, settings, now)).status);
+        try {
+          if (start.action === 'recheck') return result((await scheduleNextCheck(clients, trail, settings, now)).status);
+          await profileStep(clients, trail, start.instance, settings, now, () => pace.beforeCall('iam:attach-role-policy'));
+          if (trail.record.commandId) return result((await scheduleNextCheck(clients, trail, settings, now)).status);
+        } catch (error) {
+          if (isThrottling(error)) pace.pacer.throttled(throttledBucket(error));
+          throw error;
+        }
         awaiting.push({ trail, instance: start.instance, result });
         return undefined;
       });
-      if (claimed && !claimed.ok) throw claimed.error;
+      if (claimed && !claimed.ok) throw new ClaimedFailure(claimed.error);
       return claimed?.result;
     });
-    if (outcome) outcomes.set(instanceId, outcome);
+    if (outcome && !outcome.ok && outcome.error instanceof ClaimedFailure) outcomes.set(instanceId, { ok: false, error: outcome.error.error, started: true });
+    else if (outcome) outcomes.set(instanceId, outcome);
   });
 
   // In the batch's order, whatever order the steps above finished in: the same batch, the same commands.
   const order = new Map(ids.map((instanceId, index) => [instanceId, index]));
   awaiting.sort((a, b) => (order.get(a.instance.instanceId) ?? 0) - (order.get(b.instance.instanceId) ?? 0));
-  for (const [instanceId, outcome] of await installOnBatch(clients, awaiting, settings, now)) outcomes.set(instanceId, outcome);
+  for (const [instanceId, outcome] of await installOnBatch(clients, awaiting, settings, now, pace)) outcomes.set(instanceId, outcome);
   return outcomes;
 }
 
@@ -192,7 +247,7 @@ async function onboardPlace(clients: Clients, instances: Map<string, BatchInstan
  * presence 50 a call, a wait for those not online, and one SendCommand per OS and 50 instances for
  * the others, each instance's record carrying the command id; then each one's first check.
  */
-async function installOnBatch(clients: Clients, awaiting: AwaitingInstall[], settings: Settings, now: Date): Promise<Map<string, Outcome>> {
+async function installOnBatch(clients: Clients, awaiting: AwaitingInstall[], settings: Settings, now: Date, pace: PlacePacing): Promise<Map<string, Outcome>> {
   const outcomes = new Map<string, Outcome>();
   if (awaiting.length === 0) return outcomes;
   const each = (items: readonly AwaitingInstall[], step: (item: AwaitingInstall) => Promise<OnboardingRecord>) =>
@@ -225,7 +280,7 @@ async function installOnBatch(clients: Clients, awaiting: AwaitingInstall[], set
   for (const item of online) byOs.set(item.instance.os, [...(byOs.get(item.instance.os) ?? []), item]);
   for (const [os, items] of byOs) {
     for (const chunk of chunksOf(items, maxInstancesPerCommand)) {
-      await sendToGroup(clients, chunk, os, settings, now, each, failAll);
+      await sendToGroup(clients, chunk, os, settings, now, pace, each, failAll);
     }
   }
   return outcomes;
@@ -243,14 +298,17 @@ async function sendToGroup(
   os: OsFamily,
   settings: Settings,
   now: Date,
+  pace: PlacePacing,
   each: (items: readonly AwaitingInstall[], step: (item: AwaitingInstall) => Promise<OnboardingRecord>) => Promise<unknown>,
   failAll: (items: readonly AwaitingInstall[], error: unknown) => Promise<unknown>,
 ): Promise<void> {
   let commandId: string;
   try {
+    await pace.beforeCall('ssm:send-command');
     commandId = await sendInstallCommandTo(clients, group.map((item) => item.instance.instanceId), os, settings);
   } catch (error) {
     if (!(error instanceof InstanceNotReachableError)) {
+      if (isThrottling(error)) pace.pacer.throttled('ssm:send-command');
       await failAll(group, error);
       return;
     }
@@ -259,8 +317,8 @@ async function sendToGroup(
       return;
     }
     const half = Math.ceil(group.length / 2);
-    await sendToGroup(clients, group.slice(0, half), os, settings, now, each, failAll);
-    await sendToGroup(clients, group.slice(half), os, settings, now, each, failAll);
+    await sendToGroup(clients, group.slice(0, half), os, settings, now, pace, each, failAll);
+    await sendToGroup(clients, group.slice(half), os, settings, now, pace, each, failAll);
     return;
   }
   await each(group, async (item) => {

@@ -93,11 +93,12 @@ export async function waitForSsm(clients: Clients, trail: RecordTrail, pingStatu
 
 /**
  * The profile step, when the record has none yet for this launch: a profile whose role may publish
- * (a workload's profile is kept, never replaced), recorded with the path taken.
+ * (a workload's profile is kept, never replaced), recorded with the path taken. `beforeAttach`
+ * runs before each AttachRolePolicy (the batch's pacing).
  */
-export async function profileStep(clients: Clients, trail: RecordTrail, instance: InstanceFacts, settings: Settings, now: Date): Promise<void> {
+export async function profileStep(clients: Clients, trail: RecordTrail, instance: InstanceFacts, settings: Settings, now: Date, beforeAttach?: () => Promise<void>): Promise<void> {
   if (trail.record.profilePath) return;
-  const profile = await ensureAgentProfile(clients, instance, settings);
+  const profile = await ensureAgentProfile(clients, instance, settings, beforeAttach);
   const detail = [
     profile.profileArn,
     profile.attached.length ? `attached ${profile.attached.join(', ')}` : undefined,

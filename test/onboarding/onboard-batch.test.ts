@@ -1,7 +1,8 @@
 // Launch bursts: the onboard function consumes the onboard queue in batches. The scenarios count
 // the calls a batch costs and check that every rule of one instance's onboarding still holds for
 // each instance of the batch, and that one instance's failure sends back only its own message.
-import { describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { Pacer } from '../../shared/pacing/pacer.js';
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { AssociateIamInstanceProfileCommand, DescribeInstancesCommand, type DescribeInstancesCommandInput, type Instance } from '@aws-sdk/client-ec2';
 import { AttachRolePolicyCommand, GetInstanceProfileCommand, ListAttachedRolePoliciesCommand } from '@aws-sdk/client-iam';
@@ -121,6 +122,9 @@ describe('a burst of 120 launches in one batch', () => {
     profileArn: index % 10 === 9 ? workloadProfileArn : undefined,
   }));
   const withoutProfile = specs.filter((spec) => !spec.profileArn).map((spec) => spec.id);
+  // What these scenarios count is the calls of one batch, not its pacing (the "pacing" scenarios
+  // below): an association bucket that holds the whole burst, so all 120 start in this batch.
+  beforeEach(() => onboard.replaceContainerPacers(() => new Pacer({ buckets: { 'ec2:associate-iam-instance-profile': { capacity: 1000, refillPerSecond: 1000 } } })));
 
   it('costs one DescribeInstances, two BatchGetItem, three DescribeInstanceInformation and one SendCommand per OS and 50 instances', async () => {
     givenBurst(specs);

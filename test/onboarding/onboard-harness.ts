@@ -318,6 +318,8 @@ export async function coldStart(overrides: Record<string, string | undefined> = 
   const { handler } = await import('../../functions/onboard.js');
   const { InvalidInputError } = await import('../../shared/errors.js');
   const { StaleRecordError } = await import('../../shared/errors.js');
+  // The handler's own module instance (after resetModules): its container's pacers.
+  const { replaceContainerPacers } = await import('../../shared/pacing/batch-pacing.js');
   return {
     /** Invokes the handler as Lambda would, with one of the direct inputs (an event, a retry, a remediation). */
     invoke: (event: unknown) => handler(event, lambdaContext()) as Promise<OnboardingResult>,
@@ -325,6 +327,7 @@ export async function coldStart(overrides: Record<string, string | undefined> = 
     invokeBatch: (event: unknown) => handler(event, lambdaContext()) as Promise<QueueBatchResponse>,
     InvalidInputError,
     StaleRecordError,
+    replaceContainerPacers,
   };
 }
 
@@ -353,6 +356,7 @@ export function useOnboardScenario(): ColdStarted & { restart: (overrides: Recor
   return {
     invoke: (event: unknown) => started().invoke(event),
     invokeBatch: (event: unknown) => started().invokeBatch(event),
+    replaceContainerPacers: (make?: Parameters<ColdStarted['replaceContainerPacers']>[0]) => started().replaceContainerPacers(make),
     get InvalidInputError() {
       return started().InvalidInputError;
     },
