@@ -10,7 +10,7 @@ import { Pacer, type BucketName } from './pacer.js';
  */
 export interface BatchPacing {
   pacerOf(place: Place): Pacer;
-  /** Milliseconds a call may still wait for a token before the rest of the batch is left for later. */
+  /** Milliseconds a batch may wait for tokens in all (asked at each wait) before the rest is left for later. */
   waitBudgetMs(): number;
   sleep(ms: number): Promise<void>;
 }
@@ -18,21 +18,28 @@ export interface BatchPacing {
 /** Kept for the container's life: the buckets are per account and region, and so are the pacers. */
 const containerPacers = new Map<string, Pacer>();
 let makePacer: ((place: Place) => Pacer) | undefined;
+let waitFor: ((ms: number) => Promise<void>) | undefined;
 
 /**
  * Forgets the container's pacers, and makes the next ones with `make` (tests and the bench: a
- * simulated clock, or buckets a scenario does not measure); without `make`, from the settings.
+ * simulated clock, or buckets a scenario does not measure), waiting with `wait` (a simulated
+ * clock's); without them, from the settings and with a real sleep.
  */
-export function replaceContainerPacers(make?: (place: Place) => Pacer): void {
+export function replaceContainerPacers(make?: (place: Place) => Pacer, wait?: (ms: number) => Promise<void>): void {
   containerPacers.clear();
   makePacer = make;
+  waitFor = wait;
 }
 
 /** What the invocation keeps for the steps after the last wait (records, schedules, the install). */
 export const invocationMarginMs = 20_000;
 
-/** The wait budget when the invocation's remaining time is not known (a direct call, a test). */
-export const fixedWaitBudgetMs = 5_000;
+/**
+ * The most a batch waits for tokens in all, and the budget when the invocation's remaining time is
+ * not known: a few seconds of waiting let a batch use the refill that comes meanwhile; beyond that
+ * the rest of the batch is continued later instead of sleeping out the Lambda's time.
+ */
+export const batchWaitBudgetMs = 5_000;
 
 /**
  * The container's pacing: one pacer per account and region (settings.pacing's share and
@@ -53,8 +60,8 @@ export function containerPacing(settings: Pick<Settings, 'pacing'>, remainingMs?
       }
       return pacer;
     },
-    waitBudgetMs: () => (remainingMs ? remainingMs() - invocationMarginMs : fixedWaitBudgetMs),
-    sleep,
+    waitBudgetMs: () => Math.min(batchWaitBudgetMs, remainingMs ? remainingMs() - invocationMarginMs : batchWaitBudgetMs),
+    sleep: (ms) => (waitFor ?? sleep)(ms),
   };
 }
 
@@ -68,6 +75,8 @@ export class PlacePacing {
   readonly pacer: Pacer;
   #pacing: BatchPacing;
   #stopped = false;
+  /** Milliseconds this batch waited for tokens so far (concurrent waits add up: an upper bound). */
+  #waited = 0;
 
   constructor(pacing: BatchPacing, place: Place) {
     this.#pacing = pacing;
@@ -99,7 +108,8 @@ export class PlacePacing {
     for (;;) {
       const pace = this.pacer.take(bucket);
       if (pace.go) return true;
-      if (pace.waitMs > this.#pacing.waitBudgetMs()) return false;
+      if (this.#waited + pace.waitMs > this.#pacing.waitBudgetMs()) return false;
+      this.#waited += pace.waitMs;
       await this.#pacing.sleep(pace.waitMs);
     }
   }

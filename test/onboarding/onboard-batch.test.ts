@@ -2,7 +2,7 @@
 // the calls a batch costs and check that every rule of one instance's onboarding still holds for
 // each instance of the batch, and that one instance's failure sends back only its own message.
 import { beforeEach, describe, expect, it } from 'vitest';
-import { Pacer } from '../../shared/pacing/pacer.js';
+import { accountBuckets, Pacer, type BucketSize, type BucketName } from '../../shared/pacing/pacer.js';
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { AssociateIamInstanceProfileCommand, DescribeInstancesCommand, type DescribeInstancesCommandInput, type Instance } from '@aws-sdk/client-ec2';
 import { AttachRolePolicyCommand, GetInstanceProfileCommand, ListAttachedRolePoliciesCommand } from '@aws-sdk/client-iam';
@@ -346,5 +346,127 @@ describe('every rule of one instance holds in a batch', () => {
     expect(table.get(burstId(3))?.status).toBe('waiting-for-ssm');
     expect(table.get(burstId(3))?.commandId).toBeUndefined();
     expect(table.get(burstId(4))).toMatchObject({ status: 'checking', commandId: 'cmd-2' });
+  });
+});
+
+/**
+ * A simulated clock for the pacing scenarios: the container's pacers read it and wait on it, and
+ * an invocation's remaining time counts down on it from Lambda's 60 s.
+ */
+function simulatedContainer(options: { buckets?: Partial<Record<BucketName, BucketSize>> } = {}) {
+  const time = { now: 0 };
+  const pacers: Pacer[] = [];
+  onboard.replaceContainerPacers(
+    () => {
+      const pacer = new Pacer({ clock: () => time.now, buckets: options.buckets });
+      pacers.push(pacer);
+      return pacer;
+    },
+    async (ms) => {
+      const until = time.now + ms;
+      await Promise.resolve();
+      time.now = Math.max(time.now, until);
+    },
+  );
+  const invoke = (event: SQSEvent) => {
+    const start = time.now;
+    return onboard.invokeBatch(event, () => 60_000 - (time.now - start));
+  };
+  return { time, pacers, invoke };
+}
+
+const idOfMessage = (itemIdentifier: string) => itemIdentifier.replace(/^m-/, '');
+
+describe('pacing of the slow-refill calls', () => {
+  it('300 launches in 6 batches of 50 never take more than half the association bucket as a burst plus half its refill; the rest is returned untouched and completes when delivered again', async () => {
+    const ids = Array.from({ length: 300 }, (_, index) => burstId(index + 1));
+    givenBurst(ids.map((id) => ({ id })));
+    const container = simulatedContainer();
+    const associatedAt: { id: string; at: number }[] = [];
+    ec2.on(AssociateIamInstanceProfileCommand).callsFake((input: { InstanceId: string }) => {
+      associatedAt.push({ id: input.InstanceId, at: container.time.now });
+      return { IamInstanceProfileAssociation: { InstanceId: input.InstanceId, State: 'associating', IamInstanceProfile: { Arn: agentProfileArn, Id: 'AIPAAGENT' } } };
+    });
+
+    // The event source mapping closes a batch every 10 s of the burst.
+    let returned: string[] = [];
+    for (let batch = 0; batch < 6; batch++) {
+      container.time.now = Math.max(container.time.now, batch * 10_000);
+      const response = await container.invoke(runningBatch(ids.slice(batch * 50, batch * 50 + 50)));
+      returned.push(...response.batchItemFailures.map((failure) => idOfMessage(failure.itemIdentifier)));
+    }
+    expect(returned.length).toBeGreaterThan(0);
+    const associatedFirst = new Set(associatedAt.map((call) => call.id));
+    for (const id of returned) {
+      expect(associatedFirst.has(id)).toBe(false);
+      expect(table.get(id)).toBeUndefined();
+    }
+    expect(associatedFirst.size + returned.length).toBe(300);
+    const sentFirst = new Set(sent().flatMap((command) => command.InstanceIds ?? []));
+    for (const id of returned) expect(sentFirst.has(id)).toBe(false);
+
+    // SQS delivers the returned messages again after the queue's visibility timeout (360 s).
+    for (let round = 0; returned.length > 0; round++) {
+      expect(round).toBeLessThan(20);
+      container.time.now += 360_000;
+      const again = returned;
+      returned = [];
+      for (let start = 0; start < again.length; start += 50) {
+        const response = await container.invoke(runningBatch(again.slice(start, start + 50)));
+        returned.push(...response.batchItemFailures.map((failure) => idOfMessage(failure.itemIdentifier)));
+      }
+    }
+
+    // share x capacity as a burst plus share x refill per second, over every window of calls.
+    const { capacity, refillPerSecond } = accountBuckets['ec2:associate-iam-instance-profile'];
+    const times = associatedAt.map((call) => call.at);
+    for (let first = 0; first < times.length; first++) {
+      for (let last = first; last < times.length; last++) {
+        expect(last - first + 1).toBeLessThanOrEqual(0.5 * capacity + 0.5 * refillPerSecond * ((times[last]! - times[first]!) / 1000) + 1e-9);
+      }
+    }
+    expect(associated().sort()).toEqual([...ids].sort());
+    for (const id of ids) expect(table.get(id)?.status).toBe('checking');
+    expect(new Set(sent().flatMap((command) => command.InstanceIds ?? [])).size).toBe(300);
+  });
+
+  it('an instance whose profile is associated but whose command must wait is returned with its record saying so, and resumes at the command when delivered again', async () => {
+    const [linux, windows] = [burstId(1), burstId(2)];
+    givenBurst([{ id: linux }, { id: windows, windows: true }]);
+    // One SendCommand now, the next one in 200 s: more than the batch may wait.
+    const container = simulatedContainer({ buckets: { 'ssm:send-command': { capacity: 2, refillPerSecond: 0.01 } } });
+
+    const first = await container.invoke(runningBatch([linux, windows]));
+
+    expect(first.batchItemFailures).toEqual([{ itemIdentifier: `m-${windows}` }]);
+    expect(sent().map((command) => command.InstanceIds)).toEqual([[linux]]);
+    expect(table.get(windows)).toMatchObject({ status: 'error', profilePath: 'associated-agent-profile', lastError: expect.stringContaining('PacedLaterError') });
+    expect(table.get(windows)?.commandId).toBeUndefined();
+
+    container.time.now += 360_000;
+    const again = await container.invoke(runningBatch([windows]));
+
+    expect(again).toEqual({ batchItemFailures: [] });
+    expect(associated()).toEqual([linux, windows]);
+    expect(sent().map((command) => command.InstanceIds)).toEqual([[linux], [windows]]);
+    expect(table.get(windows)?.status).toBe('checking');
+    expect(table.get(windows)?.lastError).toBeUndefined();
+    expect(steps(table.get(windows)!)).toEqual(['claimed', 'profile:associated-agent-profile', 'error', 'claimed', 'install-command-sent', 'check-scheduled']);
+  });
+
+  it('a throttle that survived the SDK halves the pacer\'s association rate and returns that instance, its lastError recorded', async () => {
+    const ids = [burstId(1), burstId(2), burstId(3)];
+    givenBurst(ids.map((id) => ({ id })));
+    const container = simulatedContainer();
+    ec2.on(AssociateIamInstanceProfileCommand, { InstanceId: burstId(2) }).rejects(awsError('RequestLimitExceeded', 'Request limit exceeded.', 'server'));
+
+    const response = await container.invoke(runningBatch(ids));
+
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: `m-${burstId(2)}` }] });
+    expect(table.get(burstId(2))).toMatchObject({ status: 'error', lastError: 'RequestLimitExceeded: Request limit exceeded.' });
+    const full = accountBuckets['ec2:associate-iam-instance-profile'].refillPerSecond * 0.5;
+    expect(container.pacers).toHaveLength(1);
+    expect(container.pacers[0]!.rate('ec2:associate-iam-instance-profile')).toBeCloseTo(full / 2);
+    for (const id of [burstId(1), burstId(3)]) expect(table.get(id)?.status).toBe('checking');
   });
 });

@@ -324,7 +324,8 @@ export async function coldStart(overrides: Record<string, string | undefined> = 
     /** Invokes the handler as Lambda would, with one of the direct inputs (an event, a retry, a remediation). */
     invoke: (event: unknown) => handler(event, lambdaContext()) as Promise<OnboardingResult>,
     /** Invokes the handler with a batch of the onboard queue, as Lambda's SQS event source mapping would. */
-    invokeBatch: (event: unknown) => handler(event, lambdaContext()) as Promise<QueueBatchResponse>,
+    invokeBatch: (event: unknown, remainingMs?: () => number) =>
+      handler(event, remainingMs ? { ...lambdaContext(), getRemainingTimeInMillis: remainingMs } : lambdaContext()) as Promise<QueueBatchResponse>,
     InvalidInputError,
     StaleRecordError,
     replaceContainerPacers,
@@ -355,8 +356,8 @@ export function useOnboardScenario(): ColdStarted & { restart: (overrides: Recor
   });
   return {
     invoke: (event: unknown) => started().invoke(event),
-    invokeBatch: (event: unknown) => started().invokeBatch(event),
-    replaceContainerPacers: (make?: Parameters<ColdStarted['replaceContainerPacers']>[0]) => started().replaceContainerPacers(make),
+    invokeBatch: (event: unknown, remainingMs?: () => number) => started().invokeBatch(event, remainingMs),
+    replaceContainerPacers: (...args: Parameters<ColdStarted['replaceContainerPacers']>) => started().replaceContainerPacers(...args),
     get InvalidInputError() {
       return started().InvalidInputError;
     },
