@@ -100,6 +100,9 @@ export function stackEnvironment(stage = 'test'): Record<string, string> {
     ACCOUNTS: '',
     REGIONS: '',
     ORGANIZATION_ID: '',
+    // Pacing of the onboard batch (serverless.yml's defaults).
+    PACING_SHARE: '0.5',
+    PACING_CONCURRENCY: '1',
     AWS_REGION: testRegion,
   };
 }
