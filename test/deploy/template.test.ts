@@ -242,7 +242,7 @@ beforeAll(async () => {
     await packageStack(
       '--param', 'namespace=Team/Custom', '--param', 'memoryMetric=MEM_PCT', '--param', 'auditSchedule=rate(1 day)',
       '--param', 'alertEmail=ops@example.com', '--param', 'checkMaxAttempts=5', '--param', 'goneRecordRetentionDays=30',
-      '--param', 'onboardBatchSize=100', '--param', 'onboardBatchWindowSeconds=20', '--param', 'onboardReservedConcurrency=5',
+      '--param', 'onboardBatchSize=200', '--param', 'onboardBatchWindowSeconds=20', '--param', 'onboardReservedConcurrency=5',
     ),
   );
   packages.push(
@@ -290,8 +290,8 @@ describe('the packaged stack', () => {
 
   it('reads the queue in batches of 50 gathered for up to 10 s, reporting failed items only, unless the params say otherwise', () => {
     const mappingOf = (t: Template) => evaluate(t, resourcesOfType(t, 'AWS::Lambda::EventSourceMapping')[0]![1].Properties) as Record<string, unknown>;
-    expect(mappingOf(template)).toMatchObject({ BatchSize: 50, MaximumBatchingWindowInSeconds: 10, FunctionResponseTypes: ['ReportBatchItemFailures'] });
-    expect(mappingOf(overridden)).toMatchObject({ BatchSize: 100, MaximumBatchingWindowInSeconds: 20, FunctionResponseTypes: ['ReportBatchItemFailures'] });
+    expect(mappingOf(template)).toMatchObject({ BatchSize: 100, MaximumBatchingWindowInSeconds: 10, FunctionResponseTypes: ['ReportBatchItemFailures'] });
+    expect(mappingOf(overridden)).toMatchObject({ BatchSize: 200, MaximumBatchingWindowInSeconds: 20, FunctionResponseTypes: ['ReportBatchItemFailures'] });
   });
 
   it('keeps the onboard queue\'s messages invisible for six function timeouts, and sets aside after 5 deliveries in a dead-letter queue kept 14 days', () => {
