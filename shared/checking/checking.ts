@@ -16,7 +16,7 @@ import { agentProfileNameIn, missingRolePolicies, requiredPolicyNames, type Role
 import { describeInstance, type InstanceFacts } from '../aws/instances.js';
 import { logAbout, logger } from '../observability/logger.js';
 import { cleanUpInstance, describeCleanup } from '../offboarding/offboarding.js';
-import { expectedMetrics, seriesPresence } from './metric-queries.js';
+import { expectedMetrics, seriesPresence, type SeriesPresence } from './metric-queries.js';
 import { advance, readRecord, saveRecord, statusChange, type OnboardingRecord, type OnboardingStatus } from '../state/instance-record.js';
 import { countAlerted, countHealthy } from '../observability/product-metrics.js';
 import { deleteSchedules, scheduleCheck, scheduleName } from '../aws/schedules.js';
@@ -33,7 +33,8 @@ function nameOfAccount(clients: Clients, settings: Settings): Promise<string | u
 /** What one check invocation did, returned by the handler and logged. */
 export interface CheckResult {
   instanceId: string;
-  action: 'ignore' | 'gone' | 'stopped' | 'healthy' | 'retry' | 'alerted' | 'already-alerted' | 'unreachable';
+  /** `look`: an early look of a batch found no metrics yet; the instance is in the batch's next look. */
+  action: 'ignore' | 'gone' | 'stopped' | 'healthy' | 'retry' | 'alerted' | 'already-alerted' | 'unreachable' | 'look';
   status: OnboardingStatus | undefined;
   reason: string;
   diagnosis?: DiagnosisCode;
@@ -281,7 +282,43 @@ async function sendAlert(
   }
 }
 
-async function checkRunning(
+/** What a check of a running instance comes to: done, or a retry that is recorded once its schedule exists. */
+export type RunningOutcome =
+  | { kind: 'done'; result: CheckResult }
+  | {
+      kind: 'retry';
+      nextAttempt: number;
+      at: Date;
+      /** Records the retry with what scheduling it said (`scheduled for ...`), or throws as the check would. */
+      complete: (scheduled: string) => Promise<CheckResult>;
+    };
+
+/**
+ * The metric findings of one running instance from a GetMetricData lookup made for it (alone or with
+ * its batch): the window starts at its live launch time, so a restart that onboarding has not
+ * recorded yet never counts the old launch's datapoints.
+ */
+export function findingsOf(instance: InstanceFacts, record: OnboardingRecord, presence: readonly SeriesPresence[], window: { start: Date; end: Date }, settings: Settings): MetricFindings {
+  return metricFindings(
+    expectedMetrics(instance.os, settings.metrics),
+    presence.filter((series) => series.instanceId === instance.instanceId),
+    window,
+    settings.metricLookbackSeconds,
+  );
+}
+
+/** The GetMetricData window of one instance's check now. */
+export function windowOf(instance: InstanceFacts, record: OnboardingRecord, now: Date, settings: Settings): { start: Date; end: Date } {
+  return metricWindow(instance.launchTime ?? record.launchTime, now, settings);
+}
+
+/**
+ * Check `attempt` of a running instance whose metric findings are known: healthy (alarms, record,
+ * a recovery message if it was alerted), or the diagnosis and its decision: record it alerted
+ * again, alert, or retry (re-sending the install command first when that can help). A retry is
+ * returned unfinished, so a batch can schedule the retries of many instances with one schedule.
+ */
+export async function checkRunning(
   clients: Clients,
   record: OnboardingRecord,
   instance: InstanceFacts,
@@ -289,15 +326,12 @@ async function checkRunning(
   scheduleNames: string[],
   settings: Settings,
   now: Date,
-): Promise<CheckResult> {
+  findings: MetricFindings,
+): Promise<RunningOutcome> {
   const { instanceId } = instance;
-  // The live launch time: a restart that onboarding has not recorded yet must not count old datapoints.
-  const window = metricWindow(instance.launchTime ?? record.launchTime, now, settings);
-  const presence = await seriesPresence(clients, [{ instanceId, os: instance.os }], settings.metrics, window);
-  const findings = metricFindings(expectedMetrics(instance.os, settings.metrics), presence, window, settings.metricLookbackSeconds);
   if (findings.missing.length === 0) {
     const saved = await becomeHealthy(clients, record, instance, findings, attempt, scheduleNames, settings, now);
-    return { instanceId, action: 'healthy', status: saved.status, reason: `${findings.present.join(', ')} arrive` };
+    return { kind: 'done', result: { instanceId, action: 'healthy', status: saved.status, reason: `${findings.present.join(', ')} arrive` } };
   }
 
   const diagnosis = await gatherDiagnosis(clients, record, instance, findings, settings, now);
@@ -318,10 +352,10 @@ async function checkRunning(
         settings.stateTable,
         advance(record, { status: 'alerted', diagnosis: recordedDiagnosis(diagnosis), checkAttempts: attempt }, 'check', now, `${diagnosis.code}; ${decision.reason}, not alerted again`),
       );
-      return result('already-alerted', saved);
+      return { kind: 'done', result: result('already-alerted', saved) };
     }
     case 'alert':
-      return result('alerted', await sendAlert(clients, record, diagnosis, attempt, scheduleNames, decision.reason, settings, now));
+      return { kind: 'done', result: result('alerted', await sendAlert(clients, record, diagnosis, attempt, scheduleNames, decision.reason, settings, now)) };
     case 'retry': {
       let current = record;
       let resent = '';
@@ -346,19 +380,27 @@ async function checkRunning(
           resent = `; install command not re-sent: ${error.message}`;
         }
       }
-      const outcome = await scheduleCheck(clients, instanceId, decision.nextAttempt, decision.at, settings);
-      const saved = await saveRecord(
-        clients,
-        settings.stateTable,
-        advance(
-          current,
-          { status: 'checking', checkAttempts: attempt, diagnosis: recordedDiagnosis(diagnosis), lastError: undefined },
-          'check-retry',
-          now,
-          `${decision.reason}${resent}; check ${decision.nextAttempt} ${outcome} for ${decision.at.toISOString()}`,
-        ),
-      );
-      return result('retry', saved);
+      const reinstalled = current;
+      return {
+        kind: 'retry',
+        nextAttempt: decision.nextAttempt,
+        at: decision.at,
+        complete: async (scheduled) =>
+          result(
+            'retry',
+            await saveRecord(
+              clients,
+              settings.stateTable,
+              advance(
+                reinstalled,
+                { status: 'checking', checkAttempts: attempt, diagnosis: recordedDiagnosis(diagnosis), lastError: undefined },
+                'check-retry',
+                now,
+                `${decision.reason}${resent}; check ${decision.nextAttempt} ${scheduled}`,
+              ),
+            ),
+          ),
+      };
     }
   }
 }
@@ -392,37 +434,65 @@ async function checkInstance(clients: Clients, input: CheckRequest, settings: Se
   }
 
   try {
-    if (!instance || instance.state === 'terminated' || instance.state === 'shutting-down') {
-      const reason = instance ? `instance is ${instance.state}` : 'EC2 does not know this instance (terminated)';
-      const saved = await recordOffline(clients, record, 'gone', reason, settings, now);
-      return { instanceId, action: 'gone', status: saved.status, reason };
-    }
-    if (instance.state === 'stopped' || instance.state === 'stopping') {
-      const reason = `instance is ${instance.state}`;
-      const saved = await recordOffline(clients, record, 'stopped', reason, settings, now);
-      return { instanceId, action: 'stopped', status: saved.status, reason };
-    }
+    const offline = await checkOffline(clients, record, instance, settings, now);
+    if (offline) return offline;
+    const running = instance as InstanceFacts;
     // The schedule that invoked this check, named in what it publishes (none for a check by hand).
     const scheduleNames = input.attempt === undefined ? [] : [scheduleName(clients, settings, 'check', instanceId, input.attempt)];
-    return await checkRunning(clients, record, instance, currency.attempt, scheduleNames, settings, now);
+    const window = windowOf(running, record, now, settings);
+    const presence = await seriesPresence(clients, [{ instanceId, os: running.os }], settings.metrics, window);
+    const outcome = await checkRunning(clients, record, running, currency.attempt, scheduleNames, settings, now, findingsOf(running, record, presence, window, settings));
+    if (outcome.kind === 'done') return outcome.result;
+    const scheduled = await scheduleCheck(clients, instanceId, outcome.nextAttempt, outcome.at, settings);
+    return await outcome.complete(`${scheduled} for ${outcome.at.toISOString()}`);
   } catch (error) {
-    if (error instanceof StaleRecordError) {
-      // Another invocation (a duplicate delivery, offboarding, or onboarding after a restart) wrote
-      // first and carries on from there; this one stops before doing anything twice. If that was
-      // offboarding, alarms this check created meanwhile must not outlive the instance's stop.
-      const latest = await readRecord(clients, settings.stateTable, instanceId);
-      if (latest?.status === 'stopped' || latest?.status === 'gone') await deleteInstanceAlarms(clients, instanceId, settings);
-      logger.info('check superseded', { instanceId, attempt: currency.attempt, reason: error.message });
-      return { instanceId, action: 'ignore', status: latest?.status, reason: `superseded: ${error.message}` };
-    }
-    if (error instanceof AlertNotSentError) throw error;
-    // Keep what is known, on the latest version of the record; the status is unchanged, so the same
-    // check retried (Lambda's async retry) is still current and runs again.
-    const latest = (await readRecord(clients, settings.stateTable, instanceId).catch(() => undefined)) ?? record;
-    await saveRecord(clients, settings.stateTable, advance(latest, { lastError: describeError(error) }, 'check-error', new Date(), describeError(error))).catch(
-      (writeError: unknown) => logger.error('could not record the check error', { instanceId, error: describeError(writeError) }),
-    );
-    throw error;
+    return settleCheckError(clients, record, instanceId, currency.attempt, error, settings);
   }
 }
 
+/**
+ * A terminated or stopped instance (or one EC2 no longer knows): recorded `gone` or `stopped`, its
+ * alarms and schedules cleaned up. Undefined for a running instance.
+ */
+export async function checkOffline(
+  clients: Clients,
+  record: OnboardingRecord,
+  instance: InstanceFacts | undefined,
+  settings: Settings,
+  now: Date,
+): Promise<CheckResult | undefined> {
+  const { instanceId } = record;
+  if (!instance || instance.state === 'terminated' || instance.state === 'shutting-down') {
+    const reason = instance ? `instance is ${instance.state}` : 'EC2 does not know this instance (terminated)';
+    const saved = await recordOffline(clients, record, 'gone', reason, settings, now);
+    return { instanceId, action: 'gone', status: saved.status, reason };
+  }
+  if (instance.state === 'stopped' || instance.state === 'stopping') {
+    const reason = `instance is ${instance.state}`;
+    const saved = await recordOffline(clients, record, 'stopped', reason, settings, now);
+    return { instanceId, action: 'stopped', status: saved.status, reason };
+  }
+  return undefined;
+}
+
+/**
+ * What a check's error comes to. Another invocation that wrote first (a duplicate delivery,
+ * offboarding, or onboarding after a restart) carries on from there: the check is `ignore`d (and
+ * alarms it created meanwhile do not outlive a stop). Any other error is recorded on the latest
+ * record (lastError; the status is unchanged, so the same check retried is still current) and
+ * thrown again.
+ */
+export async function settleCheckError(clients: Clients, record: OnboardingRecord, instanceId: string, attempt: number, error: unknown, settings: Settings): Promise<CheckResult> {
+  if (error instanceof StaleRecordError) {
+    const latest = await readRecord(clients, settings.stateTable, instanceId);
+    if (latest?.status === 'stopped' || latest?.status === 'gone') await deleteInstanceAlarms(clients, instanceId, settings);
+    logger.info('check superseded', { instanceId, attempt, reason: error.message });
+    return { instanceId, action: 'ignore', status: latest?.status, reason: `superseded: ${error.message}` };
+  }
+  if (error instanceof AlertNotSentError) throw error;
+  const latest = (await readRecord(clients, settings.stateTable, instanceId).catch(() => undefined)) ?? record;
+  await saveRecord(clients, settings.stateTable, advance(latest, { lastError: describeError(error) }, 'check-error', new Date(), describeError(error))).catch(
+    (writeError: unknown) => logger.error('could not record the check error', { instanceId, error: describeError(writeError) }),
+  );
+  throw error;
+}
