@@ -4,6 +4,7 @@ import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { awsErrorName } from './errors.js';
 import type { Settings } from '../config/settings.js';
 import { samePlace, shortRegion } from './place.js';
+import { createHash } from 'node:crypto';
 
 /** A one-time invocation of one of the product's functions. */
 export interface ScheduledInvocation {
@@ -33,6 +34,27 @@ export function scheduleName(
 ): string {
   const place = samePlace(where.place, where.hubPlace) ? '' : `${where.place.account}-${shortRegion(where.place.region)}-`;
   return `${settings.resourcePrefix}-${step}-${place}${instanceId}-${attempt}`.slice(0, 64);
+}
+
+/** A batch check schedule names at most this many instances: one GetMetricData call (500 queries, 2 an instance). */
+export const maxInstancesPerCheckSchedule = 250;
+
+/**
+ * The deterministic name of a batch check schedule: `cwap-dev-check-b0123456789-1-2` (check 1,
+ * look 2) for the instances whose sorted ids hash to `0123456789`, with the place as in
+ * {@link scheduleName}. The same instances, attempt and look always give the same name, so a
+ * retried invocation scheduling them again is a no-op.
+ */
+export function batchScheduleName(
+  where: Pick<Clients, 'place' | 'hubPlace'>,
+  settings: Pick<Settings, 'resourcePrefix'>,
+  instanceIds: readonly string[],
+  attempt: number,
+  look: number | undefined,
+): string {
+  const place = samePlace(where.place, where.hubPlace) ? '' : `${where.place.account}-${shortRegion(where.place.region)}-`;
+  const hash = createHash('sha256').update([...instanceIds].sort().join(',')).digest('hex').slice(0, 10);
+  return `${settings.resourcePrefix}-check-${place}b${hash}-${attempt}${look === undefined ? '' : `-${look}`}`.slice(0, 64);
 }
 
 /**
@@ -102,6 +124,36 @@ export function scheduleCheck(
     },
     settings,
   );
+}
+
+/**
+ * Schedules check `attempt` (look `look`, when given) of up to {@link maxInstancesPerCheckSchedule}
+ * instances of one place for `at`: the check function is invoked with
+ * `{ instanceIds, attempt, look? }`. Idempotent like {@link scheduleOnce}.
+ */
+export async function scheduleBatchCheck(
+  clients: Clients,
+  instanceIds: readonly string[],
+  attempt: number,
+  look: number | undefined,
+  at: Date,
+  settings: Settings,
+): Promise<{ name: string; outcome: 'scheduled' | 'already-scheduled' }> {
+  if (instanceIds.length === 0 || instanceIds.length > maxInstancesPerCheckSchedule) {
+    throw new RangeError(`a batch check schedule names 1 to ${maxInstancesPerCheckSchedule} instances, not ${instanceIds.length}`);
+  }
+  const name = batchScheduleName(clients, settings, instanceIds, attempt, look);
+  const outcome = await scheduleOnce(
+    clients,
+    {
+      name,
+      at,
+      targetArn: settings.checkFunctionArn,
+      input: { ...placeInput(clients), instanceIds: [...instanceIds], attempt, ...(look === undefined ? {} : { look }) },
+    },
+    settings,
+  );
+  return { name, outcome };
 }
 
 /**

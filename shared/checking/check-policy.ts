@@ -104,3 +104,50 @@ export function alertRetryAt(attempt: number, settings: PolicySettings, now: Dat
   if (attempt >= settings.checkMaxAttempts * 2) return undefined;
   return new Date(now.getTime() + settings.checkRetryDelaySeconds * 1000);
 }
+
+type LookSettings = Pick<Settings, 'checkDelaySeconds' | 'windowsGraceSeconds'>;
+
+/**
+ * Seconds after the install command at which a batch of instances is looked at before its first
+ * full check. The simulator's register (test/simulator/README.md, H2) gives the agent's first
+ * datapoint 50–90 s after SendCommand on Linux and 120–240 s on Windows: looks every 30–60 s over
+ * those ranges find a healthy instance within a minute of its first datapoint, and each look costs
+ * one GetMetricData call for up to 250 instances, so looking early is cheap.
+ */
+export const earlyLookSeconds: readonly number[] = [60, 90, 120, 180, 240, 300, 420];
+
+/** Seconds after the install command of an instance's first full check: the agent's first interval, later for Windows. */
+export function firstCheckSeconds(os: OsFamily, settings: LookSettings): number {
+  return settings.checkDelaySeconds + (os === 'windows' ? settings.windowsGraceSeconds : 0);
+}
+
+/**
+ * The offsets (seconds after the install command) of a batch's looks, in order: the early looks
+ * before the later of the two first checks, and each OS's first check. Look `n` (1-based) is at
+ * `lookPlan(settings)[n - 1]`; at an instance's first-check offset its look is the full check 1.
+ *
+ * @example
+ * lookPlan({ checkDelaySeconds: 300, windowsGraceSeconds: 300 }); // [60, 90, 120, 180, 240, 300, 420, 600]
+ */
+export function lookPlan(settings: LookSettings): number[] {
+  const firsts = [firstCheckSeconds('linux', settings), firstCheckSeconds('windows', settings)];
+  const last = Math.max(...firsts);
+  return [...new Set([...earlyLookSeconds.filter((seconds) => seconds < last), ...firsts])].sort((a, b) => a - b);
+}
+
+/**
+ * Whether look `look` of a batch is, for an instance of `os`, its first full check (with the
+ * diagnosis, retries and alert) rather than an early look that only records it healthy when its
+ * metrics are there. A look past the plan (a schedule of older settings) is a full check.
+ */
+export function isFullCheck(look: number, os: OsFamily, settings: LookSettings): boolean {
+  const offset = lookPlan(settings)[look - 1];
+  return offset === undefined || offset >= firstCheckSeconds(os, settings);
+}
+
+/** Seconds from look `look` to the next one, or undefined after the last. */
+export function nextLookDelaySeconds(look: number, settings: LookSettings): number | undefined {
+  const plan = lookPlan(settings);
+  const [here, next] = [plan[look - 1], plan[look]];
+  return here === undefined || next === undefined ? undefined : next - here;
+}

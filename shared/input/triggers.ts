@@ -191,6 +191,41 @@ export interface CheckRequest {
   place?: Place | undefined;
 }
 
+/** A batch check, from the schedule an onboarding batch or an earlier batch check created. */
+export interface CheckBatchRequest {
+  instanceIds: string[];
+  attempt: number;
+  /** The look of the batch's look plan (check-policy `lookPlan`); undefined: a full check (a retry). */
+  look: number | undefined;
+  /** Where the instances live; undefined: the hub's own account and region. */
+  place?: Place | undefined;
+}
+
+/** One schedule's batch: one GetMetricData call of 500 queries covers 250 instances (two metrics each). */
+const checkBatchRequest = z
+  .strictObject({
+    instanceIds: z.array(instanceId).min(1, 'expected 1 to 250 instance ids').max(250, 'expected 1 to 250 instance ids'),
+    attempt,
+    look: z.number().int().min(1, 'expected 1 to 50').max(50, 'expected 1 to 50').optional(),
+    ...placeKeys,
+  })
+  .refine(bothOrNeither, bothOrNeitherProblem);
+
+/** A checker invocation's input: one instance, or a batch. */
+export type CheckInput = { kind: 'one'; request: CheckRequest } | { kind: 'batch'; request: CheckBatchRequest };
+
+/**
+ * Reads a checker invocation's input: a batch (`instanceIds`) or one instance (as
+ * {@link parseCheckRequest}), rejecting anything else with {@link InvalidInputError}.
+ */
+export function parseCheckInput(input: unknown): CheckInput {
+  if (!hasKey(input, 'instanceIds')) return { kind: 'one', request: parseCheckRequest(input) };
+  const parsed = checkBatchRequest.safeParse(input);
+  if (!parsed.success) throw new InvalidInputError(`check: expected a batch { instanceIds, attempt, look?, account?, region? }: ${describeInputProblems(parsed.error, input)}`);
+  const { instanceIds, attempt: batchAttempt, look } = parsed.data;
+  return { kind: 'batch', request: { instanceIds: [...new Set(instanceIds)], attempt: batchAttempt, look, place: placeOf(parsed.data) } };
+}
+
 /** Reads a checker invocation's input, rejecting anything else with {@link InvalidInputError}. */
 export function parseCheckRequest(input: unknown): CheckRequest {
   const parsed = checkRequest.safeParse(input);
