@@ -25,6 +25,11 @@ export function expectedMetrics(os: OsFamily, metrics: Settings['metrics']): Exp
 export interface MetricSubject {
   instanceId: string;
   os: OsFamily;
+  /**
+   * Count only datapoints of periods from this one on (a batch's lookup spans the earliest
+   * instance's window; each instance's own starts at its launch). Undefined: the whole window.
+   */
+  since?: Date | undefined;
 }
 
 /** What CloudWatch holds for one expected series of one instance in the window. */
@@ -50,13 +55,18 @@ export async function seriesPresence(
   metrics: Settings['metrics'],
   window: { start: Date; end: Date; periodSeconds?: number },
 ): Promise<SeriesPresence[]> {
-  const queries: { query: MetricDataQuery; instanceId: string; metricName: string }[] = [];
+  const periodMs = (window.periodSeconds ?? 60) * 1000;
+  const queries: { query: MetricDataQuery; instanceId: string; metricName: string; fromMs: number }[] = [];
   for (const subject of subjects) {
+    // A datapoint is stamped with the start of its period: the period holding `since` counts, as it
+    // would in a lookup starting at `since`.
+    const fromMs = subject.since ? Math.floor(subject.since.getTime() / periodMs) * periodMs : Number.NEGATIVE_INFINITY;
     for (const metric of expectedMetrics(subject.os, metrics)) {
       const id = `q${queries.length}`;
       queries.push({
         instanceId: subject.instanceId,
         metricName: metric.metricName,
+        fromMs,
         query: {
           Id: id,
           ReturnData: true,
@@ -100,8 +110,11 @@ export async function seriesPresence(
     } while (nextToken);
   }
 
-  return queries.map(({ query, instanceId, metricName }) => {
-    const seen = (timestamps.get(query.Id ?? '') ?? []).map((t) => t.getTime()).sort((a, b) => a - b);
+  return queries.map(({ query, instanceId, metricName, fromMs }) => {
+    const seen = (timestamps.get(query.Id ?? '') ?? [])
+      .map((t) => t.getTime())
+      .filter((t) => t >= fromMs)
+      .sort((a, b) => a - b);
     const first = seen[0];
     const last = seen[seen.length - 1];
     return {

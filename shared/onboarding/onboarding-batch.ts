@@ -26,6 +26,8 @@ import { describeInstanceInformation, isOnline } from './ssm-presence.js';
 import { decideOnboarding } from './onboarding-decision.js';
 import { containerPacing, PlacePacing, type BatchPacing } from '../pacing/batch-pacing.js';
 import { isThrottling, type BucketName } from '../pacing/pacer.js';
+import { maxInstancesPerCheckSchedule, scheduleBatchCheck } from '../aws/schedules.js';
+import { lookPlan } from '../checking/check-policy.js';
 
 /**
  * How many instances of a batch go through their per-instance steps (claim, profile, record writes,
@@ -278,12 +280,44 @@ async function installOnBatch(clients: Clients, awaiting: AwaitingInstall[], set
   const online = awaiting.filter((item) => !offline.includes(item));
   const byOs = new Map<OsFamily, AwaitingInstall[]>();
   for (const item of online) byOs.set(item.instance.os, [...(byOs.get(item.instance.os) ?? []), item]);
+  const sent: AwaitingInstall[] = [];
   for (const [os, items] of byOs) {
     for (const chunk of chunksOf(items, maxInstancesPerCommand)) {
-      await sendToGroup(clients, chunk, os, settings, now, pace, each, failAll);
+      await sendToGroup(clients, chunk, os, settings, now, pace, each, failAll, sent);
     }
   }
+  await scheduleFirstLooks(clients, sent, settings, now, each, failAll);
   return outcomes;
+}
+
+/**
+ * The first look of every instance that got its install command in this batch, Linux and Windows
+ * alike: one check schedule for up to 250 of them (check-policy `lookPlan`: early looks from 60 s
+ * after the command, each OS's full first check later), instead of one schedule per instance.
+ * A schedule that cannot be created fails its instances (lastError; their messages come back, and
+ * the redelivery schedules each one's check).
+ */
+async function scheduleFirstLooks(
+  clients: Clients,
+  sent: readonly AwaitingInstall[],
+  settings: Settings,
+  now: Date,
+  each: (items: readonly AwaitingInstall[], step: (item: AwaitingInstall) => Promise<OnboardingRecord>) => Promise<unknown>,
+  failAll: (items: readonly AwaitingInstall[], error: unknown) => Promise<unknown>,
+): Promise<void> {
+  const at = new Date(now.getTime() + (lookPlan(settings)[0] as number) * 1000);
+  for (const chunk of chunksOf(sent, maxInstancesPerCheckSchedule)) {
+    let scheduled: { name: string; outcome: string };
+    try {
+      scheduled = await scheduleBatchCheck(clients, chunk.map((item) => item.instance.instanceId), 1, 1, at, settings);
+    } catch (error) {
+      await failAll(chunk, error);
+      continue;
+    }
+    await each(chunk, (item) =>
+      item.trail.step({ status: 'checking' }, 'check-scheduled', now, `${scheduled.outcome} for ${at.toISOString()} (check 1, first look of batch schedule ${scheduled.name}, ${chunk.length} instance(s))`),
+    );
+  }
 }
 
 /**
@@ -301,6 +335,7 @@ async function sendToGroup(
   pace: PlacePacing,
   each: (items: readonly AwaitingInstall[], step: (item: AwaitingInstall) => Promise<OnboardingRecord>) => Promise<unknown>,
   failAll: (items: readonly AwaitingInstall[], error: unknown) => Promise<unknown>,
+  sent: AwaitingInstall[],
 ): Promise<void> {
   let commandId: string;
   try {
@@ -317,12 +352,13 @@ async function sendToGroup(
       return;
     }
     const half = Math.ceil(group.length / 2);
-    await sendToGroup(clients, group.slice(0, half), os, settings, now, pace, each, failAll);
-    await sendToGroup(clients, group.slice(half), os, settings, now, pace, each, failAll);
+    await sendToGroup(clients, group.slice(0, half), os, settings, now, pace, each, failAll, sent);
+    await sendToGroup(clients, group.slice(half), os, settings, now, pace, each, failAll, sent);
     return;
   }
   await each(group, async (item) => {
-    await recordCommandSent(item.trail, commandId, item.instance, settings, now);
-    return scheduleNextCheck(clients, item.trail, settings, now);
+    const saved = await recordCommandSent(item.trail, commandId, item.instance, settings, now);
+    sent.push(item);
+    return saved;
   });
 }

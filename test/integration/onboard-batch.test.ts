@@ -1,10 +1,12 @@
 // A launch burst end to end against moto: the real onboard handler gets a batch of the onboard
 // queue as Lambda's SQS event source mapping delivers it (30 running events), with the real SDK,
-// moto's EC2, IAM and DynamoDB, and the proxy's Systems Manager. The checks it schedules are then
-// fired, as Scheduler would, to show the batch's command ids serve each instance's check.
+// moto's EC2, IAM and DynamoDB, and the proxy's Systems Manager. The batch check it schedules is then
+// fired, as Scheduler would: its looks, and the full check that reads each instance's invocation of
+// the batch's command ids.
 import type { Context, SQSEvent } from 'aws-lambda';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { GetScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
+import { GetScheduleCommand, ListSchedulesCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
+import { lookPlan } from '../../shared/checking/check-policy.js';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { IAMClient, ListAttachedRolePoliciesCommand } from '@aws-sdk/client-iam';
 import type { Settings } from '../../shared/config/settings.js';
@@ -113,19 +115,43 @@ describe('a batch of 30 launches from the onboard queue', () => {
       ['arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess', ...agentManagedPolicies].sort(),
     );
 
-    // The first check of one instance of each group reads that instance's invocation of the shared command.
+    // One check schedule for the batch: its first look, 60 s after the commands, names all 30.
     const scheduler = new SchedulerClient(localClientConfig());
-    for (const os of ['linux', 'windows'] as const) {
-      const { instanceId } = launched.find((i) => i.os === os && !i.profiled)!;
-      const schedule = await scheduler.send(new GetScheduleCommand({ Name: `${settings.resourcePrefix}-check-${instanceId}-1`, GroupName: settings.scheduleGroup }));
-      expect(JSON.parse(schedule.Target?.Input ?? '{}')).toEqual({ instanceId, attempt: 1 });
-      const result = await check(JSON.parse(schedule.Target?.Input ?? '{}'), context);
-      // No agent publishes here: the checker finds the group's command succeeded on this instance
-      // (GetCommandInvocation of the shared command id, for this instance) and waits for metrics.
+    const checkSchedules = async () => {
+      const names = (await scheduler.send(new ListSchedulesCommand({ GroupName: settings.scheduleGroup, NamePrefix: `${settings.resourcePrefix}-check-b` }))).Schedules?.map((schedule) => schedule.Name ?? '') ?? [];
+      return Promise.all(names.map(async (name) => ({ name, input: JSON.parse((await scheduler.send(new GetScheduleCommand({ Name: name, GroupName: settings.scheduleGroup }))).Target?.Input ?? '{}') as { instanceIds: string[]; attempt: number; look?: number } })));
+    };
+    const [first, ...others] = await checkSchedules();
+    expect(others).toEqual([]);
+    expect(first?.input).toMatchObject({ attempt: 1, look: 1 });
+    expect([...(first?.input.instanceIds ?? [])].sort()).toEqual(launched.map((i) => i.instanceId).sort());
+
+    // No agent publishes here. The first look finds nothing and changes nothing: every instance is in the next look.
+    const looked = (await check(first?.input, context)) as { results: { instanceId: string; action: string }[] };
+    expect(looked.results.map((result) => result.action)).toEqual(Array(30).fill('look'));
+    expect((await record(launched[0]!.instanceId)).history.map((entry) => entry.step)).not.toContain('check-retry');
+    const second = (await checkSchedules()).find((schedule) => schedule.input.look === 2);
+    expect([...(second?.input.instanceIds ?? [])].sort()).toEqual(launched.map((i) => i.instanceId).sort());
+
+    // The look at Linux's first check (300 s) is Linux's full check 1: the checker finds the group's
+    // command succeeded on each Linux instance (GetCommandInvocation of the shared command id, for
+    // that instance) and retries all of them with one schedule; Windows still only looks.
+    const plan = lookPlan(settings);
+    const linuxCheck = plan.indexOf(settings.checkDelaySeconds) + 1;
+    const full = (await check({ instanceIds: first?.input.instanceIds, attempt: 1, look: linuxCheck }, context)) as { results: { instanceId: string; action: string; diagnosis?: string }[] };
+    for (const { instanceId, os } of launched) {
+      const result = full.results.find((entry) => entry.instanceId === instanceId);
+      if (os === 'windows') {
+        expect(result, instanceId).toMatchObject({ action: 'look' });
+        continue;
+      }
+      expect(result, instanceId).toMatchObject({ action: 'retry', diagnosis: 'no-datapoints' });
       const commandId = commands.find((sent) => sent.instanceIds.includes(instanceId))?.commandId;
-      expect(result, os).toMatchObject({ instanceId, action: 'retry', diagnosis: 'no-datapoints' });
-      expect((await record(instanceId)).diagnosis?.evidence, os).toContain(`install command ${commandId}: Success`);
+      expect((await record(instanceId)).diagnosis?.evidence, instanceId).toContain(`install command ${commandId}: Success`);
     }
+    const retries = (await checkSchedules()).filter((schedule) => schedule.input.attempt === 2);
+    expect(retries.map((schedule) => schedule.input.look)).toEqual([undefined]);
+    expect([...(retries[0]?.input.instanceIds ?? [])].sort()).toEqual(launched.filter((i) => i.os === 'linux').map((i) => i.instanceId).sort());
     scheduler.destroy();
     ec2.destroy();
     iam.destroy();

@@ -151,8 +151,13 @@ describe('a burst of 120 launches in one batch', () => {
     // AssociateIamInstanceProfile is per instance by nature: once for each of the 108 without a profile.
     expect(associated().sort()).toEqual([...withoutProfile].sort());
     expect(withoutProfile).toHaveLength(108);
-    // The first check is still scheduled per instance.
-    expect(scheduler.commandCalls(CreateScheduleCommand)).toHaveLength(120);
+    // One check schedule for the whole batch, Linux and Windows: its first look, 60 s after the commands.
+    const schedules = scheduler.commandCalls(CreateScheduleCommand).map((call) => call.args[0].input);
+    expect(schedules).toHaveLength(1);
+    const input = JSON.parse(schedules[0]?.Target?.Input ?? '{}') as { instanceIds: string[]; attempt: number; look: number };
+    expect(input).toMatchObject({ attempt: 1, look: 1 });
+    expect([...input.instanceIds].sort()).toEqual(specs.map((spec) => spec.id).sort());
+    expect(schedules[0]?.Name).toMatch(/^cwap-dev-check-b[0-9a-f]{10}-1-1$/);
   });
 
   it('gives every instance its own record with the full trail, the command id of its group, and keeps the workload profiles', async () => {
@@ -259,7 +264,8 @@ describe('every rule of one instance holds in a batch', () => {
     expect(associated().sort()).toEqual([burstId(1), burstId(2)]);
     expect(sent().map((command) => command.InstanceIds)).toEqual([[burstId(1), burstId(2)]]);
     expect(steps(table.get(burstId(1))!)).toEqual(['claimed', 'profile:associated-agent-profile', 'install-command-sent', 'check-scheduled']);
-    expect(scheduler.commandCalls(CreateScheduleCommand)).toHaveLength(2);
+    // One check schedule for the two, naming each once.
+    expect(scheduler.commandCalls(CreateScheduleCommand).map((call) => JSON.parse(call.args[0].input.Target?.Input ?? '{}').instanceIds)).toEqual([[burstId(1), burstId(2)]]);
   });
 
   it('a late batch of the same events changes nothing: the facts are read, nothing is written or sent', async () => {
@@ -273,7 +279,7 @@ describe('every rule of one instance holds in a batch', () => {
     expect(dynamodb.commandCalls(PutCommand)).toHaveLength(writes);
     expect(sent()).toHaveLength(1);
     expect(associated()).toHaveLength(2);
-    expect(scheduler.commandCalls(CreateScheduleCommand)).toHaveLength(2);
+    expect(scheduler.commandCalls(CreateScheduleCommand)).toHaveLength(1);
   });
 
   it('a workload profile whose role lacks the policies is kept and its role gets them; no profile is associated', async () => {

@@ -1,0 +1,194 @@
+import { chunksOf, mapBounded } from '../audit/concurrency.js';
+import type { ClientFactory, Clients } from '../aws/client-factory.js';
+import { describeError } from '../aws/errors.js';
+import { describeInstances, type InstanceFacts } from '../aws/instances.js';
+import { clientFactoryOf } from '../aws/product-clients.js';
+import { batchScheduleName, maxInstancesPerCheckSchedule, scheduleBatchCheck } from '../aws/schedules.js';
+import type { Settings } from '../config/settings.js';
+import { AutopilotError } from '../errors.js';
+import type { CheckBatchRequest } from '../input/triggers.js';
+import { logger } from '../observability/logger.js';
+import { readRecords, type OnboardingRecord } from '../state/instance-record.js';
+import { checkOffline, checkRunning, findingsOf, settleCheckError, windowOf, type CheckResult, type RunningOutcome } from './checking.js';
+import { checkCurrency, isFullCheck, nextLookDelaySeconds } from './check-policy.js';
+import { withMemberAccess } from './member-access.js';
+import { seriesPresence } from './metric-queries.js';
+
+/**
+ * How many instances of a batch go through their own steps (records, alarms, diagnosis) at once:
+ * a batch of 250 finishes well within the function's timeout without opening dozens of
+ * connections per SDK client.
+ */
+const instanceConcurrency = 8;
+
+/** What one batch check did: one result per instance of its input. */
+export interface CheckBatchResult {
+  results: CheckResult[];
+}
+
+/** Some instances of a batch check failed: each has its lastError, and Lambda's retry runs them again. */
+export class CheckBatchError extends AutopilotError {
+  override name = 'CheckBatchError';
+  constructor(readonly failures: readonly { instanceId: string; error: string }[], options?: ErrorOptions) {
+    super(`check of ${failures.length} instance(s) failed: ${failures.map((failure) => `${failure.instanceId}: ${failure.error}`).join('; ')}`, options);
+  }
+}
+
+/** A running instance whose check is current. */
+interface Current {
+  instance: InstanceFacts;
+  record: OnboardingRecord;
+  attempt: number;
+}
+
+/**
+ * Checks the instances of a batch schedule (one onboarding batch's, or the retries of an earlier
+ * batch check that fell due together): EC2 and the state table read for all of them at once
+ * (DescribeInstances filtered by instance id, BatchGetItem), and their metrics in one GetMetricData
+ * call (250 instances, 500 queries). Each instance's check then follows the same rules as
+ * {@link runCheck}: a check that is not current does nothing; a stopped or terminated instance is
+ * recorded and cleaned up; healthy, or diagnosed and retried or alerted once.
+ *
+ * An early look (`look` before the instance's first full check, see check-policy `lookPlan`)
+ * records an instance healthy when its metrics are there and otherwise changes nothing: the
+ * instance joins the batch's next look. The next look, and the retries that fall due together,
+ * are one schedule each. An instance whose step fails keeps its lastError; the batch then fails
+ * (CheckBatchError) after every other instance was done, so Lambda's retry runs it again, and only
+ * it: the others' checks are no longer current.
+ *
+ * @example
+ * await runCheckBatch({ instanceIds: ['i-0123456789abcdef0'], attempt: 1, look: 1 }, settings);
+ */
+export async function runCheckBatch(
+  input: CheckBatchRequest,
+  settings: Settings,
+  now = new Date(),
+  factory: ClientFactory = clientFactoryOf(settings),
+): Promise<CheckBatchResult> {
+  return withMemberAccess(
+    { place: input.place, instanceIds: input.instanceIds },
+    settings,
+    now,
+    factory,
+    (clients) => checkBatch(clients, input, settings, now),
+    (reason) => ({ results: input.instanceIds.map((instanceId): CheckResult => ({ instanceId, action: 'unreachable', status: 'error', reason })) }),
+  );
+}
+
+async function checkBatch(clients: Clients, input: CheckBatchRequest, settings: Settings, now: Date): Promise<CheckBatchResult> {
+  const ids = input.instanceIds;
+  const [found, records] = await Promise.all([describeInstances(clients, ids), readRecords(clients, settings.stateTable, ids)]);
+  const results = new Map<string, CheckResult>();
+  const failures: { instanceId: string; error: string }[] = [];
+  const settle = async (record: OnboardingRecord, attempt: number, step: () => Promise<CheckResult | undefined>): Promise<void> => {
+    try {
+      const result = await step();
+      if (result) results.set(record.instanceId, result);
+    } catch (error) {
+      try {
+        results.set(record.instanceId, await settleCheckError(clients, record, record.instanceId, attempt, error, settings));
+      } catch (thrown) {
+        failures.push({ instanceId: record.instanceId, error: describeError(thrown) });
+      }
+    }
+  };
+
+  // Which checks are current, and which instances are still running.
+  const current: Current[] = [];
+  await mapBounded(ids, instanceConcurrency, async (instanceId) => {
+    const record = records.get(instanceId);
+    const currency = checkCurrency(input.attempt, record);
+    if (!currency.run || !record) {
+      const reason = currency.run ? 'no record' : currency.reason;
+      results.set(instanceId, { instanceId, action: 'ignore', status: record?.status, reason });
+      return;
+    }
+    const instance = found.get(instanceId);
+    await settle(record, currency.attempt, async () => {
+      const offline = await checkOffline(clients, record, instance, settings, now);
+      if (!offline) current.push({ instance: instance as InstanceFacts, record, attempt: currency.attempt });
+      return offline;
+    });
+  });
+
+  // One lookup for all of them, from the earliest instance's window; each instance's findings count
+  // only the datapoints of its own window (its launch), as its check alone would.
+  const windows = new Map(current.map((entry) => [entry.instance.instanceId, windowOf(entry.instance, entry.record, now, settings)]));
+  const earliest = new Date(Math.min(...[...windows.values()].map((window) => window.start.getTime()), now.getTime()));
+  const presence =
+    current.length === 0
+      ? []
+      : await seriesPresence(
+          clients,
+          current.map(({ instance }) => ({ instanceId: instance.instanceId, os: instance.os, since: windows.get(instance.instanceId)?.start })),
+          settings.metrics,
+          { start: earliest, end: now },
+        );
+
+  const scheduleNames = [batchScheduleName(clients, settings, ids, input.attempt, input.look)];
+  const nextLook: string[] = [];
+  const retries: { instanceId: string; outcome: Extract<RunningOutcome, { kind: 'retry' }>; record: OnboardingRecord; attempt: number }[] = [];
+  await mapBounded(current, instanceConcurrency, async ({ instance, record, attempt }) =>
+    settle(record, attempt, async () => {
+      const findings = findingsOf(instance, record, presence, windows.get(instance.instanceId) as { start: Date; end: Date }, settings);
+      if (findings.missing.length > 0 && input.look !== undefined && !isFullCheck(input.look, instance.os, settings)) {
+        nextLook.push(instance.instanceId);
+        return { instanceId: instance.instanceId, action: 'look', status: record.status, reason: `look ${input.look}: ${findings.missing.join(', ')} not there yet` };
+      }
+      const outcome = await checkRunning(clients, record, instance, attempt, scheduleNames, settings, now, findings);
+      if (outcome.kind === 'done') return outcome.result;
+      retries.push({ instanceId: instance.instanceId, outcome, record, attempt });
+      return undefined;
+    }),
+  );
+
+  // The next look of those not seen yet: one schedule.
+  if (nextLook.length > 0 && input.look !== undefined) {
+    const delay = nextLookDelaySeconds(input.look, settings) ?? settings.checkRetryDelaySeconds;
+    const at = new Date(now.getTime() + delay * 1000);
+    for (const chunk of chunksOf(nextLook, maxInstancesPerCheckSchedule)) {
+      try {
+        const { name, outcome } = await scheduleBatchCheck(clients, chunk, input.attempt, input.look + 1, at, settings);
+        logger.info('next look scheduled', { schedule: name, outcome, instances: chunk.length, at: at.toISOString() });
+      } catch (error) {
+        // Their records are unchanged: Lambda's retry of this batch looks at them again.
+        for (const instanceId of chunk) failures.push({ instanceId, error: `next look not scheduled: ${describeError(error)}` });
+      }
+    }
+  }
+
+  // The retries that fall due together (same attempt, same time): one schedule each.
+  const groups = new Map<string, typeof retries>();
+  for (const retry of retries) {
+    const key = `${retry.outcome.nextAttempt} ${retry.outcome.at.toISOString()}`;
+    groups.set(key, [...(groups.get(key) ?? []), retry]);
+  }
+  for (const group of groups.values()) {
+    for (const chunk of chunksOf(group, maxInstancesPerCheckSchedule)) {
+      const { nextAttempt, at } = (chunk[0] as (typeof group)[number]).outcome;
+      let scheduled: string;
+      try {
+        const { name, outcome } = await scheduleBatchCheck(clients, chunk.map((retry) => retry.instanceId), nextAttempt, undefined, at, settings);
+        scheduled = `${outcome} for ${at.toISOString()} (schedule ${name}, ${chunk.length} instance(s))`;
+      } catch (error) {
+        for (const retry of chunk) {
+          await settle(retry.record, retry.attempt, () => {
+            throw error;
+          });
+        }
+        continue;
+      }
+      await mapBounded(chunk, instanceConcurrency, (retry) => settle(retry.record, retry.attempt, () => retry.outcome.complete(scheduled)));
+    }
+  }
+
+  const ordered = ids.flatMap((instanceId) => {
+    const result = results.get(instanceId);
+    return result ? [result] : [];
+  });
+  if (failures.length > 0) {
+    logger.error('batch check: some instances failed; the invocation fails so that Lambda runs them again', { failures, results: ordered });
+    throw new CheckBatchError(failures);
+  }
+  return { results: ordered };
+}
