@@ -2,12 +2,12 @@ import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logger, logInvocationResult } from '../shared/observability/logger.js';
 import { runOnboarding, type OnboardingResult } from '../shared/onboarding/onboarding.js';
-import { runOnboardingBatch } from '../shared/onboarding/onboarding-batch.js';
+import { runOnboardingBatch, runOnboardingRetryBatch, type OnboardingBatchResult } from '../shared/onboarding/onboarding-batch.js';
 import { parseSettings } from '../shared/config/settings.js';
 import { clientFactoryOf } from '../shared/aws/product-clients.js';
 import { containerPacing } from '../shared/pacing/batch-pacing.js';
 import type { Context } from 'aws-lambda';
-import { isQueueBatch, parseOnboardQueueBatch, parseOnboardTrigger } from '../shared/input/triggers.js';
+import { isOnboardRetryBatch, isQueueBatch, parseOnboardQueueBatch, parseOnboardRetryBatch, parseOnboardTrigger } from '../shared/input/triggers.js';
 
 // Parsed at cold start: a wrong setting stops the function here, naming the setting.
 const settings = parseSettings();
@@ -31,12 +31,23 @@ async function onboardQueueBatch(event: unknown, context: Pick<Context, 'getRema
   return { batchItemFailures: batch.batchItemFailures };
 }
 
+/** A batch of scheduled retries (`{ instanceIds, attempt }`): the batch's outcome, for the log and the caller. */
+async function onboardRetryBatch(event: unknown, context: Pick<Context, 'getRemainingTimeInMillis'>): Promise<Omit<OnboardingBatchResult, 'batchItemFailures'>> {
+  const { batchItemFailures: _none, ...batch } = await runOnboardingRetryBatch(parseOnboardRetryBatch(event), settings, new Date(), clientFactoryOf(settings), containerPacing(settings, () => context.getRemainingTimeInMillis()));
+  return batch;
+}
+
 /**
- * Onboards the instances of a batch of the onboard queue, or one instance: an EC2 "running"
- * state-change event delivered straight to it, a scheduled retry (`{ instanceId, attempt }`) or a
- * remediation (`{ instanceId, remediate: true }`).
+ * Onboards the instances of a batch of the onboard queue or of a batch retry schedule
+ * (`{ instanceIds, attempt }`), or one instance: an EC2 "running" state-change event delivered
+ * straight to it, a scheduled retry (`{ instanceId, attempt }`) or a remediation
+ * (`{ instanceId, remediate: true }`).
  */
-export const handler = middy<unknown, OnboardingResult | QueueBatchResponse>()
+export const handler = middy<unknown, OnboardingResult | QueueBatchResponse | Omit<OnboardingBatchResult, 'batchItemFailures'>>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
   .use(logInvocationResult())
-  .handler(async (event, context) => (isQueueBatch(event) ? onboardQueueBatch(event, context) : runOnboarding(parseOnboardTrigger(event), settings)));
+  .handler(async (event, context) => {
+    if (isQueueBatch(event)) return onboardQueueBatch(event, context);
+    if (isOnboardRetryBatch(event)) return onboardRetryBatch(event, context);
+    return runOnboarding(parseOnboardTrigger(event), settings);
+  });

@@ -52,9 +52,41 @@ export function batchScheduleName(
   attempt: number,
   look: number | undefined,
 ): string {
+  return batchName(where, settings, 'check', [...instanceIds].sort().join(','), `${attempt}${look === undefined ? '' : `-${look}`}`);
+}
+
+/** `<prefix>-<step>-[<account>-<shortRegion>-]b<10 hex of key>-<suffix>`, at most 64 characters. */
+function batchName(where: Pick<Clients, 'place' | 'hubPlace'>, settings: Pick<Settings, 'resourcePrefix'>, step: 'onboard' | 'check', key: string, suffix: string): string {
   const place = samePlace(where.place, where.hubPlace) ? '' : `${where.place.account}-${shortRegion(where.place.region)}-`;
-  const hash = createHash('sha256').update([...instanceIds].sort().join(',')).digest('hex').slice(0, 10);
-  return `${settings.resourcePrefix}-check-${place}b${hash}-${attempt}${look === undefined ? '' : `-${look}`}`.slice(0, 64);
+  const hash = createHash('sha256').update(key).digest('hex').slice(0, 10);
+  return `${settings.resourcePrefix}-${step}-${place}b${hash}-${suffix}`.slice(0, 64);
+}
+
+/** A batch onboarding retry schedule names at most this many instances: one queue batch's worth. */
+export const maxInstancesPerOnboardSchedule = 100;
+
+/**
+ * Schedules onboarding retry `attempt` of up to {@link maxInstancesPerOnboardSchedule} instances
+ * of one place (those of a batch still waiting for Systems Manager, or the rest of a retry batch
+ * the pacing left for later) for `at`: the onboard function is invoked with
+ * `{ instanceIds, attempt }`. The name is the instance set's and the attempt's, plus `at` for a
+ * continuation (`continued`: the same set and attempt again, later), so creating it twice is a no-op.
+ */
+export async function scheduleBatchOnboard(
+  clients: Clients,
+  instanceIds: readonly string[],
+  attempt: number,
+  at: Date,
+  settings: Settings,
+  continued = false,
+): Promise<{ name: string; outcome: 'scheduled' | 'already-scheduled' }> {
+  if (instanceIds.length === 0 || instanceIds.length > maxInstancesPerOnboardSchedule) {
+    throw new RangeError(`a batch onboarding schedule names 1 to ${maxInstancesPerOnboardSchedule} instances, not ${instanceIds.length}`);
+  }
+  const key = [...instanceIds].sort().join(',') + (continued ? `@${at.toISOString()}` : '');
+  const name = batchName(clients, settings, 'onboard', key, String(attempt));
+  const outcome = await scheduleOnce(clients, { name, at, targetArn: settings.onboardFunctionArn, input: { ...placeInput(clients), instanceIds: [...instanceIds], attempt } }, settings);
+  return { name, outcome };
 }
 
 /**

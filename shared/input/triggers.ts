@@ -276,6 +276,33 @@ export interface QueuedTrigger {
   trigger: OnboardTrigger;
 }
 
+/** Onboarding retries of many instances of one place, from the schedule a batch created. */
+export interface OnboardRetryBatch {
+  instanceIds: string[];
+  attempt: number;
+  place?: Place | undefined;
+}
+
+const onboardRetryBatch = z
+  .strictObject({
+    instanceIds: z.array(instanceId).min(1, 'expected 1 to 100 instance ids').max(100, 'expected 1 to 100 instance ids'),
+    attempt,
+    ...placeKeys,
+  })
+  .refine(bothOrNeither, bothOrNeitherProblem);
+
+/** Whether an onboard input is a batch of scheduled retries (it has `instanceIds`). */
+export function isOnboardRetryBatch(input: unknown): boolean {
+  return hasKey(input, 'instanceIds');
+}
+
+/** Reads a batch of scheduled onboarding retries, rejecting anything else with {@link InvalidInputError}. */
+export function parseOnboardRetryBatch(input: unknown): OnboardRetryBatch {
+  const parsed = onboardRetryBatch.safeParse(input);
+  if (!parsed.success) throw new InvalidInputError(`onboard: expected a batch of retries { instanceIds, attempt, account?, region? }: ${describeInputProblems(parsed.error, input)}`);
+  return { instanceIds: [...new Set(parsed.data.instanceIds)], attempt: parsed.data.attempt, place: placeOf(parsed.data) };
+}
+
 /** A message of the onboard queue that is not an onboarding trigger. */
 export interface UnreadableMessage {
   messageId: string;

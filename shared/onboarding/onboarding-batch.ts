@@ -7,14 +7,18 @@ import { clientFactoryOf } from '../aws/product-clients.js';
 import { withMemberAccess } from '../checking/member-access.js';
 import type { OsFamily } from '../agent-config.js';
 import type { Settings } from '../config/settings.js';
-import { InstanceNotReachableError, InstanceNotYetVisibleError, PacedLaterError } from '../errors.js';
-import type { OnboardTrigger, QueuedTrigger } from '../input/triggers.js';
+import { AutopilotError, InstanceNotReachableError, InstanceNotYetVisibleError, PacedLaterError } from '../errors.js';
+import type { OnboardRetryBatch, OnboardTrigger, QueuedTrigger } from '../input/triggers.js';
 import { logger } from '../observability/logger.js';
 import { readRecords, type OnboardingRecord, type OnboardingStatus, type RecordTrail } from '../state/instance-record.js';
 import { maxInstancesPerCommand, sendInstallCommandTo } from './agent-commands.js';
 import {
   profileStep,
+  firstLookAt,
+  givesUpOnSsm,
+  recordWaitingForSsm,
   recordCommandSent,
+  recordFirstLook,
   recordFailure,
   recordFirstSightFailure,
   scheduleNextCheck,
@@ -26,8 +30,7 @@ import { describeInstanceInformation, isOnline } from './ssm-presence.js';
 import { decideOnboarding } from './onboarding-decision.js';
 import { containerPacing, PlacePacing, type BatchPacing } from '../pacing/batch-pacing.js';
 import { isThrottling, type BucketName } from '../pacing/pacer.js';
-import { maxInstancesPerCheckSchedule, scheduleBatchCheck } from '../aws/schedules.js';
-import { lookPlan } from '../checking/check-policy.js';
+import { maxInstancesPerCheckSchedule, maxInstancesPerOnboardSchedule, scheduleBatchCheck, scheduleBatchOnboard } from '../aws/schedules.js';
 
 /**
  * How many instances of a batch go through their per-instance steps (claim, profile, record writes,
@@ -154,6 +157,56 @@ export async function runOnboardingBatch(
   return batch;
 }
 
+/** Some instances of a scheduled retry batch failed: each has its lastError, and Lambda's retry runs them again. */
+export class OnboardBatchError extends AutopilotError {
+  override name = 'OnboardBatchError';
+  constructor(readonly failures: readonly { instanceId: string; error: string }[]) {
+    super(`onboarding of ${failures.length} instance(s) failed: ${failures.map((failure) => `${failure.instanceId}: ${failure.error}`).join('; ')}`);
+  }
+}
+
+/** How long the rest of a retry batch the pacing left for later waits before its continuation runs. */
+export const continuationDelaySeconds = 60;
+
+/**
+ * Runs a batch of scheduled onboarding retries (the instances of a batch that waited for Systems
+ * Manager together) as a batch of the queue would be: the same facts read at once, the same
+ * commands per OS and 50, the same per-instance rules (a retry that is no longer current changes
+ * nothing). There is no queue to return messages to: the instances the pacing left for later get
+ * one continuation schedule (same attempt, {@link continuationDelaySeconds} later), and failed
+ * ones fail the invocation after the rest is done (OnboardBatchError), so Lambda's retry runs
+ * them again; the others' retries are no longer current by then.
+ *
+ * @example
+ * await runOnboardingRetryBatch({ instanceIds, attempt: 2 }, settings);
+ */
+export async function runOnboardingRetryBatch(
+  input: OnboardRetryBatch,
+  settings: Settings,
+  now = new Date(),
+  factory: ClientFactory = clientFactoryOf(settings),
+  pacing: BatchPacing = containerPacing(settings),
+): Promise<OnboardingBatchResult> {
+  const triggers = input.instanceIds.map((instanceId) => ({ messageId: instanceId, trigger: { kind: 'retry' as const, instanceId, attempt: input.attempt, place: input.place } }));
+  const batch = await runOnboardingBatch(triggers, settings, now, factory, pacing);
+  const failures = [...batch.failures];
+  const later = batch.deferred.map((entry) => entry.instanceId);
+  if (later.length > 0) {
+    const clients = factory.clients(input.place ?? factory.hubPlace);
+    const at = new Date(now.getTime() + continuationDelaySeconds * 1000);
+    for (const chunk of chunksOf(later, maxInstancesPerOnboardSchedule)) {
+      try {
+        const { name, outcome } = await scheduleBatchOnboard(clients, chunk, input.attempt, at, settings, true);
+        logger.info('pacing: the rest of a retry batch continues later', { schedule: name, outcome, instances: chunk.length, at: at.toISOString() });
+      } catch (error) {
+        for (const instanceId of chunk) failures.push({ instanceId, place: input.place ?? factory.hubPlace, error: `continuation not scheduled: ${describeError(error)}` });
+      }
+    }
+  }
+  if (failures.length > 0) throw new OnboardBatchError(failures);
+  return batch;
+}
+
 /** A failure of an instance after its claim, carried through the outer step unchanged. */
 class ClaimedFailure {
   constructor(readonly error: unknown) {}
@@ -275,7 +328,7 @@ async function installOnBatch(clients: Clients, awaiting: AwaitingInstall[], set
     const known = presenceOf(item);
     return !known || !isOnline(known);
   });
-  await each(offline, (item) => waitForSsm(clients, item.trail, presenceOf(item)?.pingStatus ?? 'NotRegistered', settings, now));
+  await waitForSsmTogether(clients, offline, (item) => presenceOf(item)?.pingStatus ?? 'NotRegistered', settings, now, each, failAll);
 
   const online = awaiting.filter((item) => !offline.includes(item));
   const byOs = new Map<OsFamily, AwaitingInstall[]>();
@@ -288,6 +341,43 @@ async function installOnBatch(clients: Clients, awaiting: AwaitingInstall[], set
   }
   await scheduleFirstLooks(clients, sent, settings, now, each, failAll);
   return outcomes;
+}
+
+/**
+ * The instances of the batch that Systems Manager does not see online yet: those whose next look
+ * would be their last are handed to the checker one by one, as in runOnboarding; the others wait
+ * together, with one onboarding retry schedule per attempt (up to 100 instances), so their retry
+ * is a batch again: one DescribeInstanceInformation per 50, one SendCommand per OS and 50.
+ */
+async function waitForSsmTogether(
+  clients: Clients,
+  offline: readonly AwaitingInstall[],
+  pingStatusOf: (item: AwaitingInstall) => string,
+  settings: Settings,
+  now: Date,
+  each: (items: readonly AwaitingInstall[], step: (item: AwaitingInstall) => Promise<OnboardingRecord>) => Promise<unknown>,
+  failAll: (items: readonly AwaitingInstall[], error: unknown) => Promise<unknown>,
+): Promise<void> {
+  const lastLook = offline.filter((item) => givesUpOnSsm(item.trail.record, settings));
+  await each(lastLook, (item) => waitForSsm(clients, item.trail, pingStatusOf(item), settings, now));
+  const byAttempt = new Map<number, AwaitingInstall[]>();
+  for (const item of offline.filter((entry) => !lastLook.includes(entry))) {
+    const next = item.trail.record.ssmAttempts + 2;
+    byAttempt.set(next, [...(byAttempt.get(next) ?? []), item]);
+  }
+  const at = new Date(now.getTime() + settings.ssmRetryDelaySeconds * 1000);
+  for (const [attempt, items] of byAttempt) {
+    for (const chunk of chunksOf(items, maxInstancesPerOnboardSchedule)) {
+      let scheduled: { name: string; outcome: string };
+      try {
+        scheduled = await scheduleBatchOnboard(clients, chunk.map((item) => item.instance.instanceId), attempt, at, settings);
+      } catch (error) {
+        await failAll(chunk, error);
+        continue;
+      }
+      await each(chunk, (item) => recordWaitingForSsm(item.trail, pingStatusOf(item), `${scheduled.outcome} for ${at.toISOString()} (batch schedule ${scheduled.name}, ${chunk.length} instance(s))`, now));
+    }
+  }
 }
 
 /**
@@ -305,7 +395,7 @@ async function scheduleFirstLooks(
   each: (items: readonly AwaitingInstall[], step: (item: AwaitingInstall) => Promise<OnboardingRecord>) => Promise<unknown>,
   failAll: (items: readonly AwaitingInstall[], error: unknown) => Promise<unknown>,
 ): Promise<void> {
-  const at = new Date(now.getTime() + (lookPlan(settings)[0] as number) * 1000);
+  const at = firstLookAt(settings, now);
   for (const chunk of chunksOf(sent, maxInstancesPerCheckSchedule)) {
     let scheduled: { name: string; outcome: string };
     try {
@@ -314,9 +404,7 @@ async function scheduleFirstLooks(
       await failAll(chunk, error);
       continue;
     }
-    await each(chunk, (item) =>
-      item.trail.step({ status: 'checking' }, 'check-scheduled', now, `${scheduled.outcome} for ${at.toISOString()} (check 1, first look of batch schedule ${scheduled.name}, ${chunk.length} instance(s))`),
-    );
+    await each(chunk, (item) => recordFirstLook(item.trail, scheduled, at, chunk.length, now));
   }
 }
 

@@ -2,6 +2,7 @@ import type { Clients } from '../aws/client-factory.js';
 import { describeError } from '../aws/errors.js';
 import type { InstanceFacts } from '../aws/instances.js';
 import { placeInput, scheduleCheck, scheduleName, scheduleOnce } from '../aws/schedules.js';
+import { lookPlan } from '../checking/check-policy.js';
 import type { Settings } from '../config/settings.js';
 import { InstanceGoneError, StaleRecordError } from '../errors.js';
 import type { OnboardTrigger } from '../input/triggers.js';
@@ -54,6 +55,27 @@ export async function scheduleNextCheck(
   return trail.step({ status: 'checking' }, 'check-scheduled', now, `${outcome} for ${at.toISOString()} (check ${attempt})`);
 }
 
+/** When the first look of instances whose install command is sent now falls (check-policy `lookPlan`). */
+export function firstLookAt(settings: Settings, now: Date): Date {
+  return new Date(now.getTime() + (lookPlan(settings)[0] as number) * 1000);
+}
+
+/** Records that an instance's first look is scheduled (`checking`), naming the batch schedule it is in. */
+export function recordFirstLook(trail: RecordTrail, scheduled: { name: string; outcome: string }, at: Date, instances: number, now: Date): Promise<OnboardingRecord> {
+  return trail.step({ status: 'checking' }, 'check-scheduled', now, `${scheduled.outcome} for ${at.toISOString()} (check 1, first look of batch schedule ${scheduled.name}, ${instances} instance(s))`);
+}
+
+/** Whether the next look for Systems Manager would be the instance's last: onboarding then hands it to the checker. */
+export function givesUpOnSsm(record: Pick<OnboardingRecord, 'ssmAttempts'>, settings: Pick<Settings, 'ssmMaxAttempts'>): boolean {
+  return record.ssmAttempts + 1 >= settings.ssmMaxAttempts;
+}
+
+/** Records that the instance waits for Systems Manager, with what scheduling its next attempt said. */
+export function recordWaitingForSsm(trail: RecordTrail, pingStatus: string, scheduled: string, now: Date): Promise<OnboardingRecord> {
+  const attempts = trail.record.ssmAttempts + 1;
+  return trail.step({ status: 'waiting-for-ssm', ssmAttempts: attempts }, 'waiting-for-ssm', now, `ping status ${pingStatus}; attempt ${attempts + 1} ${scheduled}`);
+}
+
 /** How soon the checker looks at an instance onboarding gave up on (Scheduler's smallest useful delay). */
 const handOverDelayMs = 60_000;
 
@@ -61,7 +83,7 @@ const handOverDelayMs = 60_000;
 export async function waitForSsm(clients: Clients, trail: RecordTrail, pingStatus: string, settings: Settings, now: Date): Promise<OnboardingRecord> {
   const { instanceId } = trail.record;
   const attempts = trail.record.ssmAttempts + 1;
-  if (attempts >= settings.ssmMaxAttempts) {
+  if (givesUpOnSsm(trail.record, settings)) {
     // Onboarding stops waiting; the checker, the one place that alerts, diagnoses it and tells a
     // person (it alerts ssm-offline at once for this reason, without waiting again).
     await trail.step(
@@ -83,12 +105,7 @@ export async function waitForSsm(clients: Clients, trail: RecordTrail, pingStatu
     },
     settings,
   );
-  return trail.step(
-    { status: 'waiting-for-ssm', ssmAttempts: attempts },
-    'waiting-for-ssm',
-    now,
-    `ping status ${pingStatus}; attempt ${attempts + 1} ${outcome} for ${at.toISOString()}`,
-  );
+  return recordWaitingForSsm(trail, pingStatus, `${outcome} for ${at.toISOString()}`, now);
 }
 
 /**

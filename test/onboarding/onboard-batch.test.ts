@@ -323,15 +323,41 @@ describe('every rule of one instance holds in a batch', () => {
     expect(sent().map((command) => command.InstanceIds)).toEqual([[burstId(1)]]);
   });
 
-  it('instances not online in Systems Manager wait with their own retry; the online ones share one command', async () => {
-    givenBurst([{ id: burstId(1) }, { id: burstId(2) }, { id: burstId(3) }], { offline: [burstId(2)] });
+  it('instances not online in Systems Manager wait together with one retry schedule; the online ones share one command', async () => {
+    const ids = [1, 2, 3, 4].map(burstId);
+    givenBurst(ids.map((id) => ({ id })), { offline: [burstId(2), burstId(4)] });
 
-    await onboard.invokeBatch(runningBatch([burstId(1), burstId(2), burstId(3)]));
+    await onboard.invokeBatch(runningBatch(ids));
 
     expect(sent().map((command) => command.InstanceIds)).toEqual([[burstId(1), burstId(3)]]);
-    expect(table.get(burstId(2))).toMatchObject({ status: 'waiting-for-ssm', ssmAttempts: 1 });
-    const retry = scheduler.commandCalls(CreateScheduleCommand).find((call) => call.args[0].input.Name === `cwap-dev-onboard-${burstId(2)}-2`);
-    expect(JSON.parse(retry?.args[0].input.Target?.Input ?? 'null')).toEqual({ instanceId: burstId(2), attempt: 2 });
+    for (const id of [burstId(2), burstId(4)]) expect(table.get(id)).toMatchObject({ status: 'waiting-for-ssm', ssmAttempts: 1 });
+    const retries = scheduler.commandCalls(CreateScheduleCommand).map((call) => call.args[0].input).filter((input) => input.Name?.startsWith('cwap-dev-onboard-'));
+    expect(retries.map((input) => input.Name)).toEqual([expect.stringMatching(/^cwap-dev-onboard-b[0-9a-f]{10}-2$/)]);
+    const retry = JSON.parse(retries[0]?.Target?.Input ?? 'null') as { instanceIds: string[]; attempt: number };
+    expect(retry).toEqual({ instanceIds: [burstId(2), burstId(4)], attempt: 2 });
+    expect(table.get(burstId(2))?.history.at(-1)?.detail).toContain(`batch schedule ${retries[0]?.Name}, 2 instance(s)`);
+
+    // The retry is a batch again, once both are online: one command for the two, one first look.
+    givenBurst(ids.map((id) => ({ id })));
+    scheduler.resetHistory();
+    ssm.resetHistory();
+    const result = (await onboard.invoke(retry)) as unknown as { results: { instanceId: string; status: string }[] };
+
+    expect(result.results.map((entry) => [entry.instanceId, entry.status])).toEqual([[burstId(2), 'checking'], [burstId(4), 'checking']]);
+    expect(sent().map((command) => command.InstanceIds)).toEqual([[burstId(2), burstId(4)]]);
+    const looks = scheduler.commandCalls(CreateScheduleCommand).map((call) => JSON.parse(call.args[0].input.Target?.Input ?? '{}'));
+    expect(looks).toEqual([{ instanceIds: [burstId(2), burstId(4)], attempt: 1, look: 1 }]);
+    // Delivered again (Scheduler or Lambda retrying), the retry is no longer current: nothing more is sent.
+    ssm.resetHistory();
+    const again = (await onboard.invoke(retry)) as unknown as { results: { action: string }[] };
+    expect(again.results.map((entry) => entry.action)).toEqual(['ignore', 'ignore']);
+    expect(sent()).toEqual([]);
+  });
+
+  it('a batch of retries refuses an input it does not know, naming the key', async () => {
+    await expect(onboard.invoke({ instanceIds: [burstId(1)] })).rejects.toThrow(/attempt/);
+    await expect(onboard.invoke({ instanceIds: [], attempt: 2 })).rejects.toThrow(/1 to 100/);
+    await expect(onboard.invoke({ instanceIds: [burstId(1)], attempt: 2, look: 1 })).rejects.toThrow(/look/);
   });
 
   it('an instance Systems Manager refuses in a group command (InvalidInstanceId) waits alone; the group is halved, the others installed', async () => {
