@@ -2,7 +2,7 @@ import type { Clients } from '../aws/client-factory.js';
 import { describeError } from '../aws/errors.js';
 import type { InstanceFacts } from '../aws/instances.js';
 import { placeInput, scheduleCheck, scheduleName, scheduleOnce } from '../aws/schedules.js';
-import { lookPlan } from '../checking/check-policy.js';
+import { firstCheckSeconds, lookPlan } from '../checking/check-policy.js';
 import type { Settings } from '../config/settings.js';
 import { InstanceGoneError, StaleRecordError } from '../errors.js';
 import type { OnboardTrigger } from '../input/triggers.js';
@@ -37,8 +37,7 @@ export interface OnboardingResult {
 
 /** When the checker should look: after the agent's first interval, later for Windows. */
 export function checkTime(os: InstanceFacts['os'], settings: Settings, now: Date): Date {
-  const delay = settings.checkDelaySeconds + (os === 'windows' ? settings.windowsGraceSeconds : 0);
-  return new Date(now.getTime() + delay * 1000);
+  return new Date(now.getTime() + firstCheckSeconds(os, settings) * 1000);
 }
 
 /** Schedules the instance's next check and records it (`checking`). */
