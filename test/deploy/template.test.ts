@@ -330,7 +330,7 @@ describe('the packaged stack', () => {
     ]);
   });
 
-  it('lets only the onboard role consume the onboard queue: receive, delete and read its attributes, on that queue', () => {
+  it('lets only the onboard role consume the onboard queue: receive, delete, read its attributes and time a deferred message\'s next delivery, on that queue', () => {
     const sqsGrants = iamStatements(template).flatMap(({ where, statement }) =>
       asList(statement.Action).filter((action) => action.startsWith('sqs:')).map((action) => [where.split('/')[0], action, statement.Resource]),
     );
@@ -338,6 +338,8 @@ describe('the packaged stack', () => {
       ['OnboardRole', 'sqs:ReceiveMessage', onboardQueueArn],
       ['OnboardRole', 'sqs:DeleteMessage', onboardQueueArn],
       ['OnboardRole', 'sqs:GetQueueAttributes', onboardQueueArn],
+      // ChangeMessageVisibilityBatch is authorized as sqs:ChangeMessageVisibility.
+      ['OnboardRole', 'sqs:ChangeMessageVisibility', onboardQueueArn],
     ]);
   });
 
@@ -594,6 +596,8 @@ describe('the packaged stack', () => {
       ['sqs:ReceiveMessage', `arn:aws:sqs:${region}:${account}:cwap-test-onboard`],
       ['sqs:DeleteMessage', `arn:aws:sqs:${region}:${account}:cwap-test-onboard`],
       ['sqs:GetQueueAttributes', `arn:aws:sqs:${region}:${account}:cwap-test-onboard`],
+      // The messages the pacing left for later come back when their tokens do.
+      ['sqs:ChangeMessageVisibility', `arn:aws:sqs:${region}:${account}:cwap-test-onboard`],
       ['ec2:DescribeInstances', '*'],
       ['ec2:DescribeIamInstanceProfileAssociations', '*'],
       ['ec2:AssociateIamInstanceProfile', instances],
