@@ -294,13 +294,13 @@ describe('the packaged stack', () => {
     expect(mappingOf(overridden)).toMatchObject({ BatchSize: 200, MaximumBatchingWindowInSeconds: 20, FunctionResponseTypes: ['ReportBatchItemFailures'] });
   });
 
-  it('keeps the onboard queue\'s messages invisible for six function timeouts, and sets aside after 5 deliveries in a dead-letter queue kept 14 days', () => {
+  it('keeps the onboard queue\'s messages invisible for six function timeouts, and sets aside after 10 deliveries (5 for failures, 5 for pacing deferrals) in a dead-letter queue kept 14 days', () => {
     const queue = evaluate(template, template.Resources.OnboardQueue!.Properties) as Record<string, any>;
     const onboardTimeout = functionNamed(template, onboardName).Properties.Timeout as number;
     expect(onboardTimeout).toBe(60);
     // The Lambda developer guide: at least six times the function timeout on a queue Lambda polls.
     expect(queue.VisibilityTimeout).toBeGreaterThanOrEqual(6 * onboardTimeout);
-    expect(queue).toMatchObject({ QueueName: 'cwap-test-onboard', SqsManagedSseEnabled: true, RedrivePolicy: { deadLetterTargetArn: onboardDeadLetterQueueArn, maxReceiveCount: 5 } });
+    expect(queue).toMatchObject({ QueueName: 'cwap-test-onboard', SqsManagedSseEnabled: true, RedrivePolicy: { deadLetterTargetArn: onboardDeadLetterQueueArn, maxReceiveCount: 10 } });
     const deadLetters = evaluate(template, template.Resources.OnboardDeadLetterQueue!.Properties);
     expect(deadLetters).toEqual({ QueueName: 'cwap-test-onboard-dead-letters', MessageRetentionPeriod: 14 * 86_400, SqsManagedSseEnabled: true });
     expect(resourcesOfType(template, 'AWS::SQS::Queue').map(([logicalId]) => logicalId).sort()).toEqual(['OnboardDeadLetterQueue', 'OnboardQueue']);
