@@ -142,8 +142,8 @@ export class PlacePacing {
    * When each instance this batch left for later should come back, in whole seconds, for the
    * instances in the order given (the batch's): the k-th one needs the tokens of the k before it
    * too, so its wait is the longest of its buckets' {@link Pacer.etaMs} for the running total of
-   * that bucket. Those tokens are then promised ({@link Pacer.promise}), so the next batch's
-   * deferred instances come back after these. The whole list is shifted by the same random
+   * that bucket. The tokens of each bucket that does not have them now are then promised
+   * ({@link Pacer.promise}), so the next batch's deferred instances come back after these. The whole list is shifted by the same random
    * 0-2 s, so that concurrent containers do not send their messages back in step: later, never
    * sooner (a message back before its tokens costs one more receive), and the same shift for all
    * (a later position never comes back sooner); the promise lasts the shift and the rounding up to
@@ -165,7 +165,8 @@ export class PlacePacing {
       }
       return { item, eta };
     });
-    for (const [bucket, total] of totals) this.pacer.promise(bucket, total, shiftMs + 1000);
+    // A bucket that has the tokens now owes nothing: promising it would only hold new launches back.
+    for (const [bucket, total] of totals) if (this.pacer.etaMs(bucket, total) > 0) this.pacer.promise(bucket, total, shiftMs + 1000);
     return etas.map(({ item, eta }) => ({ ...item, retryAfterSeconds: Math.min(maxRetryAfterSeconds, Math.max(minRetryAfterSeconds, Math.ceil((eta + shiftMs) / 1000))) }));
   }
 

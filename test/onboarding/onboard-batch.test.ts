@@ -544,6 +544,22 @@ describe('a message left for later comes back when its tokens do', () => {
     expect(secondEnd + Math.min(...second) * 1000).toBeGreaterThan(firstLastDue);
   });
 
+  it('the deferral of launches that wait for associations does not hold back a launch that needs none', async () => {
+    const withProfile = burstId(99);
+    givenBurst([...ids.map((id) => ({ id })), { id: withProfile, profileArn: workloadProfileArn }]);
+    const container = simulatedContainer({ buckets: small });
+    await container.invoke(runningBatch(ids.slice(0, 12)));
+    expect(visibilityChanges().length).toBeGreaterThan(0);
+    const before = container.time.now;
+
+    const response = await container.invoke(runningBatch([withProfile]));
+
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(table.get(withProfile)?.status).toBe('checking');
+    // Its schedule token was there: no wait behind the associations promised to the others.
+    expect(container.time.now).toBe(before);
+  });
+
   it('a duplicate message of a deferred instance comes back with it', async () => {
     givenBurst(ids.map((id) => ({ id })));
     const container = simulatedContainer({ buckets: small });
