@@ -240,6 +240,10 @@ function hubPolicies() {
         Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
         Resource: { 'Fn::GetAtt': ['OnboardQueue', 'Arn'] },
       },
+      // The function's own call: a message the pacing left for later comes back when its tokens
+      // do. ChangeMessageVisibilityBatch has no action of its own: sqs:ChangeMessageVisibility
+      // authorizes it (SQS developer guide, "Amazon SQS API permissions: Actions and resource reference").
+      { Sid: 'TimeDeferredMessages', Effect: 'Allow', Action: 'sqs:ChangeMessageVisibility', Resource: { 'Fn::GetAtt': ['OnboardQueue', 'Arn'] } },
       ...inAccount.onboard,
       { Sid: 'ScheduleNextStep', Effect: 'Allow', Action: 'scheduler:CreateSchedule', Resource: schedules },
       passSchedulerRole,

@@ -6,6 +6,7 @@ import { runOnboardingBatch, runOnboardingRetryBatch, type OnboardingBatchResult
 import { parseSettings } from '../shared/config/settings.js';
 import { clientFactoryOf } from '../shared/aws/product-clients.js';
 import { containerPacing } from '../shared/pacing/batch-pacing.js';
+import { changeVisibility, type VisibilityChange } from '../shared/aws/queue-visibility.js';
 import type { Context } from 'aws-lambda';
 import { isOnboardRetryBatch, isQueueBatch, parseOnboardQueueBatch, parseOnboardRetryBatch, parseOnboardTrigger } from '../shared/input/triggers.js';
 
@@ -22,12 +23,28 @@ export interface QueueBatchResponse {
  * response is written here rather than with @aws-lambda-powertools/batch, which has no release at
  * the version of the other Powertools packages, and it is one field. A message whose body is no
  * trigger is logged with its problem and dropped (it would fail on every delivery).
+ *
+ * The messages of instances the pacing left for later get a visibility timeout of their own, the
+ * pacer's estimate of when their tokens are there, so they come back then instead of after the
+ * queue's 360 s; the messages of instances that failed keep the queue's (a real failure should
+ * back off). A visibility change that fails only means that message comes back after the queue's
+ * timeout: it never fails the batch.
  */
 async function onboardQueueBatch(event: unknown, context: Pick<Context, 'getRemainingTimeInMillis'>): Promise<QueueBatchResponse> {
   const { triggers, unreadable } = parseOnboardQueueBatch(event);
   for (const message of unreadable) logger.error('dropped a message of the onboard queue that is no onboarding trigger', { messageId: message.messageId, error: message.problem });
-  const batch = await runOnboardingBatch(triggers, settings, new Date(), clientFactoryOf(settings), containerPacing(settings, () => context.getRemainingTimeInMillis()));
+  const factory = clientFactoryOf(settings);
+  const batch = await runOnboardingBatch(triggers, settings, new Date(), factory, containerPacing(settings, () => context.getRemainingTimeInMillis()));
   logger.info('onboard batch', { messages: triggers.length + unreadable.length, dropped: unreadable.length, results: batch.results, failures: batch.failures, deferred: batch.deferred });
+  const deliveries = new Map(triggers.map(({ messageId, delivery }) => [messageId, delivery]));
+  const changes: VisibilityChange[] = batch.deferred.flatMap(({ messageIds, retryAfterSeconds }) =>
+    messageIds.flatMap((messageId) => {
+      const delivery = deliveries.get(messageId);
+      return delivery ? [{ messageId, ...delivery, visibilityTimeoutSeconds: retryAfterSeconds }] : [];
+    }),
+  );
+  // The onboard queue is the hub's, in the hub's region, whatever place its instances are in.
+  if (changes.length) await changeVisibility(factory.clients(), changes);
   return { batchItemFailures: batch.batchItemFailures };
 }
 

@@ -5,6 +5,7 @@
  * @example
  * throw new StaleRecordError(`${instanceId}: the state record changed since it was read`, { cause: error });
  */
+import type { BucketName } from './pacing/pacer.js';
 
 /** The base of every failure the product raises on purpose; `cause` keeps the one underneath. */
 export class AutopilotError extends Error {
@@ -42,9 +43,16 @@ export class InstanceGoneError extends AutopilotError {
 /**
  * The place's share of an account bucket is spent for longer than the invocation may wait: the
  * instance is continued later (its message delivered again), its record saying where it is.
+ * `needs` says which tokens it waits for, so the batch can tell SQS when to deliver it again.
  */
 export class PacedLaterError extends AutopilotError {
   override name = 'PacedLaterError';
+  /** Tokens per bucket the instance needs when it comes back (a fraction: its share of a call for several instances). */
+  readonly needs: Partial<Record<BucketName, number>>;
+  constructor(message: string, options: ErrorOptions & { needs: Partial<Record<BucketName, number>> }) {
+    super(message, options);
+    this.needs = options.needs;
+  }
 }
 
 /** SSM said the instance cannot take commands yet (not registered / not online). */

@@ -274,6 +274,20 @@ export interface QueuedTrigger {
   /** The SQS message id: what a partial batch response names when this instance's onboarding fails. */
   messageId: string;
   trigger: OnboardTrigger;
+  /**
+   * The message in flight: its receipt handle and its queue's ARN, what ChangeMessageVisibility
+   * needs to time its next delivery. Lambda's records always carry both; a batch built by hand (a
+   * test, the bench) may not, and its messages then keep the queue's visibility timeout.
+   */
+  delivery?: QueueDelivery;
+  /** How many times SQS delivered the message (`ApproximateReceiveCount`), this delivery included; 1 when not said. */
+  receiveCount: number;
+}
+
+/** Where a message of the onboard queue is held while its batch runs. */
+export interface QueueDelivery {
+  receiptHandle: string;
+  queueArn: string;
 }
 
 /** Onboarding retries of many instances of one place, from the schedule a batch created. */
@@ -311,7 +325,18 @@ export interface UnreadableMessage {
 
 /** The envelope Lambda's SQS event source mapping delivers; a record's own keys beyond these are Lambda's. */
 const queueEvent = z.object({
-  Records: z.array(z.looseObject({ messageId: z.string().min(1), body: z.string(), eventSource: z.literal('aws:sqs') })).min(1),
+  Records: z
+    .array(
+      z.looseObject({
+        messageId: z.string().min(1),
+        body: z.string(),
+        eventSource: z.literal('aws:sqs'),
+        receiptHandle: z.string().min(1).optional(),
+        eventSourceARN: z.string().min(1).optional(),
+        attributes: z.looseObject({ ApproximateReceiveCount: z.string().optional() }).optional(),
+      }),
+    )
+    .min(1),
 });
 
 /** True when an input is a batch from an SQS event source mapping (and not one of the direct inputs). */
@@ -336,7 +361,9 @@ export function parseOnboardQueueBatch(input: unknown): { triggers: QueuedTrigge
   if (!parsed.success) throw new InvalidInputError(`onboard: not an SQS batch { Records: [{ messageId, body, eventSource: "aws:sqs" }] }: ${describeInputProblems(parsed.error, input)}`);
   const triggers: QueuedTrigger[] = [];
   const unreadable: UnreadableMessage[] = [];
-  for (const { messageId, body } of parsed.data.Records) {
+  for (const { messageId, body, receiptHandle, eventSourceARN, attributes } of parsed.data.Records) {
+    const count = Number.parseInt(attributes?.ApproximateReceiveCount ?? '', 10);
+    const receiveCount = Number.isFinite(count) && count > 1 ? count : 1;
     let content: unknown;
     try {
       content = JSON.parse(body);
@@ -345,7 +372,8 @@ export function parseOnboardQueueBatch(input: unknown): { triggers: QueuedTrigge
       continue;
     }
     try {
-      triggers.push({ messageId, trigger: parseOnboardTrigger(content) });
+      const trigger = parseOnboardTrigger(content);
+      triggers.push(receiptHandle && eventSourceARN ? { messageId, trigger, receiveCount, delivery: { receiptHandle, queueArn: eventSourceARN } } : { messageId, trigger, receiveCount });
     } catch (error) {
       if (!(error instanceof InvalidInputError)) throw error;
       unreadable.push({ messageId, problem: error.message });

@@ -28,7 +28,7 @@ import {
 } from './onboarding-steps.js';
 import { describeInstanceInformation, isOnline } from './ssm-presence.js';
 import { decideOnboarding } from './onboarding-decision.js';
-import { containerPacing, PlacePacing, type BatchPacing } from '../pacing/batch-pacing.js';
+import { containerPacing, PlacePacing, type BatchPacing, type TokenNeeds } from '../pacing/batch-pacing.js';
 import { isThrottling, type BucketName } from '../pacing/pacer.js';
 import { maxInstancesPerCheckSchedule, maxInstancesPerOnboardSchedule, scheduleBatchCheck, scheduleBatchOnboard } from '../aws/schedules.js';
 
@@ -54,15 +54,19 @@ export interface OnboardingBatchResult {
   /**
    * The instances left for a later delivery because the place's share of an account bucket was
    * spent for longer than the invocation could wait (their messages are in `batchItemFailures`):
-   * not started ones untouched, ones under way with their record saying where they are.
+   * not started ones untouched, ones under way with their record saying where they are. Each says
+   * when its tokens should be there (`retryAfterSeconds`, {@link PlacePacing.retryAfterSeconds}):
+   * the visibility timeout its messages should get, instead of the queue's.
    */
-  deferred: { instanceId: string; place: Place; started: boolean }[];
+  deferred: { instanceId: string; place: Place; started: boolean; messageIds: string[]; retryAfterSeconds: number }[];
 }
 
 /** One instance of the batch: its trigger (the first message naming it) and every message naming it. */
 interface BatchInstance {
   trigger: OnboardTrigger;
   messageIds: string[];
+  /** One of its messages was delivered before (deferred by the pacing, or failed): it goes first. */
+  returning: boolean;
 }
 
 /** An instance claimed and waiting for the batched Systems Manager steps. */
@@ -111,7 +115,10 @@ export async function runOnboardingBatch(
   pacing: BatchPacing = containerPacing(settings),
 ): Promise<OnboardingBatchResult> {
   const places = new Map<string, { place: Place; instances: Map<string, BatchInstance> }>();
-  for (const { messageId, trigger } of triggers) {
+  // Instances whose messages come back first, the rest in the batch's order: a burst's later
+  // launches wait behind the instances the pacing deferred earlier (PlacePacing.admit).
+  const ordered = [...triggers.filter((queued) => queued.receiveCount > 1), ...triggers.filter((queued) => queued.receiveCount <= 1)];
+  for (const { messageId, trigger, receiveCount } of ordered) {
     const place = trigger.place ?? factory.hubPlace;
     const label = placeLabel(place);
     const group = places.get(label) ?? { place, instances: new Map<string, BatchInstance>() };
@@ -120,21 +127,23 @@ export async function runOnboardingBatch(
     // A duplicate event in the same batch: the instance is onboarded once, for the first message;
     // the others share its outcome (deleted with it, or delivered again with it).
     if (seen) seen.messageIds.push(messageId);
-    else group.instances.set(trigger.instanceId, { trigger, messageIds: [messageId] });
+    else group.instances.set(trigger.instanceId, { trigger, messageIds: [messageId], returning: receiveCount > 1 });
   }
 
   const batch: OnboardingBatchResult = { batchItemFailures: [], results: [], failures: [], deferred: [] };
   for (const { place, instances } of places.values()) {
     const clients = factory.clients(place);
     const ids = [...instances.keys()];
+    const pace = new PlacePacing(pacing, place);
     const outcomes = await withMemberAccess(
       { place, instanceIds: ids },
       settings,
       now,
       factory,
-      () => onboardPlace(clients, instances, settings, now, new PlacePacing(pacing, place)),
+      () => onboardPlace(clients, instances, settings, now, pace),
       (reason) => new Map<string, Outcome>(ids.map((instanceId) => [instanceId, { ok: true, result: { instanceId, action: 'unreachable', status: 'error', reason } }])),
     );
+    const deferred: { instanceId: string; started: boolean; messageIds: string[]; needs: TokenNeeds }[] = [];
     for (const [instanceId, { messageIds }] of instances) {
       const outcome = outcomes.get(instanceId) ?? { ok: false, error: new Error(`unreachable: no outcome for ${instanceId}`) };
       if (outcome.ok) {
@@ -143,16 +152,23 @@ export async function runOnboardingBatch(
       }
       for (const messageId of messageIds) batch.batchItemFailures.push({ itemIdentifier: messageId });
       if (outcome.error instanceof PacedLaterError) {
-        batch.deferred.push({ instanceId, place, started: outcome.started === true });
+        deferred.push({ instanceId, started: outcome.started === true, messageIds, needs: outcome.error.needs });
         continue;
       }
       const error = describeError(outcome.error);
       logger.error('onboarding failed in a batch: its messages are delivered again', { instanceId, account: place.account, instanceRegion: place.region, messageIds, error });
       batch.failures.push({ instanceId, place, error });
     }
+    // In the batch's order: the k-th deferred instance of the place waits for k instances' tokens.
+    for (const { needs: _needs, ...entry } of pace.retryAfterSeconds(deferred)) batch.deferred.push({ ...entry, place });
   }
   if (batch.deferred.length) {
-    logger.info('pacing: instances continued in a later delivery of their messages', { deferred: batch.deferred.length, started: batch.deferred.filter((d) => d.started).length });
+    const seconds = batch.deferred.map((d) => d.retryAfterSeconds);
+    logger.info('pacing: instances continued in a later delivery of their messages', {
+      deferred: batch.deferred.length,
+      started: batch.deferred.filter((d) => d.started).length,
+      retryAfterSeconds: { min: Math.min(...seconds), max: Math.max(...seconds) },
+    });
   }
   return batch;
 }
@@ -165,15 +181,15 @@ export class OnboardBatchError extends AutopilotError {
   }
 }
 
-/** How long the rest of a retry batch the pacing left for later waits before its continuation runs. */
-export const continuationDelaySeconds = 60;
+/** The least the rest of a retry batch the pacing left for later waits before its continuation runs. */
+export const minContinuationDelaySeconds = 10;
 
 /**
  * Runs a batch of scheduled onboarding retries (the instances of a batch that waited for Systems
  * Manager together) as a batch of the queue would be: the same facts read at once, the same
  * commands per OS and 50, the same per-instance rules (a retry that is no longer current changes
  * nothing). There is no queue to return messages to: the instances the pacing left for later get
- * one continuation schedule (same attempt, {@link continuationDelaySeconds} later), and failed
+ * one continuation schedule (same attempt, when the last of them has its tokens by the pacer's estimate), and failed
  * ones fail the invocation after the rest is done (OnboardBatchError), so Lambda's retry runs
  * them again; the others' retries are no longer current by then.
  *
@@ -187,13 +203,16 @@ export async function runOnboardingRetryBatch(
   factory: ClientFactory = clientFactoryOf(settings),
   pacing: BatchPacing = containerPacing(settings),
 ): Promise<OnboardingBatchResult> {
-  const triggers = input.instanceIds.map((instanceId) => ({ messageId: instanceId, trigger: { kind: 'retry' as const, instanceId, attempt: input.attempt, place: input.place } }));
+  // Each has come before (its batch's first delivery, and `attempt - 1` looks): it is started before new launches, as a returning message is.
+  const triggers = input.instanceIds.map((instanceId) => ({ messageId: instanceId, receiveCount: input.attempt, trigger: { kind: 'retry' as const, instanceId, attempt: input.attempt, place: input.place } }));
   const batch = await runOnboardingBatch(triggers, settings, now, factory, pacing);
   const failures = [...batch.failures];
   const later = batch.deferred.map((entry) => entry.instanceId);
   if (later.length > 0) {
     const clients = factory.clients(input.place ?? factory.hubPlace);
-    const at = new Date(now.getTime() + continuationDelaySeconds * 1000);
+    // When the last of them has its tokens (the pacer promised them in that order).
+    const seconds = Math.max(minContinuationDelaySeconds, ...batch.deferred.map((entry) => entry.retryAfterSeconds));
+    const at = new Date(now.getTime() + seconds * 1000);
     for (const chunk of chunksOf(later, maxInstancesPerOnboardSchedule)) {
       try {
         const { name, outcome } = await scheduleBatchOnboard(clients, chunk, input.attempt, at, settings, true);
@@ -249,7 +268,7 @@ async function onboardPlace(clients: Clients, instances: Map<string, BatchInstan
 
   const awaiting: AwaitingInstall[] = [];
   await mapBounded(ids, instanceConcurrency, async (instanceId) => {
-    const { trigger } = instances.get(instanceId) as BatchInstance;
+    const { trigger, returning } = instances.get(instanceId) as BatchInstance;
     const instance = found.get(instanceId);
     const existing = records.get(instanceId);
     const outcome = await settle(undefined, undefined, settings, async () => {
@@ -266,7 +285,9 @@ async function onboardPlace(clients: Clients, instances: Map<string, BatchInstan
         const resumesProfile = decision.action === 'onboard' && !decision.fresh && existing?.profilePath !== undefined;
         const associates = decision.action === 'onboard' && !instance?.profileArn && !resumesProfile;
         const buckets: BucketName[] = associates ? ['ec2:associate-iam-instance-profile', 'scheduler:create-schedule'] : ['scheduler:create-schedule'];
-        if (!(await pace.admit(buckets))) throw new PacedLaterError(`${instanceId}: not started, the place's share of ${buckets.join(' and ')} is spent for now`);
+        if (!(await pace.admit(buckets, { returning }))) {
+          throw new PacedLaterError(`${instanceId}: not started, the place's share of ${buckets.join(' and ')} is spent for now`, { needs: Object.fromEntries(buckets.map((bucket) => [bucket, 1])) });
+        }
       }
       const start = await startOnboarding(clients, trigger, instance, existing, settings, now);
       if (start.kind === 'done') return start.result;
@@ -427,7 +448,7 @@ async function sendToGroup(
 ): Promise<void> {
   let commandId: string;
   try {
-    await pace.beforeCall('ssm:send-command');
+    await pace.beforeCall('ssm:send-command', group.length);
     commandId = await sendInstallCommandTo(clients, group.map((item) => item.instance.instanceId), os, settings);
   } catch (error) {
     if (!(error instanceof InstanceNotReachableError)) {

@@ -15,6 +15,9 @@ export interface BatchPacing {
   sleep(ms: number): Promise<void>;
 }
 
+/** What an instance left for later needs when its message comes back: tokens per bucket (fractions allowed). */
+export type TokenNeeds = Partial<Record<BucketName, number>>;
+
 /** Kept for the container's life: the buckets are per account and region, and so are the pacers. */
 const containerPacers = new Map<string, Pacer>();
 let makePacer: ((place: Place) => Pacer) | undefined;
@@ -40,6 +43,22 @@ export const invocationMarginMs = 20_000;
  * the rest of the batch is continued later instead of sleeping out the Lambda's time.
  */
 export const batchWaitBudgetMs = 5_000;
+
+/**
+ * The shortest wait a deferred message is given: at once would only have it received again with
+ * the tokens still missing.
+ */
+export const minRetryAfterSeconds = 1;
+
+/**
+ * The longest: SQS refuses a visibility timeout that takes a message past 12 hours (43,200 s) since
+ * its receive (ChangeMessageVisibility, API reference); 20 minutes less leaves room for the
+ * batching window (at most 300 s) and the invocation before the call. Pacing estimates are minutes.
+ */
+export const maxRetryAfterSeconds = 43_200 - 1_200;
+
+/** How much later, at most, a batch's deferred messages are sent back at random. */
+const retryJitterMs = 2_000;
 
 /**
  * The container's pacing: one pacer per account and region (settings.pacing's share and
@@ -88,10 +107,20 @@ export class PlacePacing {
     return this.#stopped;
   }
 
-  /** Takes one token of each bucket for an instance about to start; false (and stops starting) when one does not come in time. */
-  async admit(buckets: readonly BucketName[]): Promise<boolean> {
+  /**
+   * Takes one token of each bucket for an instance about to start; false (and stops starting) when
+   * one does not come in time. A `returning` instance (its message was delivered before: the
+   * pacing deferred it, or it failed) takes the tokens promised to deferred work; a new one waits
+   * behind them, so that a burst's later launches do not take the tokens of the messages coming
+   * back for them (each of which would then be deferred again, one more receive towards the
+   * dead-letter queue).
+   */
+  async admit(buckets: readonly BucketName[], options: { returning?: boolean } = {}): Promise<boolean> {
+    // Checked once: an instance that got past it takes all its tokens (one more instance's start
+    // stopping the batch meanwhile would waste those it took).
+    if (this.#stopped) return false;
     for (const bucket of buckets) {
-      if (this.#stopped || !(await this.#take(bucket))) {
+      if (!(await this.#take(bucket, !options.returning))) {
         this.#stopped = true;
         return false;
       }
@@ -99,14 +128,51 @@ export class PlacePacing {
     return true;
   }
 
-  /** Takes a token for a call of an instance under way, or throws PacedLaterError. */
-  async beforeCall(bucket: BucketName): Promise<void> {
-    if (!(await this.#take(bucket))) throw new PacedLaterError(`${bucket}: the product's share of the account bucket is spent; continued in a later delivery`);
+  /**
+   * Takes a token for a call of instances under way, or throws PacedLaterError; `instances`: how
+   * many instances the call is for (each then needs 1/n of a token when it comes back).
+   */
+  async beforeCall(bucket: BucketName, instances = 1): Promise<void> {
+    if (!(await this.#take(bucket))) {
+      throw new PacedLaterError(`${bucket}: the product's share of the account bucket is spent; continued in a later delivery`, { needs: { [bucket]: 1 / instances } });
+    }
   }
 
-  async #take(bucket: BucketName): Promise<boolean> {
+  /**
+   * When each instance this batch left for later should come back, in whole seconds, for the
+   * instances in the order given (the batch's): the k-th one needs the tokens of the k before it
+   * too, so its wait is the longest of its buckets' {@link Pacer.etaMs} for the running total of
+   * that bucket. The tokens of each bucket that does not have them now are then promised
+   * ({@link Pacer.promise}), so the next batch's deferred instances come back after these. The whole list is shifted by the same random
+   * 0-2 s, so that concurrent containers do not send their messages back in step: later, never
+   * sooner (a message back before its tokens costs one more receive), and the same shift for all
+   * (a later position never comes back sooner); the promise lasts the shift and the rounding up to
+   * whole seconds longer, so the next batch's messages do not come back among these. Each value
+   * is bounded to [{@link minRetryAfterSeconds}, {@link maxRetryAfterSeconds}].
+   *
+   * @example
+   * const comingBack = pace.retryAfterSeconds(deferred); // each with its retryAfterSeconds
+   */
+  retryAfterSeconds<T extends { needs: TokenNeeds }>(deferred: readonly T[], random: () => number = Math.random): (T & { retryAfterSeconds: number })[] {
+    const shiftMs = retryJitterMs * random();
+    const totals = new Map<BucketName, number>();
+    const etas = deferred.map((item) => {
+      let eta = 0;
+      for (const [bucket, count] of Object.entries(item.needs) as [BucketName, number][]) {
+        const total = (totals.get(bucket) ?? 0) + count;
+        totals.set(bucket, total);
+        eta = Math.max(eta, this.pacer.etaMs(bucket, total));
+      }
+      return { item, eta };
+    });
+    // A bucket that has the tokens now owes nothing: promising it would only hold new launches back.
+    for (const [bucket, total] of totals) if (this.pacer.etaMs(bucket, total) > 0) this.pacer.promise(bucket, total, shiftMs + 1000);
+    return etas.map(({ item, eta }) => ({ ...item, retryAfterSeconds: Math.min(maxRetryAfterSeconds, Math.max(minRetryAfterSeconds, Math.ceil((eta + shiftMs) / 1000))) }));
+  }
+
+  async #take(bucket: BucketName, afterPromised = false): Promise<boolean> {
     for (;;) {
-      const pace = this.pacer.take(bucket);
+      const pace = this.pacer.take(bucket, 1, { afterPromised });
       if (pace.go) return true;
       if (this.#waited + pace.waitMs > this.#pacing.waitBudgetMs()) return false;
       this.#waited += pace.waitMs;

@@ -65,6 +65,8 @@ interface Local {
   factor: number;
   throttledAt: number | undefined;
   taken: number;
+  /** When the refill will have covered every token promised to deferred work ({@link Pacer.promise}); 0 for none. */
+  promisedUntil: number;
 }
 
 /** What {@link Pacer.take} answers: go now, or wait this long for the tokens. */
@@ -105,7 +107,7 @@ export class Pacer {
       const rate = (size.refillPerSecond * this.share) / this.concurrency;
       // At least one second's refill (rounded up), else whole calls could never use the whole rate.
       const capacity = Math.max(1, Math.ceil(rate), (size.capacity * this.share) / this.concurrency);
-      local = { tokens: capacity, at: this.#clock(), capacity, rate, factor: 1, throttledAt: undefined, taken: 0 };
+      local = { tokens: capacity, at: this.#clock(), capacity, rate, factor: 1, throttledAt: undefined, taken: 0, promisedUntil: 0 };
       this.#local.set(name, local);
     }
     const now = this.#clock();
@@ -117,9 +119,14 @@ export class Pacer {
     return local;
   }
 
-  /** Takes `count` tokens of a bucket now, or says how long until they are there (nothing taken then). */
-  take(name: BucketName, count = 1): Pace {
+  /**
+   * Takes `count` tokens of a bucket now, or says how long until they are there (nothing taken
+   * then). `afterPromised`: wait behind the tokens promised to deferred work ({@link promise}):
+   * while the refill is theirs, none is taken, and the wait is {@link etaMs}'s.
+   */
+  take(name: BucketName, count = 1, options: { afterPromised?: boolean } = {}): Pace {
     const local = this.#bucket(name);
+    if (options.afterPromised && local.promisedUntil > this.#clock()) return { go: false, waitMs: this.etaMs(name, count) };
     if (local.tokens >= count) {
       local.tokens -= count;
       local.taken += count;
@@ -127,6 +134,40 @@ export class Pacer {
     }
     const missing = count - local.tokens;
     return { go: false, waitMs: Math.ceil((missing / (local.rate * local.factor)) * 1000) };
+  }
+
+  /**
+   * Milliseconds until `count` more tokens of a bucket have come, at the container's current rate
+   * (after any throttle), counting after the tokens already promised to deferred work: 0 when they
+   * are there now. Fractions are fine (an instance's share of a call for 50 instances). The
+   * estimate assumes nobody else in the container takes tokens meanwhile, and that a throttled rate
+   * stays as it is (it recovers, so the estimate errs late).
+   *
+   * @example
+   * // The 40th instance left for later needs 40 association tokens: ask SQS for the message then.
+   * const retryAfterMs = pacer.etaMs('ec2:associate-iam-instance-profile', 40);
+   */
+  etaMs(name: BucketName, count: number): number {
+    const local = this.#bucket(name);
+    const perMs = (local.rate * local.factor) / 1000;
+    const now = this.#clock();
+    // Promised tokens are owed to the messages that come back for them: the refill until
+    // promisedUntil is theirs, and so are the tokens in the bucket now.
+    if (local.promisedUntil > now) return Math.ceil(local.promisedUntil - now + count / perMs);
+    return Math.ceil(Math.max(0, count - local.tokens) / perMs);
+  }
+
+  /**
+   * Promises the next `count` tokens of a bucket to work continued later (the messages a batch
+   * returns to the queue, each told when its tokens will be there): the next {@link etaMs} counts
+   * after them, so a second batch's deferred instances queue behind the first one's instead of
+   * coming back at the same moment. `extraMs`: how much later than the refill's time the work
+   * was told to come back (jitter, rounding): the promise lasts that much longer. Nothing is taken
+   * now; the promise lapses by itself once the refill has covered it.
+   */
+  promise(name: BucketName, count: number, extraMs = 0): void {
+    const local = this.#bucket(name);
+    local.promisedUntil = this.#clock() + this.etaMs(name, count) + extraMs;
   }
 
   /** How many calls of a bucket may go right now (for sizing the part of a batch done now). */

@@ -294,13 +294,13 @@ describe('the packaged stack', () => {
     expect(mappingOf(overridden)).toMatchObject({ BatchSize: 200, MaximumBatchingWindowInSeconds: 20, FunctionResponseTypes: ['ReportBatchItemFailures'] });
   });
 
-  it('keeps the onboard queue\'s messages invisible for six function timeouts, and sets aside after 5 deliveries in a dead-letter queue kept 14 days', () => {
+  it('keeps the onboard queue\'s messages invisible for six function timeouts, and sets aside after 10 deliveries (5 for failures, 5 for pacing deferrals) in a dead-letter queue kept 14 days', () => {
     const queue = evaluate(template, template.Resources.OnboardQueue!.Properties) as Record<string, any>;
     const onboardTimeout = functionNamed(template, onboardName).Properties.Timeout as number;
     expect(onboardTimeout).toBe(60);
     // The Lambda developer guide: at least six times the function timeout on a queue Lambda polls.
     expect(queue.VisibilityTimeout).toBeGreaterThanOrEqual(6 * onboardTimeout);
-    expect(queue).toMatchObject({ QueueName: 'cwap-test-onboard', SqsManagedSseEnabled: true, RedrivePolicy: { deadLetterTargetArn: onboardDeadLetterQueueArn, maxReceiveCount: 5 } });
+    expect(queue).toMatchObject({ QueueName: 'cwap-test-onboard', SqsManagedSseEnabled: true, RedrivePolicy: { deadLetterTargetArn: onboardDeadLetterQueueArn, maxReceiveCount: 10 } });
     const deadLetters = evaluate(template, template.Resources.OnboardDeadLetterQueue!.Properties);
     expect(deadLetters).toEqual({ QueueName: 'cwap-test-onboard-dead-letters', MessageRetentionPeriod: 14 * 86_400, SqsManagedSseEnabled: true });
     expect(resourcesOfType(template, 'AWS::SQS::Queue').map(([logicalId]) => logicalId).sort()).toEqual(['OnboardDeadLetterQueue', 'OnboardQueue']);
@@ -330,7 +330,7 @@ describe('the packaged stack', () => {
     ]);
   });
 
-  it('lets only the onboard role consume the onboard queue: receive, delete and read its attributes, on that queue', () => {
+  it('lets only the onboard role consume the onboard queue: receive, delete, read its attributes and time a deferred message\'s next delivery, on that queue', () => {
     const sqsGrants = iamStatements(template).flatMap(({ where, statement }) =>
       asList(statement.Action).filter((action) => action.startsWith('sqs:')).map((action) => [where.split('/')[0], action, statement.Resource]),
     );
@@ -338,6 +338,8 @@ describe('the packaged stack', () => {
       ['OnboardRole', 'sqs:ReceiveMessage', onboardQueueArn],
       ['OnboardRole', 'sqs:DeleteMessage', onboardQueueArn],
       ['OnboardRole', 'sqs:GetQueueAttributes', onboardQueueArn],
+      // ChangeMessageVisibilityBatch is authorized as sqs:ChangeMessageVisibility.
+      ['OnboardRole', 'sqs:ChangeMessageVisibility', onboardQueueArn],
     ]);
   });
 
@@ -594,6 +596,8 @@ describe('the packaged stack', () => {
       ['sqs:ReceiveMessage', `arn:aws:sqs:${region}:${account}:cwap-test-onboard`],
       ['sqs:DeleteMessage', `arn:aws:sqs:${region}:${account}:cwap-test-onboard`],
       ['sqs:GetQueueAttributes', `arn:aws:sqs:${region}:${account}:cwap-test-onboard`],
+      // The messages the pacing left for later come back when their tokens do.
+      ['sqs:ChangeMessageVisibility', `arn:aws:sqs:${region}:${account}:cwap-test-onboard`],
       ['ec2:DescribeInstances', '*'],
       ['ec2:DescribeIamInstanceProfileAssociations', '*'],
       ['ec2:AssociateIamInstanceProfile', instances],

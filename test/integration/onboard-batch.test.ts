@@ -4,7 +4,10 @@
 // fired, as Scheduler would: its looks, and the full check that reads each instance's invocation of
 // the batch's command ids.
 import type { Context, SQSEvent } from 'aws-lambda';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
+import { Pacer } from '../../shared/pacing/pacer.js';
+import { replaceContainerPacers } from '../../shared/pacing/batch-pacing.js';
 import { GetScheduleCommand, ListSchedulesCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { lookPlan } from '../../shared/checking/check-policy.js';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
@@ -179,4 +182,70 @@ describe('a batch of 30 launches from the onboard queue', () => {
     expect(after.sort()).toEqual(['BatchGetItem', 'DescribeInstances']);
     expect(aws.commands.sent()).toHaveLength(1);
   });
+});
+
+describe('a message the pacing leaves for later, on a real queue', () => {
+  afterEach(() => replaceContainerPacers());
+
+  it('is visible again when its tokens are due, seconds later; an instance that failed keeps the queue\'s 360 s', async () => {
+    // The association bucket's half is 2 tokens refilled at 1 a second; an invocation with 20 s
+    // left may not wait at all: of 5 new instances 2 start, the other 3 are deferred 1-3 s (plus
+    // the 0-2 s shift). The unknown instance fails (EC2 does not know it yet).
+    replaceContainerPacers(() => new Pacer({ buckets: { 'ec2:associate-iam-instance-profile': { capacity: 4, refillPerSecond: 2 } } }));
+    const sqs = new SQSClient(localClientConfig());
+    const { QueueUrl: queueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: `${stackEnv.RESOURCE_PREFIX}-onboard`, Attributes: { VisibilityTimeout: '360' } }));
+    if (!queueUrl) throw new Error('moto gave the queue no URL');
+    const queueArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes?.QueueArn ?? '';
+    const launched: string[] = [];
+    for (let index = 0; index < 5; index++) {
+      const { instanceId } = await launchInstance({ os: 'linux' });
+      aws.ssm.register(instanceId, { platformType: 'Linux' });
+      launched.push(instanceId);
+    }
+    const unknown = 'i-0fffffffffffffff0';
+    for (const instanceId of [...launched, unknown]) await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify(stateChangeEvent(instanceId, 'running')) }));
+    // What the event source mapping does: receive (the queue's visibility timeout applies), invoke.
+    const received: Message[] = [];
+    while (received.length < 6) {
+      const page = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, MessageSystemAttributeNames: ['ApproximateReceiveCount'] }));
+      if (!page.Messages?.length) break;
+      received.push(...page.Messages);
+    }
+    expect(received).toHaveLength(6);
+    const event: SQSEvent = {
+      Records: received.map((message) => ({
+        messageId: message.MessageId ?? '',
+        receiptHandle: message.ReceiptHandle ?? '',
+        body: message.Body ?? '',
+        attributes: { ApproximateReceiveCount: message.Attributes?.ApproximateReceiveCount ?? '1', SentTimestamp: String(Date.now()), SenderId: 'AIDAEVENTS', ApproximateFirstReceiveTimestamp: String(Date.now()) },
+        messageAttributes: {},
+        md5OfBody: message.MD5OfBody ?? '',
+        eventSource: 'aws:sqs',
+        eventSourceARN: queueArn,
+        awsRegion: testRegion,
+      })),
+    };
+    const instanceOf = new Map(received.map((message) => [message.MessageId ?? '', (JSON.parse(message.Body ?? '{}') as { detail: { 'instance-id': string } }).detail['instance-id']]));
+    const before = aws.calls().length;
+
+    const response = (await onboard(event, { ...context, getRemainingTimeInMillis: () => 20_000 } as Context)) as { batchItemFailures: { itemIdentifier: string }[] };
+
+    const returned = response.batchItemFailures.map((failure) => instanceOf.get(failure.itemIdentifier));
+    expect(returned.sort()).toEqual([unknown, ...launched.slice(2)].sort());
+    const visibilityCalls = aws.calls().slice(before).filter((call) => call.operation === 'ChangeMessageVisibilityBatch');
+    expect(visibilityCalls).toHaveLength(1);
+    for (const instanceId of launched.slice(0, 2)) expect((await record(instanceId)).status).toBe('checking');
+
+    // Within the estimates (at most 3 s + 2 s, rounded up) the deferred messages are back, for a
+    // second delivery; the unknown instance's is not (360 s), nor are the started ones'.
+    const back: Message[] = [];
+    const deadline = Date.now() + 8_000;
+    while (Date.now() < deadline) {
+      const page = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 60, MessageSystemAttributeNames: ['ApproximateReceiveCount'] }));
+      back.push(...(page.Messages ?? []));
+    }
+    expect(back.map((message) => instanceOf.get(message.MessageId ?? '')).sort()).toEqual(launched.slice(2).sort());
+    expect(back.map((message) => message.Attributes?.ApproximateReceiveCount)).toEqual(['2', '2', '2']);
+    sqs.destroy();
+  }, 60_000);
 });

@@ -13,6 +13,7 @@ import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { GetScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
+import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { metricsPublishedBy, renderedAgentConfigs } from '../../shared/agent-config.js';
 import { readRecord } from '../../shared/state/instance-record.js';
 import type { Settings } from '../../shared/config/settings.js';
@@ -33,6 +34,7 @@ type BundledHandler = (event: unknown, context: Context) => Promise<unknown>;
 
 const context = { functionName: 'bundle-test', awsRequestId: 'req', getRemainingTimeInMillis: () => 60_000 } as unknown as Context;
 const handlers = {} as Record<FunctionName, BundledHandler>;
+let slowOnboard: BundledHandler;
 let work: string;
 let settings: Settings;
 
@@ -57,12 +59,15 @@ async function packageBundles(): Promise<string> {
   return output;
 }
 
-/** Unzips one function's deployment zip (python3 is there: moto needs it) and imports its handler. */
-async function loadBundle(output: string, name: FunctionName): Promise<BundledHandler> {
+/**
+ * Unzips one function's deployment zip (python3 is there: moto needs it) and imports its handler;
+ * `copy` names a second module instance of the same bundle (a cold start with other settings).
+ */
+async function loadBundle(output: string, name: FunctionName, copy?: string): Promise<BundledHandler> {
   const target = path.join(work, 'bundles', name);
-  await promisify(execFile)('python3', ['-m', 'zipfile', '-e', path.join(output, `${name}.zip`), target]);
+  if (!copy) await promisify(execFile)('python3', ['-m', 'zipfile', '-e', path.join(output, `${name}.zip`), target]);
   const entry = path.join(target, 'functions', `${name}.mjs`);
-  const module = (await import(pathToFileURL(entry).href)) as { handler?: BundledHandler };
+  const module = (await import(`${pathToFileURL(entry).href}${copy ? `?${copy}` : ''}`)) as { handler?: BundledHandler };
   if (typeof module.handler !== 'function') throw new Error(`${entry} exports no handler (exports: ${Object.keys(module).join(', ')})`);
   return module.handler;
 }
@@ -74,6 +79,10 @@ beforeAll(async () => {
   // The bundles parse their settings at import, as on a cold start.
   Object.assign(process.env, stackEnv, { POWERTOOLS_METRICS_DISABLED: 'true' });
   for (const name of functions) handlers[name] = await loadBundle(output, name);
+  // A container whose pacing allows one association at a time (a share of 0.01: one token, 0.05 a second).
+  process.env.PACING_SHARE = '0.01';
+  slowOnboard = await loadBundle(output, 'onboard', 'slow-pacing');
+  process.env.PACING_SHARE = stackEnv.PACING_SHARE;
 }, 300_000);
 
 afterAll(() => {
@@ -141,6 +150,38 @@ describe('the packaged bundles, run against moto', () => {
     await handlers.offboard(stateChangeEvent(instanceId, 'terminated'), context);
 
     expect((await readRecord(clients, settings.stateTable, instanceId))?.status).toBe('gone');
+  });
+
+  it('the onboard bundle gives a message the pacing deferred its own visibility timeout on the queue (ChangeMessageVisibilityBatch)', async () => {
+    const sqs = new SQSClient(localClientConfig());
+    const { QueueUrl: queueUrl = '' } = await sqs.send(new CreateQueueCommand({ QueueName: `${settings.resourcePrefix}-onboard`, Attributes: { VisibilityTimeout: '360' } }));
+    const queueArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes?.QueueArn ?? '';
+    const launched: string[] = [];
+    for (const name of ['paced-1', 'paced-2']) {
+      const { instanceId } = await launchInstance({ os: 'linux', tags: { Name: name } });
+      aws.ssm.register(instanceId, { platformType: 'Linux' });
+      await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify(stateChangeEvent(instanceId, 'running')) }));
+      launched.push(instanceId);
+    }
+    const { Messages: received = [] } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10 }));
+    expect(received).toHaveLength(2);
+    const Records = received.map((message) => ({ messageId: message.MessageId, receiptHandle: message.ReceiptHandle, body: message.Body, eventSource: 'aws:sqs', eventSourceARN: queueArn, attributes: { ApproximateReceiveCount: '1' } }));
+    const calledAt = Date.now();
+
+    const result = (await slowOnboard({ Records }, context)) as { batchItemFailures: { itemIdentifier: string }[] };
+
+    // The second instance waits 20 s for its association token: more than a batch may wait.
+    const deferred = received.find((message) => message.Body?.includes(launched[1] as string));
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: deferred?.MessageId }]);
+    expect(aws.calls().filter((call) => call.operation === 'ChangeMessageVisibilityBatch')).toHaveLength(1);
+    // moto's own record of the message: visible again in about 20 s, not after the queue's 360 s.
+    const data = (await (await fetch(`${aws.motoUrl}/moto-api/data.json`)).json()) as { sqs?: { Message?: { body: string; visible_at: number }[] } };
+    const held = (data.sqs?.Message ?? []).find((message) => message.body === deferred?.Body);
+    expect(held, 'moto holds the deferred message').toBeDefined();
+    const inSeconds = ((held?.visible_at ?? 0) - calledAt) / 1000;
+    expect(inSeconds).toBeGreaterThanOrEqual(19);
+    expect(inSeconds).toBeLessThan(60);
+    sqs.destroy();
   });
 
   it.each(functions)('the %s bundle rejects malformed input by name, as the sources do', async (name) => {

@@ -14,6 +14,7 @@ import {
 } from '@aws-sdk/client-ssm';
 import { CreateScheduleCommand } from '@aws-sdk/client-scheduler';
 import { BatchGetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { ChangeMessageVisibilityBatchCommand, type ChangeMessageVisibilityBatchCommandInput } from '@aws-sdk/client-sqs';
 import {
   agentProfileArn,
   awsError,
@@ -25,6 +26,7 @@ import {
   launchTime,
   runningEvent,
   scheduler,
+  sqs,
   ssm,
   stackEnv,
   steps,
@@ -501,4 +503,229 @@ describe('pacing of the slow-refill calls', () => {
     expect(container.pacers[0]!.rate('ec2:associate-iam-instance-profile')).toBeCloseTo(full / 2);
     for (const id of [burstId(1), burstId(3)]) expect(table.get(id)?.status).toBe('checking');
   });
+});
+
+const queueUrl = 'https://sqs.us-east-1.amazonaws.com/123456789012/cwap-dev-onboard';
+
+/** Every ChangeMessageVisibilityBatch entry the handler sent, in order, with its call's queue URL and size. */
+function visibilityChanges(): { queueUrl: string | undefined; callSize: number; receiptHandle: string | undefined; seconds: number | undefined }[] {
+  return sqs.commandCalls(ChangeMessageVisibilityBatchCommand).flatMap((call) => {
+    const input = call.args[0].input;
+    return (input.Entries ?? []).map((entry) => ({ queueUrl: input.QueueUrl, callSize: input.Entries?.length ?? 0, receiptHandle: entry.ReceiptHandle, seconds: entry.VisibilityTimeout }));
+  });
+}
+
+describe('a message left for later comes back when its tokens do', () => {
+  // The association bucket of 10 tokens refilled at 1 a second: the container's half is 5 tokens
+  // at 0.5 a second, so a batch starts 5 at once and one or two more within its 5 s of waiting.
+  const small = { 'ec2:associate-iam-instance-profile': { capacity: 10, refillPerSecond: 1 } };
+  const ids = Array.from({ length: 26 }, (_, index) => burstId(index + 1));
+  /** The messages of a batch's deferred instances: those returned but not failed (no record), in the batch's order. */
+  const deferredOf = (response: { batchItemFailures: { itemIdentifier: string }[] }, batchIds: string[], failed: string[] = []) => {
+    const returned = new Set(response.batchItemFailures.map((failure) => failure.itemIdentifier));
+    return batchIds.filter((id) => !failed.includes(id) && returned.has(`m-${id}`));
+  };
+
+  it('the deferred messages get a visibility timeout of their own, 10 a call, the k-th about k tokens away; a failed instance keeps the queue\'s', async () => {
+    givenBurst(ids.map((id) => ({ id })));
+    const container = simulatedContainer({ buckets: small });
+    // The third instance's association fails for real: it backs off with the queue's 360 s.
+    ec2.on(AssociateIamInstanceProfileCommand, { InstanceId: burstId(3) }).rejects(awsError('InternalError', 'An internal error has occurred', 'server'));
+
+    const response = await container.invoke(runningBatch(ids));
+
+    expect(response.batchItemFailures).toContainEqual({ itemIdentifier: `m-${burstId(3)}` });
+    expect(table.get(burstId(3))).toMatchObject({ status: 'error', lastError: 'InternalError: An internal error has occurred' });
+    const deferred = deferredOf(response, ids, [burstId(3)]);
+    expect(deferred.length).toBeGreaterThanOrEqual(19);
+    for (const id of deferred) expect(table.get(id), id).toBeUndefined();
+    const changes = visibilityChanges();
+    expect(changes.map((change) => change.receiptHandle)).toEqual(deferred.map((id) => `handle-m-${id}`));
+    expect(changes.every((change) => change.queueUrl === queueUrl)).toBe(true);
+    const sizes = sqs.commandCalls(ChangeMessageVisibilityBatchCommand).map((call) => call.args[0].input.Entries?.length);
+    expect(sizes).toEqual([10, 10, deferred.length - 20].filter((size) => size > 0));
+    // The container's bucket holds less than a token when the batch stops: the k-th deferred
+    // instance needs k tokens at 0.5 a second, 2k seconds less at most 2, shifted by less than
+    // 2 s and rounded up.
+    changes.forEach((change, index) => {
+      const k = index + 1;
+      expect(change.seconds, `deferred instance ${k}`).toBeGreaterThanOrEqual(2 * k - 2);
+      expect(change.seconds, `deferred instance ${k}`).toBeLessThanOrEqual(2 * k + 2);
+    });
+    const seconds = changes.map((change) => change.seconds ?? 0);
+    expect(seconds).toEqual([...seconds].sort((a, b) => a - b));
+    expect(seconds.at(-1)).toBeGreaterThan(seconds[0] ?? Infinity);
+  });
+
+  it('a second batch\'s deferred messages come back after the first one\'s, not with them', async () => {
+    givenBurst(ids.map((id) => ({ id })));
+    const container = simulatedContainer({ buckets: small });
+
+    await container.invoke(runningBatch(ids.slice(0, 13)));
+    const firstEnd = container.time.now;
+    const first = visibilityChanges().map((change) => change.seconds ?? 0);
+    await container.invoke(runningBatch(ids.slice(13)));
+    const secondEnd = container.time.now;
+    const second = visibilityChanges().slice(first.length).map((change) => change.seconds ?? 0);
+
+    expect(first.length).toBeGreaterThan(5);
+    expect(second.length).toBeGreaterThan(5);
+    // In the simulated clock's time: the second batch's first message is due after the first
+    // batch's last one (less its shift and rounding, under 3 s), the tokens until then being
+    // promised to those.
+    const firstLastDue = firstEnd + Math.max(...first) * 1000 - 3000;
+    expect(secondEnd + Math.min(...second) * 1000).toBeGreaterThan(firstLastDue);
+  });
+
+  it('the deferral of launches that wait for associations does not hold back a launch that needs none', async () => {
+    const withProfile = burstId(99);
+    givenBurst([...ids.map((id) => ({ id })), { id: withProfile, profileArn: workloadProfileArn }]);
+    const container = simulatedContainer({ buckets: small });
+    await container.invoke(runningBatch(ids.slice(0, 12)));
+    expect(visibilityChanges().length).toBeGreaterThan(0);
+    const before = container.time.now;
+
+    const response = await container.invoke(runningBatch([withProfile]));
+
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(table.get(withProfile)?.status).toBe('checking');
+    // Its schedule token was there: no wait behind the associations promised to the others.
+    expect(container.time.now).toBe(before);
+  });
+
+  it('a duplicate message of a deferred instance comes back with it', async () => {
+    givenBurst(ids.map((id) => ({ id })));
+    const container = simulatedContainer({ buckets: small });
+
+    const response = await container.invoke(runningBatch([...ids.slice(0, 12), burstId(12)]));
+
+    expect(response.batchItemFailures).toContainEqual({ itemIdentifier: `m-${burstId(12)}-2` });
+    const handles = new Map(visibilityChanges().map((change) => [change.receiptHandle, change.seconds]));
+    expect([...handles.keys()].sort()).toEqual([...deferredOf(response, ids.slice(0, 12)).map((id) => `handle-m-${id}`), `handle-m-${burstId(12)}-2`].sort());
+    expect(handles.get(`handle-m-${burstId(12)}-2`)).toBe(handles.get(`handle-m-${burstId(12)}`));
+  });
+
+  it('a ChangeMessageVisibilityBatch that fails, in full or for some entries, is ignored: the batch answers as before and nothing else changes', async () => {
+    givenBurst(ids.map((id) => ({ id })));
+    const container = simulatedContainer({ buckets: small });
+    let calls = 0;
+    sqs.on(ChangeMessageVisibilityBatchCommand).callsFake((input: ChangeMessageVisibilityBatchCommandInput) => {
+      calls += 1;
+      if (calls === 1) throw awsError('AccessDenied', 'not authorized to perform sqs:ChangeMessageVisibility');
+      const [first, ...rest] = input.Entries ?? [];
+      return { Successful: rest.map((entry) => ({ Id: entry.Id })), Failed: [{ Id: first?.Id, Code: 'ReceiptHandleIsInvalid', SenderFault: true, Message: 'gone' }] };
+    });
+
+    const response = await container.invoke(runningBatch(ids));
+
+    const deferred = deferredOf(response, ids);
+    expect(calls).toBe(Math.ceil(deferred.length / 10));
+    expect(response.batchItemFailures.map((failure) => failure.itemIdentifier).sort()).toEqual(deferred.map((id) => `m-${id}`).sort());
+    for (const id of ids.filter((id) => !deferred.includes(id))) expect(table.get(id)?.status).toBe('checking');
+    for (const id of deferred) expect(table.get(id)).toBeUndefined();
+  });
+
+  it('no call is made when nothing was deferred, nor for a message that carries no receipt handle', async () => {
+    givenBurst(ids.map((id) => ({ id })));
+    const container = simulatedContainer({ buckets: small });
+
+    await container.invoke(runningBatch(ids.slice(0, 5)));
+    expect(sqs).not.toHaveReceivedCommand(ChangeMessageVisibilityBatchCommand);
+
+    const handBuilt = runningBatch(ids.slice(5, 15)).Records.map(({ receiptHandle: _handle, ...record }) => record);
+    const response = await container.invoke({ Records: handBuilt } as unknown as SQSEvent);
+    expect(response.batchItemFailures.length).toBeGreaterThan(0);
+    expect(sqs).not.toHaveReceivedCommand(ChangeMessageVisibilityBatchCommand);
+  });
+});
+
+/**
+ * The onboard queue and its event source mapping on the simulated clock: messages become visible,
+ * a batch closes when it holds `batchSize` visible messages or `windowMs` after its first one, one
+ * invocation at a time (one container), and each returned message is visible again after the
+ * visibility timeout the handler gave it (ChangeMessageVisibilityBatch), else after the queue's.
+ */
+async function runQueue(
+  container: ReturnType<typeof simulatedContainer>,
+  arrivals: { id: string; at: number }[],
+  options: { batchSize?: number; windowMs?: number; queueVisibilityMs?: number; until?: number } = {},
+) {
+  const { batchSize = 100, windowMs = 10_000, queueVisibilityMs = 360_000, until = 3 * 3600_000 } = options;
+  const messages = arrivals.map(({ id, at }) => ({ id, messageId: `m-${id}`, visibleAt: at, receives: 0, done: false }));
+  const visibilityOf = new Map<string, number>();
+  sqs.on(ChangeMessageVisibilityBatchCommand).callsFake((input: ChangeMessageVisibilityBatchCommandInput) => {
+    for (const entry of input.Entries ?? []) visibilityOf.set(entry.ReceiptHandle ?? '', (entry.VisibilityTimeout ?? 0) * 1000);
+    return { Successful: (input.Entries ?? []).map((entry) => ({ Id: entry.Id })), Failed: [] };
+  });
+  let invocations = 0;
+  for (;;) {
+    const waiting = messages.filter((message) => !message.done).sort((a, b) => a.visibleAt - b.visibleAt);
+    if (waiting.length === 0 || container.time.now > until) break;
+    const first = waiting[0] as (typeof waiting)[number];
+    const full = waiting[batchSize - 1];
+    const closesAt = Math.min(first.visibleAt + windowMs, full ? full.visibleAt : Infinity);
+    container.time.now = Math.max(container.time.now, closesAt);
+    const batch = waiting.filter((message) => message.visibleAt <= container.time.now).slice(0, batchSize);
+    const receivedAt = container.time.now;
+    const handles = new Map<string, string>();
+    const event: SQSEvent = {
+      Records: batch.map((message) => {
+        message.receives += 1;
+        const handle = `handle-${message.messageId}-${message.receives}`;
+        handles.set(message.messageId, handle);
+        const record = queueMessage(runningEvent(message.id), message.messageId);
+        return { ...record, receiptHandle: handle, attributes: { ...record.attributes, ApproximateReceiveCount: String(message.receives) } };
+      }),
+    };
+    invocations += 1;
+    const response = await container.invoke(event);
+    const endedAt = container.time.now;
+    const returned = new Set(response.batchItemFailures.map((failure) => failure.itemIdentifier));
+    for (const message of batch) {
+      if (!returned.has(message.messageId)) {
+        message.done = true;
+        continue;
+      }
+      const changed = visibilityOf.get(handles.get(message.messageId) ?? '');
+      message.visibleAt = changed === undefined ? receivedAt + queueVisibilityMs : endedAt + changed;
+    }
+  }
+  return { messages, invocations };
+}
+
+describe('a launch burst through the onboard queue', () => {
+  // Why the queue's maxReceiveCount is 10 (serverless.yml): every receive counts towards it, a
+  // deferral's too. With the pacer's estimates a deferred message comes back when its tokens are
+  // there, and the later launches of the burst wait behind it: each message is deferred once.
+  it('1,000 launches within a minute: all onboarded within the association bucket\'s share, no message received more than twice, the last within 8 simulated minutes', async () => {
+    const ids = Array.from({ length: 1000 }, (_, index) => burstId(index + 1));
+    givenBurst(ids.map((id) => ({ id })));
+    const container = simulatedContainer();
+    const associatedAt: number[] = [];
+    ec2.on(AssociateIamInstanceProfileCommand).callsFake((input: { InstanceId: string }) => {
+      associatedAt.push(container.time.now);
+      return { IamInstanceProfileAssociation: { InstanceId: input.InstanceId, State: 'associating', IamInstanceProfile: { Arn: agentProfileArn, Id: 'AIPAAGENT' } } };
+    });
+
+    // One launch every 60 ms; one container (pacingConcurrency 1).
+    const { messages } = await runQueue(
+      container,
+      ids.map((id, index) => ({ id, at: index * 60 })),
+    );
+
+    for (const id of ids) expect(table.get(id)?.status, id).toBe('checking');
+    expect(associated().sort()).toEqual([...ids].sort());
+    expect(Math.max(...messages.map((message) => message.receives))).toBe(2);
+    // The association bucket's half (50 tokens, 2.5 a second) bounds the burst at about 380 s.
+    expect(container.time.now).toBeLessThan(8 * 60_000);
+    const { capacity, refillPerSecond } = accountBuckets['ec2:associate-iam-instance-profile'];
+    let worst = 0;
+    for (let first = 0; first < associatedAt.length; first++) {
+      for (let last = first; last < associatedAt.length; last++) {
+        const allowed = 0.5 * capacity + 0.5 * refillPerSecond * (((associatedAt[last] as number) - (associatedAt[first] as number)) / 1000);
+        worst = Math.max(worst, last - first + 1 - allowed);
+      }
+    }
+    expect(worst).toBeLessThanOrEqual(1e-9);
+  }, 120_000);
 });

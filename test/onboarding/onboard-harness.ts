@@ -25,6 +25,7 @@ import { DescribeInstanceInformationCommand, SendCommandCommand, SSMClient } fro
 import { CreateScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { SNSClient } from '@aws-sdk/client-sns';
+import { ChangeMessageVisibilityBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand, type BatchGetCommandInput, type GetCommandInput, type PutCommandInput } from '@aws-sdk/lib-dynamodb';
 import type { OnboardingRecord } from '../../shared/state/instance-record.js';
@@ -73,8 +74,10 @@ export const dynamodb = mockClient(DynamoDBDocumentClient);
 export const rawDynamodb = mockClient(DynamoDBClient);
 export const cloudwatch = mockClient(CloudWatchClient);
 export const sns = mockClient(SNSClient);
+// The onboard queue: a batch gives the messages the pacing left for later a visibility of their own.
+export const sqs = mockClient(SQSClient);
 
-const allClients = [ec2, iam, ssm, scheduler, dynamodb, rawDynamodb, cloudwatch, sns];
+const allClients = [ec2, iam, ssm, scheduler, dynamodb, rawDynamodb, cloudwatch, sns, sqs];
 
 /** Number of AWS calls made through any client. */
 export function awsCallCount(): number {
@@ -281,6 +284,7 @@ export function resetAws(): void {
   givenSsmPing('Online');
   ssm.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-0001' } });
   scheduler.on(CreateScheduleCommand).resolves({ ScheduleArn: 'arn:aws:scheduler:us-east-1:123456789012:schedule/cwap-dev/x' });
+  sqs.on(ChangeMessageVisibilityBatchCommand).callsFake((input: { Entries?: { Id?: string }[] }) => ({ Successful: (input.Entries ?? []).map((entry) => ({ Id: entry.Id })), Failed: [] }));
   vi.useFakeTimers({ toFake: ['Date'] });
   vi.setSystemTime(now);
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../shared/errors.js';
-import { parseCheckRequest, parseOffboardRequest, parseOnboardTrigger } from '../../shared/input/triggers.js';
+import { parseCheckRequest, parseOffboardRequest, parseOnboardQueueBatch, parseOnboardTrigger } from '../../shared/input/triggers.js';
+import { queueUrlOfArn } from '../../shared/aws/queue-visibility.js';
 
 const instanceId = 'i-0123456789abcdef0';
 const event = (envelope: Record<string, unknown>, state = 'running') => ({
@@ -34,5 +35,25 @@ describe('where an invocation says the instance lives', () => {
   ])('%s is refused, naming the key', (_, parse, problem) => {
     expect(parse).toThrow(InvalidInputError);
     expect(parse).toThrow(problem);
+  });
+});
+
+describe('a batch of the onboard queue', () => {
+  const record = (extra: Record<string, unknown>) => ({ messageId: 'm-1', body: JSON.stringify(event({})), eventSource: 'aws:sqs', ...extra });
+
+  it('keeps what a visibility change needs (receipt handle, queue ARN) and how often the message was delivered', () => {
+    const queueArn = 'arn:aws:sqs:us-east-1:123456789012:cwap-dev-onboard';
+    const { triggers } = parseOnboardQueueBatch({
+      Records: [record({ receiptHandle: 'AQEB-handle', eventSourceARN: queueArn, attributes: { ApproximateReceiveCount: '3', SentTimestamp: '1741082400000' } })],
+    });
+    expect(triggers).toEqual([{ messageId: 'm-1', trigger: expect.objectContaining({ instanceId }), receiveCount: 3, delivery: { receiptHandle: 'AQEB-handle', queueArn } }]);
+    expect(queueUrlOfArn(queueArn)).toBe('https://sqs.us-east-1.amazonaws.com/123456789012/cwap-dev-onboard');
+    expect(queueUrlOfArn('arn:aws-cn:sqs:cn-north-1:123456789012:q')).toBe('https://sqs.cn-north-1.amazonaws.com.cn/123456789012/q');
+    expect(queueUrlOfArn('arn:aws:sns:us-east-1:123456789012:topic')).toBeUndefined();
+  });
+
+  it('a record built by hand, without them, is a first delivery whose visibility stays the queue\'s', () => {
+    const { triggers } = parseOnboardQueueBatch({ Records: [record({})] });
+    expect(triggers).toEqual([{ messageId: 'm-1', trigger: expect.objectContaining({ instanceId }), receiveCount: 1 }]);
   });
 });
