@@ -26,12 +26,13 @@ import { CreateScheduleCommand, SchedulerClient } from '@aws-sdk/client-schedule
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { ChangeMessageVisibilityBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand, type BatchGetCommandInput, type GetCommandInput, type PutCommandInput } from '@aws-sdk/lib-dynamodb';
 import type { OnboardingRecord } from '../../shared/state/instance-record.js';
 import type { OnboardingResult } from '../../shared/onboarding/onboarding.js';
 import type { QueueBatchResponse } from '../../functions/onboard.js';
 import { hubRecordKey } from '../harness/test-clients.js';
+import { FakeStateTable } from '../harness/fake-state-table.js';
 
 export const instanceId = 'i-0abc1234def567890';
 /** The wall clock of every scenario (only `Date` is faked: backoff sleeps stay real and short). */
@@ -85,50 +86,14 @@ export function awsCallCount(): number {
 }
 
 /** The state table: one item per instance, written only when the condition DynamoDB would check holds. */
-export class StateTable {
-  private readonly items = new Map<string, OnboardingRecord>();
-
+export class StateTable extends FakeStateTable<OnboardingRecord> {
   seed(record: OnboardingRecord): void {
     this.items.set(record.recordKey, structuredClone(record));
   }
 
   /** The record of an instance of the hub's place (`i-...`), or of a record key (`account:region:i-...`). */
   get(idOrKey: string): OnboardingRecord | undefined {
-    const item = this.items.get(idOrKey.includes(':') ? idOrKey : hubRecordKey(idOrKey).recordKey);
-    return item && structuredClone(item);
-  }
-
-  read(input: GetCommandInput): { Item?: OnboardingRecord } {
-    const item = this.get(String(input.Key?.recordKey));
-    return item ? { Item: item } : {};
-  }
-
-  /** BatchGetItem: every key found, nothing left unprocessed. */
-  readMany(input: BatchGetCommandInput): { Responses: Record<string, OnboardingRecord[]> } {
-    const responses: Record<string, OnboardingRecord[]> = {};
-    for (const [tableName, request] of Object.entries(input.RequestItems ?? {})) {
-      if ((request.Keys?.length ?? 0) > 100) throw Object.assign(new Error('Too many items requested for the BatchGetItem call'), { name: 'ValidationException' });
-      responses[tableName] = (request.Keys ?? []).flatMap((key) => {
-        const item = this.get(String(key.recordKey));
-        return item ? [item] : [];
-      });
-    }
-    return { Responses: responses };
-  }
-
-  write(input: PutCommandInput): Record<string, never> {
-    // Serialized as the document client would (removeUndefinedValues).
-    const item = JSON.parse(JSON.stringify(input.Item)) as OnboardingRecord;
-    const current = this.items.get(item.recordKey);
-    const holds =
-      input.ConditionExpression === 'attribute_not_exists(recordKey)'
-        ? current === undefined
-        : input.ConditionExpression === 'version = :read'
-          ? current?.version === input.ExpressionAttributeValues?.[':read']
-          : true;
-    if (!holds) throw new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} });
-    this.items.set(item.recordKey, item);
-    return {};
+    return this.item(idOrKey.includes(':') ? idOrKey : hubRecordKey(idOrKey).recordKey);
   }
 }
 
