@@ -28,7 +28,7 @@
 // starting, so that nothing is left behind when the next burst runs.
 //
 // The queue (scripts/burst-queue.ts): visibility timeout and redrive policy from serverless.yml,
-// five pollers (the `pollers` option), batch size and window from serverless.yml's params; a
+// five pollers, or the mapping's maximum concurrency when lower (the `pollers` option), batch size and window from serverless.yml's params; a
 // message in batchItemFailures comes back after its visibility timeout (or when
 // ChangeMessageVisibility says), and after maxReceiveCount receives it goes to the dead-letter
 // queue (`deadLettered`: a product failure).
@@ -212,6 +212,8 @@ interface StackFigures {
   maxReceiveCount: number;
   batchSize: number;
   batchWindowSeconds: number;
+  /** The mapping's ScalingConfig.MaximumConcurrency: at most this many pollers invoke at once. */
+  maximumConcurrency: number;
   reservedConcurrency: number | undefined;
   timeoutSeconds: Record<FunctionName, number>;
 }
@@ -242,7 +244,8 @@ export async function runBurst(size: number, latencyMs: number, options: BurstOp
   const started = performance.now();
   const stack = stackFigures();
   const settings = parseSettings();
-  const pollers = options.pollers ?? 5;
+  // Lambda starts five pollers for a queue; with a maximum concurrency below that, at most that many invoke at once.
+  const pollers = options.pollers ?? Math.min(5, stack.maximumConcurrency);
   const registration = options.registration ?? 'at-launch';
   // A whole minute, so CloudWatch's 60 s periods start on whole simulated minutes.
   const time = new SimulatedTime(Math.floor(Date.now() / 60_000) * 60_000);
@@ -920,6 +923,7 @@ function stackFigures(): StackFigures {
     maxReceiveCount: Number(queue?.RedrivePolicy?.maxReceiveCount),
     batchSize: Number(params.onboardBatchSize),
     batchWindowSeconds: Number(params.onboardBatchWindowSeconds),
+    maximumConcurrency: Number(params.onboardMaximumConcurrency),
     reservedConcurrency: reserved === '' ? undefined : Number(reserved),
     timeoutSeconds: { onboard: Number(yml.functions?.onboard?.timeout), check: Number(yml.functions?.check?.timeout) },
   };

@@ -97,7 +97,7 @@ const schema = z
       .int('how many onboard containers may run at once: a whole number (the reserved concurrency)')
       .min(1, 'how many onboard containers may run at once: at least 1 (the reserved concurrency)')
       .max(1000)
-      .default(1),
+      .default(2),
     ONBOARD_FUNCTION_ARN: arn.refine((value) => accountOfArn(value) !== undefined, 'expected a function ARN with its 12-digit account (the hub account)'),
     CHECK_FUNCTION_ARN: arn,
     SCHEDULER_ROLE_ARN: arn,

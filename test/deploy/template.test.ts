@@ -290,7 +290,7 @@ describe('the packaged stack', () => {
 
   it('reads the queue in batches of 50 gathered for up to 10 s, reporting failed items only, unless the params say otherwise', () => {
     const mappingOf = (t: Template) => evaluate(t, resourcesOfType(t, 'AWS::Lambda::EventSourceMapping')[0]![1].Properties) as Record<string, unknown>;
-    expect(mappingOf(template)).toMatchObject({ BatchSize: 100, MaximumBatchingWindowInSeconds: 10, FunctionResponseTypes: ['ReportBatchItemFailures'] });
+    expect(mappingOf(template)).toMatchObject({ BatchSize: 100, MaximumBatchingWindowInSeconds: 10, ScalingConfig: { MaximumConcurrency: 2 }, FunctionResponseTypes: ['ReportBatchItemFailures'] });
     expect(mappingOf(overridden)).toMatchObject({ BatchSize: 200, MaximumBatchingWindowInSeconds: 20, FunctionResponseTypes: ['ReportBatchItemFailures'] });
   });
 

@@ -102,7 +102,7 @@ export function stackEnvironment(stage = 'test'): Record<string, string> {
     ORGANIZATION_ID: '',
     // Pacing of the onboard batch (serverless.yml's defaults).
     PACING_SHARE: '0.5',
-    PACING_CONCURRENCY: '1',
+    PACING_CONCURRENCY: '2',
     AWS_REGION: testRegion,
   };
 }

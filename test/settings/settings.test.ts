@@ -82,8 +82,8 @@ describe('settings', () => {
     }
   });
 
-  it('paces with half of each account bucket and one container by default; reads PACING_SHARE and PACING_CONCURRENCY', () => {
-    expect(parseSettings(required).pacing).toEqual({ share: 0.5, concurrency: 1 });
+  it('paces with half of each account bucket and two containers (the queue mapping\'s maximum concurrency) by default; reads PACING_SHARE and PACING_CONCURRENCY', () => {
+    expect(parseSettings(required).pacing).toEqual({ share: 0.5, concurrency: 2 });
     expect(parseSettings({ ...required, PACING_SHARE: '1', PACING_CONCURRENCY: '10' }).pacing).toEqual({ share: 1, concurrency: 10 });
     expect(parseSettings({ ...required, PACING_SHARE: '0.25' }).pacing.share).toBe(0.25);
   });
