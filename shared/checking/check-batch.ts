@@ -9,7 +9,10 @@ import { AutopilotError } from '../errors.js';
 import type { CheckBatchRequest } from '../input/triggers.js';
 import { logger } from '../observability/logger.js';
 import { readRecords, type OnboardingRecord } from '../state/instance-record.js';
-import { checkOffline, checkRunning, findingsOf, settleCheckError, windowOf, type CheckResult, type RunningOutcome } from './checking.js';
+import { checkOffline, checkRunning, createPendingAlarms, findingsOf, settleCheckError, windowOf, type CheckResult, type RunningOutcome } from './checking.js';
+import { instanceAlarms } from './instance-alarms.js';
+import { containerPacing, PlacePacing, type BatchPacing } from '../pacing/batch-pacing.js';
+import type { BucketName } from '../pacing/pacer.js';
 import { checkCurrency, isFullCheck, nextLookDelaySeconds } from './check-policy.js';
 import { withMemberAccess } from './member-access.js';
 import { seriesPresence } from './metric-queries.js';
@@ -64,18 +67,27 @@ export async function runCheckBatch(
   settings: Settings,
   now = new Date(),
   factory: ClientFactory = clientFactoryOf(settings),
+  pacing: BatchPacing = containerPacing(settings),
 ): Promise<CheckBatchResult> {
   return withMemberAccess(
     { place: input.place, instanceIds: input.instanceIds },
     settings,
     now,
     factory,
-    (clients) => checkBatch(clients, input, settings, now),
+    (clients) => checkBatch(clients, input, settings, now, new PlacePacing(pacing, clients.place)),
     (reason) => ({ results: input.instanceIds.map((instanceId): CheckResult => ({ instanceId, action: 'unreachable', status: 'error', reason })) }),
   );
 }
 
-async function checkBatch(clients: Clients, input: CheckBatchRequest, settings: Settings, now: Date): Promise<CheckBatchResult> {
+/** The PutMetricAlarm tokens an instance's alarms take. */
+function alarmTokens(instance: InstanceFacts, settings: Settings): BucketName[] {
+  return instanceAlarms(instance.instanceId, instance.os, settings).map((): BucketName => 'monitoring:put-metric-alarm');
+}
+
+/** The least and the most a batch's alarms wait for their PutMetricAlarm tokens before the next try. */
+const alarmRetrySeconds = { min: 10, max: 900 };
+
+async function checkBatch(clients: Clients, input: CheckBatchRequest, settings: Settings, now: Date, pace: PlacePacing): Promise<CheckBatchResult> {
   const ids = input.instanceIds;
   const [found, records] = await Promise.all([describeInstances(clients, ids), readRecords(clients, settings.stateTable, ids)]);
   const results = new Map<string, CheckResult>();
@@ -95,8 +107,14 @@ async function checkBatch(clients: Clients, input: CheckBatchRequest, settings: 
 
   // Which checks are current, and which instances are still running.
   const current: Current[] = [];
+  const alarmsDue: { instance: InstanceFacts; record: OnboardingRecord }[] = [];
   await mapBounded(ids, instanceConcurrency, async (instanceId) => {
     const record = records.get(instanceId);
+    const running = found.get(instanceId);
+    if (record?.status === 'healthy' && record.alarmsPending && running?.state === 'running') {
+      alarmsDue.push({ instance: running, record });
+      return;
+    }
     const currency = checkCurrency(input.attempt, record);
     if (!currency.run || !record) {
       const reason = currency.run ? 'no record' : currency.reason;
@@ -127,6 +145,26 @@ async function checkBatch(clients: Clients, input: CheckBatchRequest, settings: 
 
   const scheduleNames = [batchScheduleName(clients, settings, ids, input.attempt, input.look)];
   const nextLook: string[] = [];
+  // Alarms are paced (PutMetricAlarm is 3 a second per account and region): an instance is recorded
+  // healthy when its metrics arrive, and its alarms wait for the batch's next schedule when the
+  // product's share is spent. Those of earlier looks first, in the batch's order.
+  const alarmsLater: string[] = [];
+  let alarmTokensLater = 0;
+  // One instance at a time takes its tokens: concurrent takers would each hold part of theirs.
+  let queue: Promise<unknown> = Promise.resolve();
+  const admitAlarms = (instance: InstanceFacts): Promise<boolean> => {
+    const admitted = queue.then(() => pace.admit(alarmTokens(instance, settings)));
+    queue = admitted.catch(() => undefined);
+    return admitted;
+  };
+  for (const { instance, record } of alarmsDue) {
+    await settle(record, record.checkAttempts, async () => {
+      if (await admitAlarms(instance)) return createPendingAlarms(clients, record, instance, settings, now);
+      alarmsLater.push(instance.instanceId);
+      alarmTokensLater += alarmTokens(instance, settings).length;
+      return { instanceId: instance.instanceId, action: 'healthy', status: record.status, reason: "alarms still pending: the product's share of PutMetricAlarm is spent for now" };
+    });
+  }
   const retries: { instanceId: string; outcome: Extract<RunningOutcome, { kind: 'retry' }>; record: OnboardingRecord; attempt: number }[] = [];
   await mapBounded(current, instanceConcurrency, async ({ instance, record, attempt }) =>
     settle(record, attempt, async () => {
@@ -135,20 +173,30 @@ async function checkBatch(clients: Clients, input: CheckBatchRequest, settings: 
         nextLook.push(instance.instanceId);
         return { instanceId: instance.instanceId, action: 'look', status: record.status, reason: `look ${input.look}: ${findings.missing.join(', ')} not there yet` };
       }
-      const outcome = await checkRunning(clients, record, instance, attempt, scheduleNames, settings, now, findings);
+      const alarms = findings.missing.length > 0 || (await admitAlarms(instance)) ? 'now' : 'later';
+      if (alarms === 'later') {
+        alarmsLater.push(instance.instanceId);
+        alarmTokensLater += alarmTokens(instance, settings).length;
+      }
+      const outcome = await checkRunning(clients, record, instance, attempt, scheduleNames, settings, now, findings, alarms);
       if (outcome.kind === 'done') return outcome.result;
       retries.push({ instanceId: instance.instanceId, outcome, record, attempt });
       return undefined;
     }),
   );
 
-  // The next look of those not seen yet: one schedule.
-  if (nextLook.length > 0 && input.look !== undefined) {
-    const delay = nextLookDelaySeconds(input.look, settings) ?? settings.checkRetryDelaySeconds;
+  // The next look of those not seen yet, and the alarms left for later: one schedule. Alarms alone
+  // wait until the pacer expects their tokens.
+  const following = [...nextLook, ...alarmsLater];
+  if (following.length > 0) {
+    const look = input.look ?? 0;
+    const lookDelay = nextLook.length > 0 && input.look !== undefined ? nextLookDelaySeconds(input.look, settings) : undefined;
+    const alarmDelay = Math.min(alarmRetrySeconds.max, Math.max(alarmRetrySeconds.min, Math.ceil(pace.pacer.etaMs('monitoring:put-metric-alarm', alarmTokensLater) / 1000)));
+    const delay = lookDelay ?? alarmDelay;
     const at = new Date(now.getTime() + delay * 1000);
-    for (const chunk of chunksOf(nextLook, maxInstancesPerCheckSchedule)) {
+    for (const chunk of chunksOf(following, maxInstancesPerCheckSchedule)) {
       try {
-        const { name, outcome } = await scheduleBatchCheck(clients, chunk, input.attempt, input.look + 1, at, settings);
+        const { name, outcome } = await scheduleBatchCheck(clients, chunk, input.attempt, look + 1, at, settings);
         logger.info('next look scheduled', { schedule: name, outcome, instances: chunk.length, at: at.toISOString() });
       } catch (error) {
         // Their records are unchanged: Lambda's retry of this batch looks at them again.

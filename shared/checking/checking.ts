@@ -79,8 +79,9 @@ async function becomeHealthy(
   scheduleNames: string[],
   settings: Settings,
   now: Date,
+  alarms: 'now' | 'later' = 'now',
 ): Promise<OnboardingRecord> {
-  const alarmNames = await putInstanceAlarms(clients, instance.instanceId, instance.os, settings);
+  const alarmNames = alarms === 'now' ? await putInstanceAlarms(clients, instance.instanceId, instance.os, settings) : [];
   const firstForLaunch = record.status !== 'healthy';
   const launchTime = instance.launchTime ?? record.launchTime;
   const launch = launchTime ? Date.parse(launchTime) : Number.NaN;
@@ -104,6 +105,7 @@ async function becomeHealthy(
         firstDatapointAt,
         launchToFirstMetricSeconds,
         alarmNames,
+        alarmsPending: alarms === 'later' ? true : undefined,
         diagnosis: undefined,
         reason: undefined,
         lastError: undefined,
@@ -112,7 +114,7 @@ async function becomeHealthy(
       now,
       `${findings.present.join(', ')} arrive; first datapoint ${firstDatapointAt ?? '?'}${
         launchToFirstMetricSeconds !== undefined ? ` (${launchToFirstMetricSeconds} s after launch)` : ''
-      }; ${alarmNames.length} alarm(s) in place`,
+      }; ${alarms === 'later' ? "alarms next (the product's share of PutMetricAlarm is spent for now)" : `${alarmNames.length} alarm(s) in place`}`,
     ),
   );
   countHealthy(firstForLaunch, firstForLaunch ? launchToFirstMetricSeconds : undefined);
@@ -147,6 +149,16 @@ async function becomeHealthy(
     }
   }
   return saved;
+}
+
+/**
+ * Creates the alarms of a healthy instance whose alarms a batch check left for later, and records
+ * them. A record that changed meanwhile (stopped, restarted) wins: StaleRecordError.
+ */
+export async function createPendingAlarms(clients: Clients, record: OnboardingRecord, instance: InstanceFacts, settings: Settings, now: Date): Promise<CheckResult> {
+  const alarmNames = await putInstanceAlarms(clients, instance.instanceId, instance.os, settings);
+  const saved = await saveRecord(clients, settings.stateTable, advance(record, { alarmNames, alarmsPending: undefined }, 'alarms-created', now, `${alarmNames.length} alarm(s) in place`));
+  return { instanceId: instance.instanceId, action: 'healthy', status: saved.status, reason: `${alarmNames.length} alarm(s) created` };
 }
 
 /**
@@ -327,10 +339,11 @@ export async function checkRunning(
   settings: Settings,
   now: Date,
   findings: MetricFindings,
+  alarms: 'now' | 'later' = 'now',
 ): Promise<RunningOutcome> {
   const { instanceId } = instance;
   if (findings.missing.length === 0) {
-    const saved = await becomeHealthy(clients, record, instance, findings, attempt, scheduleNames, settings, now);
+    const saved = await becomeHealthy(clients, record, instance, findings, attempt, scheduleNames, settings, now, alarms);
     return { kind: 'done', result: { instanceId, action: 'healthy', status: saved.status, reason: `${findings.present.join(', ')} arrive` } };
   }
 

@@ -27,6 +27,9 @@ export interface BucketSize {
  * which cites each one's source or says it is assumed.
  */
 export const accountBuckets = {
+  // N8: CloudWatch PutMetricAlarm, 3 transactions a second (CloudWatch service quotas), as a bucket
+  // of one second's worth. A healthy instance gets its alarms (2-4 calls) paced by it.
+  'monitoring:put-metric-alarm': { capacity: 3, refillPerSecond: 3 },
   // N2: EC2 non-mutating actions, 100 tokens at 20 a second.
   'ec2:describe': { capacity: 100, refillPerSecond: 20 },
   // N3: an unfiltered, unpaginated DescribeInstances draws from a smaller bucket, 50 at 10.

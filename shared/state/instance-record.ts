@@ -67,6 +67,11 @@ export interface OnboardingRecord {
   healthyAt?: string;
   /** The CloudWatch alarms the checker created for this instance. */
   alarmNames?: string[];
+  /**
+   * Healthy, but its alarms are still to be created: a batch check found more healthy instances
+   * than the product's share of PutMetricAlarm allowed at once, and the batch's next schedule creates them.
+   */
+  alarmsPending?: boolean;
   /** Why it is in a terminal status (skipped, failed, gone, stopped). */
   reason?: string;
   lastError?: string;

@@ -15,6 +15,9 @@ import { batchScheduleName } from '../../shared/aws/schedules.js';
 import { parseCheckInput } from '../../shared/input/triggers.js';
 import type { OnboardingRecord } from '../../shared/state/instance-record.js';
 import { hubRecordKey, testClients } from '../harness/test-clients.js';
+import { Pacer } from '../../shared/pacing/pacer.js';
+import { replaceContainerPacers, type BatchPacing } from '../../shared/pacing/batch-pacing.js';
+import { instanceAlarms } from '../../shared/checking/instance-alarms.js';
 import { cloudwatch, dynamodb, ec2, iam, scheduler, sns, ssm, stackEnv, StateTable } from '../onboarding/onboard-harness.js';
 
 // The deployed defaults of the delays (serverless.yml): first check 300 s, +300 s on Windows, retries 300 s.
@@ -68,6 +71,8 @@ const schedules = () => scheduler.commandCalls(CreateScheduleCommand).map((call)
 const written = (instanceId: string) => dynamodb.commandCalls(PutCommand).filter((call) => (call.args[0].input.Item as OnboardingRecord).instanceId === instanceId);
 
 beforeEach(() => {
+  // Every scenario but the pacing one has PutMetricAlarm tokens to spare.
+  replaceContainerPacers(() => new Pacer({ share: 1, buckets: { 'monitoring:put-metric-alarm': { capacity: 10_000, refillPerSecond: 10_000 } } }));
   for (const client of [ec2, iam, ssm, scheduler, dynamodb, cloudwatch, sns]) client.reset();
   table = new StateTable();
   datapoints = new Map();
@@ -263,5 +268,57 @@ describe('a batch check', () => {
     await expect(runCheckBatch({ instanceIds: ids, attempt: 1, look: undefined }, settings, now)).rejects.toThrow(CheckBatchError);
 
     for (const instanceId of ids) expect(table.get(instanceId)).toMatchObject({ status: 'checking', checkAttempts: 0, lastError: expect.stringContaining('ThrottlingException') });
+  });
+
+  it("records healthy at once and paces the alarms: those past the product's share of PutMetricAlarm come with the batch's next schedule", async () => {
+    // The deployed pacing (half of 3 a second, two containers: 0.75 a second) on a simulated clock.
+    let clock = now.getTime();
+    const pacer = new Pacer({ share: 0.5, concurrency: 2, clock: () => clock });
+    const pacing: BatchPacing = { pacerOf: () => pacer, waitBudgetMs: () => 5_000, sleep: async (ms) => void (clock += ms) };
+    const ids = [1, 2, 3, 4].map((n) => given(n, { datapoints: minutes(new Date('2025-03-04T10:02:00.000Z'), 8) }));
+    const perInstance = instanceAlarms(ids[0] as string, 'linux', settings).length;
+
+    const result = await runCheckBatch({ instanceIds: ids, attempt: 1, look: 1 }, settings, now, undefined, pacing);
+
+    expect(result.results.map((entry) => entry.action)).toEqual(['healthy', 'healthy', 'healthy', 'healthy']);
+    for (const instanceId of ids) expect(table.get(instanceId)).toMatchObject({ status: 'healthy', checkAttempts: 1 });
+    const pending = ids.filter((instanceId) => table.get(instanceId)?.alarmsPending);
+    const created = cloudwatch.commandCalls(PutMetricAlarmCommand).length;
+    // 1 token at once and 0.75 a second for 5 s: at most 4.75 calls; every instance gets all its alarms or none.
+    expect(created).toBeLessThanOrEqual(4.75 + 1);
+    expect(created % perInstance).toBe(0);
+    expect(pending.length).toBe(ids.length - created / perInstance);
+    expect(pending.length).toBeGreaterThan(0);
+    for (const instanceId of pending) expect(table.get(instanceId)?.alarmNames).toEqual([]);
+    const [follow] = schedules();
+    expect(follow?.input).toMatchObject({ attempt: 1, look: 2 });
+    expect([...(follow?.input.instanceIds as string[])].sort()).toEqual([...pending].sort());
+
+    // Each next schedule, when it fires, creates the alarms its tokens allow (a few instances an
+    // invocation at 0.75 a second), checks nothing again, and hands the rest to the one after it.
+    let input = follow?.input as { instanceIds: string[]; attempt: number; look: number };
+    let at = now.getTime();
+    for (let round = 0; input; round++) {
+      expect(round).toBeLessThan(10);
+      const delay = Date.parse(`${/^at\((.*)\)$/.exec(schedules().at(-1)?.at ?? '')?.[1]}Z`) - at;
+      expect(delay).toBeGreaterThanOrEqual(10_000);
+      at += delay;
+      clock += delay;
+      cloudwatch.resetHistory();
+      scheduler.resetHistory();
+      const next = await runCheckBatch(input, settings, new Date(at), undefined, pacing);
+      const made = cloudwatch.commandCalls(PutMetricAlarmCommand).length;
+      expect(made).toBeGreaterThan(0);
+      expect(made).toBeLessThanOrEqual(1 + 0.75 * 5 + 1);
+      expect(cloudwatch.commandCalls(GetMetricDataCommand)).toEqual([]);
+      expect(next.results.filter((entry) => entry.reason === `${perInstance} alarm(s) created`)).toHaveLength(made / perInstance);
+      input = schedules()[0]?.input as typeof input;
+    }
+    for (const instanceId of pending) {
+      expect(table.get(instanceId)).toMatchObject({ status: 'healthy', alarmNames: expect.arrayContaining([expect.stringContaining(instanceId)]) });
+      expect(table.get(instanceId)?.alarmsPending).toBeUndefined();
+    }
+    expect(table.get(pending[0] as string)?.history.at(-1)?.step).toBe('alarms-created');
+    expect(schedules()).toEqual([]);
   });
 });
