@@ -6,7 +6,9 @@ import { logger, logInvocationResult } from '../shared/observability/logger.js';
 import { productMetrics } from '../shared/observability/product-metrics.js';
 import { parseSettings } from '../shared/config/settings.js';
 import { parseCheckInput } from '../shared/input/triggers.js';
-import { runCheckBatch, type CheckBatchResult } from '../shared/checking/check-batch.js';
+import { alarmWaitBudgetMs, runCheckBatch, type CheckBatchResult } from '../shared/checking/check-batch.js';
+import { clientFactoryOf } from '../shared/aws/product-clients.js';
+import { containerPacing } from '../shared/pacing/batch-pacing.js';
 
 // Parsed at cold start: a wrong setting stops the function here, naming the setting.
 const settings = parseSettings();
@@ -21,7 +23,9 @@ export const handler = middy<unknown, CheckResult | CheckBatchResult>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
   .use(logInvocationResult())
   .use(logMetrics(productMetrics))
-  .handler(async (event) => {
+  .handler(async (event, context) => {
     const input = parseCheckInput(event);
-    return input.kind === 'batch' ? runCheckBatch(input.request, settings) : runCheck(input.request, settings);
+    if (input.kind === 'one') return runCheck(input.request, settings);
+    // A batch waits up to 30 s for its PutMetricAlarm tokens (cheap Lambda time), not past the timeout's margin.
+    return runCheckBatch(input.request, settings, new Date(), clientFactoryOf(settings), containerPacing(settings, () => context.getRemainingTimeInMillis(), alarmWaitBudgetMs));
   });

@@ -12,8 +12,8 @@ import { readRecords, type OnboardingRecord } from '../state/instance-record.js'
 import { checkOffline, checkRunning, createPendingAlarms, findingsOf, settleCheckError, windowOf, type CheckResult, type RunningOutcome } from './checking.js';
 import { instanceAlarms } from './instance-alarms.js';
 import { containerPacing, PlacePacing, type BatchPacing } from '../pacing/batch-pacing.js';
-import type { BucketName } from '../pacing/pacer.js';
-import { checkCurrency, isFullCheck, nextLookDelaySeconds } from './check-policy.js';
+import { isThrottling, type BucketName } from '../pacing/pacer.js';
+import { checkCurrency, isFullCheck, lookPlan, nextLookDelaySeconds } from './check-policy.js';
 import { withMemberAccess } from './member-access.js';
 import { seriesPresence } from './metric-queries.js';
 
@@ -55,9 +55,12 @@ interface Current {
  * An early look (`look` before the instance's first full check, see check-policy `lookPlan`)
  * records an instance healthy when its metrics are there and otherwise changes nothing: the
  * instance joins the batch's next look. The next look, and the retries that fall due together,
- * are one schedule each. An instance whose step fails keeps its lastError; the batch then fails
- * (CheckBatchError) after every other instance was done, so Lambda's retry runs it again, and only
- * it: the others' checks are no longer current.
+ * are one schedule each. A healthy instance is recorded healthy first; its alarms follow, paced
+ * (PutMetricAlarm is 3 a second per account and region), and those past the product's share are
+ * created by the batch's next schedule. An instance whose step fails keeps its lastError and is
+ * in the batch's next schedule too (a minute later); the invocation fails (CheckBatchError) only
+ * when a schedule cannot be created, or a batch has followed up for too long, so Lambda's retries
+ * never run a batch twice that already scheduled what comes next.
  *
  * @example
  * await runCheckBatch({ instanceIds: ['i-0123456789abcdef0'], attempt: 1, look: 1 }, settings);
@@ -87,11 +90,23 @@ function alarmTokens(instance: InstanceFacts, settings: Settings): BucketName[] 
 /** The least and the most a batch's alarms wait for their PutMetricAlarm tokens before the next try. */
 const alarmRetrySeconds = { min: 10, max: 900 };
 
+/** How long a batch waits for its PutMetricAlarm tokens in one invocation (the check function's timeout is 60 s). */
+export const alarmWaitBudgetMs = 30_000;
+
+/** When instances whose step failed are checked again. */
+const failedRetrySeconds = 60;
+
+/** How many schedules past the look plan a batch may follow up with (alarms, failures) before it fails. */
+const maxFollowUps = 100;
+
 async function checkBatch(clients: Clients, input: CheckBatchRequest, settings: Settings, now: Date, pace: PlacePacing): Promise<CheckBatchResult> {
   const ids = input.instanceIds;
   const [found, records] = await Promise.all([describeInstances(clients, ids), readRecords(clients, settings.stateTable, ids)]);
   const results = new Map<string, CheckResult>();
   const failures: { instanceId: string; error: string }[] = [];
+  /** Instances whose step failed this time; they are in the batch's next schedule. */
+  const carried: string[] = [];
+  const failed: { instanceId: string; error: string }[] = [];
   const settle = async (record: OnboardingRecord, attempt: number, step: () => Promise<CheckResult | undefined>): Promise<void> => {
     try {
       const result = await step();
@@ -100,7 +115,12 @@ async function checkBatch(clients: Clients, input: CheckBatchRequest, settings: 
       try {
         results.set(record.instanceId, await settleCheckError(clients, record, record.instanceId, attempt, error, settings));
       } catch (thrown) {
-        failures.push({ instanceId: record.instanceId, error: describeError(thrown) });
+        // Recorded (lastError, the status unchanged, so its check is still current): the batch's
+        // next schedule checks it again. Failing the invocation instead would have Lambda run the
+        // whole batch again, and each run would schedule its own next look.
+        carried.push(record.instanceId);
+        results.set(record.instanceId, { instanceId: record.instanceId, action: 'look', status: record.status, reason: `failed, checked again by the batch's next schedule: ${describeError(thrown)}` });
+        failed.push({ instanceId: record.instanceId, error: describeError(thrown) });
       }
     }
   };
@@ -157,14 +177,7 @@ async function checkBatch(clients: Clients, input: CheckBatchRequest, settings: 
     queue = admitted.catch(() => undefined);
     return admitted;
   };
-  for (const { instance, record } of alarmsDue) {
-    await settle(record, record.checkAttempts, async () => {
-      if (await admitAlarms(instance)) return createPendingAlarms(clients, record, instance, settings, now);
-      alarmsLater.push(instance.instanceId);
-      alarmTokensLater += alarmTokens(instance, settings).length;
-      return { instanceId: instance.instanceId, action: 'healthy', status: record.status, reason: "alarms still pending: the product's share of PutMetricAlarm is spent for now" };
-    });
-  }
+  const toAlarm = [...alarmsDue];
   const retries: { instanceId: string; outcome: Extract<RunningOutcome, { kind: 'retry' }>; record: OnboardingRecord; attempt: number }[] = [];
   await mapBounded(current, instanceConcurrency, async ({ instance, record, attempt }) =>
     settle(record, attempt, async () => {
@@ -173,37 +186,14 @@ async function checkBatch(clients: Clients, input: CheckBatchRequest, settings: 
         nextLook.push(instance.instanceId);
         return { instanceId: instance.instanceId, action: 'look', status: record.status, reason: `look ${input.look}: ${findings.missing.join(', ')} not there yet` };
       }
-      const alarms = findings.missing.length > 0 || (await admitAlarms(instance)) ? 'now' : 'later';
-      if (alarms === 'later') {
-        alarmsLater.push(instance.instanceId);
-        alarmTokensLater += alarmTokens(instance, settings).length;
-      }
-      const outcome = await checkRunning(clients, record, instance, attempt, scheduleNames, settings, now, findings, alarms);
+      // Healthy is recorded first; its alarms are created after, paced (below).
+      const outcome = await checkRunning(clients, record, instance, attempt, scheduleNames, settings, now, findings, 'later');
+      if (outcome.kind === 'done' && outcome.saved?.alarmsPending) toAlarm.push({ instance, record: outcome.saved });
       if (outcome.kind === 'done') return outcome.result;
       retries.push({ instanceId: instance.instanceId, outcome, record, attempt });
       return undefined;
     }),
   );
-
-  // The next look of those not seen yet, and the alarms left for later: one schedule. Alarms alone
-  // wait until the pacer expects their tokens.
-  const following = [...nextLook, ...alarmsLater];
-  if (following.length > 0) {
-    const look = input.look ?? 0;
-    const lookDelay = nextLook.length > 0 && input.look !== undefined ? nextLookDelaySeconds(input.look, settings) : undefined;
-    const alarmDelay = Math.min(alarmRetrySeconds.max, Math.max(alarmRetrySeconds.min, Math.ceil(pace.pacer.etaMs('monitoring:put-metric-alarm', alarmTokensLater) / 1000)));
-    const delay = lookDelay ?? alarmDelay;
-    const at = new Date(now.getTime() + delay * 1000);
-    for (const chunk of chunksOf(following, maxInstancesPerCheckSchedule)) {
-      try {
-        const { name, outcome } = await scheduleBatchCheck(clients, chunk, input.attempt, look + 1, at, settings);
-        logger.info('next look scheduled', { schedule: name, outcome, instances: chunk.length, at: at.toISOString() });
-      } catch (error) {
-        // Their records are unchanged: Lambda's retry of this batch looks at them again.
-        for (const instanceId of chunk) failures.push({ instanceId, error: `next look not scheduled: ${describeError(error)}` });
-      }
-    }
-  }
 
   // The retries that fall due together (same attempt, same time): one schedule each.
   const groups = new Map<string, typeof retries>();
@@ -227,6 +217,48 @@ async function checkBatch(clients: Clients, input: CheckBatchRequest, settings: 
         continue;
       }
       await mapBounded(chunk, instanceConcurrency, (retry) => settle(retry.record, retry.attempt, () => retry.outcome.complete(scheduled)));
+    }
+  }
+
+  // The alarms, one instance at a time, while the product's share of PutMetricAlarm allows; a
+  // throttle that got past the SDK's retries halves the pacer's rate, and the rest waits.
+  for (const { instance, record } of toAlarm) {
+    await settle(record, record.checkAttempts, async () => {
+      if (await admitAlarms(instance)) {
+        try {
+          return await createPendingAlarms(clients, record, instance, settings, now);
+        } catch (error) {
+          if (!isThrottling(error)) throw error;
+          pace.pacer.throttled('monitoring:put-metric-alarm');
+        }
+      }
+      alarmsLater.push(instance.instanceId);
+      alarmTokensLater += alarmTokens(instance, settings).length;
+      return { instanceId: instance.instanceId, action: 'healthy', status: record.status, reason: "healthy; alarms pending: the product's share of PutMetricAlarm is spent for now" };
+    });
+  }
+
+  // The next look of those not seen yet, the alarms left for later and the instances that failed:
+  // one schedule. Alarms alone wait until the pacer expects their tokens.
+  const following = [...new Set([...nextLook, ...alarmsLater, ...carried])];
+  const plan = lookPlan(settings);
+  if (following.length > 0 && (input.look ?? plan.length) + 1 > plan.length + maxFollowUps) {
+    // A chain this long is not waiting for tokens any more: fail, and let Lambda's retries and a person see it.
+    for (const instanceId of following) failures.push({ instanceId, error: failed.find((entry) => entry.instanceId === instanceId)?.error ?? `no progress after ${maxFollowUps} follow-ups` });
+  } else if (following.length > 0) {
+    const look = input.look ?? plan.length;
+    const lookDelay = nextLook.length > 0 && input.look !== undefined ? nextLookDelaySeconds(input.look, settings) : carried.length > 0 ? failedRetrySeconds : undefined;
+    const alarmDelay = Math.min(alarmRetrySeconds.max, Math.max(alarmRetrySeconds.min, Math.ceil(pace.pacer.etaMs('monitoring:put-metric-alarm', alarmTokensLater) / 1000)));
+    const delay = lookDelay ?? alarmDelay;
+    const at = new Date(now.getTime() + delay * 1000);
+    for (const chunk of chunksOf(following, maxInstancesPerCheckSchedule)) {
+      try {
+        const { name, outcome } = await scheduleBatchCheck(clients, chunk, input.attempt, look + 1, at, settings);
+        logger.info('next look scheduled', { schedule: name, outcome, instances: chunk.length, at: at.toISOString() });
+      } catch (error) {
+        // Their records are unchanged: Lambda's retry of this batch looks at them again.
+        for (const instanceId of chunk) failures.push({ instanceId, error: `next look not scheduled: ${describeError(error)}` });
+      }
     }
   }
 

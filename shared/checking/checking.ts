@@ -296,7 +296,7 @@ async function sendAlert(
 
 /** What a check of a running instance comes to: done, or a retry that is recorded once its schedule exists. */
 export type RunningOutcome =
-  | { kind: 'done'; result: CheckResult }
+  | { kind: 'done'; result: CheckResult; /** The record as saved, when it became healthy. */ saved?: OnboardingRecord }
   | {
       kind: 'retry';
       nextAttempt: number;
@@ -344,7 +344,7 @@ export async function checkRunning(
   const { instanceId } = instance;
   if (findings.missing.length === 0) {
     const saved = await becomeHealthy(clients, record, instance, findings, attempt, scheduleNames, settings, now, alarms);
-    return { kind: 'done', result: { instanceId, action: 'healthy', status: saved.status, reason: `${findings.present.join(', ')} arrive` } };
+    return { kind: 'done', result: { instanceId, action: 'healthy', status: saved.status, reason: `${findings.present.join(', ')} arrive` }, saved };
   }
 
   const diagnosis = await gatherDiagnosis(clients, record, instance, findings, settings, now);

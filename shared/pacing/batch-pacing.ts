@@ -68,7 +68,7 @@ const retryJitterMs = 2_000;
  * @example
  * const pacing = containerPacing(settings, () => context.getRemainingTimeInMillis());
  */
-export function containerPacing(settings: Pick<Settings, 'pacing'>, remainingMs?: () => number): BatchPacing {
+export function containerPacing(settings: Pick<Settings, 'pacing'>, remainingMs?: () => number, maxWaitMs = batchWaitBudgetMs): BatchPacing {
   return {
     pacerOf(place) {
       const label = placeLabel(place);
@@ -79,7 +79,7 @@ export function containerPacing(settings: Pick<Settings, 'pacing'>, remainingMs?
       }
       return pacer;
     },
-    waitBudgetMs: () => Math.min(batchWaitBudgetMs, remainingMs ? remainingMs() - invocationMarginMs : batchWaitBudgetMs),
+    waitBudgetMs: () => Math.min(maxWaitMs, remainingMs ? remainingMs() - invocationMarginMs : maxWaitMs),
     sleep: (ms) => (waitFor ?? sleep)(ms),
   };
 }

@@ -180,8 +180,8 @@ describe('a batch check', () => {
     expect(ssm.commandCalls(GetCommandInvocationCommand).map((call) => call.args[0].input.InstanceId).sort()).toEqual([...linux, ...linux].sort());
     const retryName = batchScheduleName(testClients(), settings, linux, 2, undefined);
     expect(schedules()).toEqual([
-      { name: batchScheduleName(testClients(), settings, [windows], 1, look + 1), at: 'at(2025-03-04T10:12:00)', input: { instanceIds: [windows], attempt: 1, look: look + 1 } },
       { name: retryName, at: 'at(2025-03-04T10:15:00)', input: { instanceIds: linux, attempt: 2 } },
+      { name: batchScheduleName(testClients(), settings, [windows], 1, look + 1), at: 'at(2025-03-04T10:12:00)', input: { instanceIds: [windows], attempt: 1, look: look + 1 } },
     ]);
     for (const instanceId of linux) {
       const saved = table.get(instanceId);

@@ -39,7 +39,13 @@ beforeAll(async () => {
 
 beforeEach(async () => {
   settings = (await deployStack()).settings;
+  // One container's pacer at the deployed share: the 30 launches of a batch fit its 50 association
+  // tokens. With the deployed PACING_CONCURRENCY (2) a container has 25; the deferral that makes is
+  // the scenario of 'the pacing on moto's queue' below and of test/onboarding/onboard-batch.test.ts.
+  replaceContainerPacers(() => new Pacer({ share: 0.5, concurrency: 1 }));
 });
+
+afterEach(() => replaceContainerPacers());
 
 /** The batch Lambda delivers: one message per running event, bodies as the rule put them on the queue. */
 function queueBatch(instanceIds: string[]): SQSEvent {
