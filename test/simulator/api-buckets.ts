@@ -97,7 +97,30 @@ export class TokenBucket {
     }
     this.#tokens -= 1;
     for (const window of this.#windows) window.add(now);
+    this.#taken.push(now);
     return true;
+  }
+
+  readonly #taken: number[] = [];
+
+  /**
+   * The smallest share s for which every token taken fits a bucket of s x capacity refilled at
+   * s x the rate (starting full): the largest count taken between two takes over the capacity plus
+   * the refill between them. 0.5 is what the product's pacer promises (register N13): half the
+   * capacity as a burst, half the refill after it. Unlike a windowed rate, a burst that spends the
+   * allowed capacity at once stays within it.
+   */
+  fittedShare(): number {
+    const times = this.#taken;
+    let best = 0;
+    for (let i = 0; i < times.length; i++) {
+      const from = times[i] as number;
+      for (let j = i; j < times.length; j++) {
+        const share = (j - i + 1) / (this.figures.capacity + (((times[j] as number) - from) / 1000) * this.figures.refillPerSecond);
+        if (share > best) best = share;
+      }
+    }
+    return best;
   }
 
   /** Tokens in the bucket at `now`. */
@@ -330,9 +353,10 @@ export interface ApiBuckets {
   stats(): BucketStats[];
   /**
    * The peak share of each bucket (README N1), the highest over every account and region:
-   * `{ "ec2:DescribeInstances": 0.4, ... }`. Window default `10s`.
+   * `{ "ec2:DescribeInstances": 0.4, ... }`. Window default `10s`; `bucket`: the share of the
+   * bucket the calls fit in ({@link TokenBucket.fittedShare}).
    */
-  peakBucketShare(window?: '1s' | '10s'): Record<string, number>;
+  peakBucketShare(window?: '1s' | '10s' | 'bucket'): Record<string, number>;
   /** Forgets every bucket: all full again, counts at zero. */
   reset(): void;
 }
@@ -385,7 +409,7 @@ export function apiBuckets(options: ApiBucketsOptions = {}): ApiBuckets {
     },
     peakBucketShare(window = '10s') {
       const shares: Record<string, number> = {};
-      for (const { bucket, tokens } of buckets.values()) shares[bucket] = Math.max(shares[bucket] ?? 0, tokens.peakShare(window));
+      for (const { bucket, tokens } of buckets.values()) shares[bucket] = Math.max(shares[bucket] ?? 0, window === 'bucket' ? tokens.fittedShare() : tokens.peakShare(window));
       return shares;
     },
     reset() {
