@@ -197,8 +197,8 @@ function printBurst(burst: BurstResult, title: string): void {
   const { onboard, check } = burst.callsPerInstanceByFunction;
   console.log(`  ${'API'.padEnd(40)} ${'per instance'.padStart(12)} ${'onboard'.padStart(8)} ${'check'.padStart(8)}`);
   for (const [api, n] of Object.entries(burst.callsPerInstance)) console.log(`  ${api.padEnd(40)} ${String(n).padStart(12)} ${String(onboard[api] ?? 0).padStart(8)} ${String(check[api] ?? 0).padStart(8)}`);
-  console.log(`  ${'bucket'.padEnd(40)} ${'peak share'.padStart(12)}`);
-  for (const [bucket, share] of Object.entries(burst.peakBucketShare)) console.log(`  ${bucket.padEnd(40)} ${String(share).padStart(12)}`);
+  console.log(`  ${'bucket'.padEnd(40)} ${'share used'.padStart(12)} ${'10 s rate'.padStart(10)}`);
+  for (const [bucket, share] of Object.entries(burst.peakBucketShare)) console.log(`  ${bucket.padEnd(40)} ${String(share).padStart(12)} ${String(burst.peakRateShare10s[bucket] ?? '').padStart(10)}`);
 }
 // BENCH_BURST_SIZES (default 100,1000,5000): the burst sizes to run.
 const burstSizes = (process.env.BENCH_BURST_SIZES ?? '100,1000,5000').split(',').map(Number).filter((size) => size > 0);

@@ -111,7 +111,10 @@ export interface BurstResult {
   failuresReturned: number;
   /** Messages moved to the dead-letter queue after maxReceiveCount receives. */
   deadLettered: number;
+  /** Per bucket, the share of it the calls fit in: capacity and refill both scaled (api-buckets `fittedShare`). */
   peakBucketShare: Record<string, number>;
+  /** Per bucket, the most calls in any 10 s over 10 s of refill: above 1 while a burst spends the capacity. */
+  peakRateShare10s: Record<string, number>;
   launchToVerifiedSeconds: Spread;
   /** From SSM registration (the launch, unless `registration: 'after-boot'`). */
   registrationToVerifiedSeconds: Spread;
@@ -753,7 +756,9 @@ export async function runBurst(size: number, latencyMs: number, options: BurstOp
     const launchToVerified = percentiles(verified.map((instance) => ((instance.verifiedAt as number) - instance.launchAt) / 1000));
     const registrationToVerified = percentiles(verified.map((instance) => ((instance.verifiedAt as number) - instance.registeredAt) / 1000));
     const shares: Record<string, number> = {};
-    for (const [bucket, share] of Object.entries(buckets.peakBucketShare('10s'))) shares[bucket] = round(share, 2);
+    for (const [bucket, share] of Object.entries(buckets.peakBucketShare('bucket'))) shares[bucket] = round(share, 2);
+    const rateShares: Record<string, number> = {};
+    for (const [bucket, share] of Object.entries(buckets.peakBucketShare('10s'))) rateShares[bucket] = round(share, 2);
     const withoutProfile = instances.filter((instance) => !instance.hadProfile);
     const associatedOnce = withoutProfile.filter((instance) => instance.associations === 1).length;
     const surfacedFate = { recorded: 0, failedInvocation: 0 };
@@ -774,6 +779,7 @@ export async function runBurst(size: number, latencyMs: number, options: BurstOp
       failuresReturned,
       deadLettered: counts.deadLettered,
       peakBucketShare: shares,
+      peakRateShare10s: rateShares,
       launchToVerifiedSeconds: launchToVerified,
       registrationToVerifiedSeconds: registrationToVerified,
       firstDatapointToHealthySeconds: percentiles(healthy.map((instance) => ((instance.verifiedAt as number) - (instance.firstDatapointAt as number)) / 1000)),

@@ -200,3 +200,22 @@ describe('peak bucket share', () => {
     expect(burst(buckets, unfilteredDescribe, 60)).toBe(50);
   });
 });
+
+describe('the share of a bucket the calls fit in', () => {
+  it('is 0.5 for half the capacity at once and half the refill after it, and grows with either', () => {
+    const paced = new TokenBucket({ capacity: 100, refillPerSecond: 5 }, 0);
+    for (let i = 0; i < 50; i++) paced.take(0);
+    for (let i = 1; i <= 25; i++) paced.take(i * 400); // 2.5 a second for 10 s
+    expect(paced.fittedShare()).toBeCloseTo(0.5, 2);
+
+    const greedy = new TokenBucket({ capacity: 100, refillPerSecond: 5 }, 0);
+    for (let i = 0; i < 80; i++) greedy.take(0);
+    expect(greedy.fittedShare()).toBeCloseTo(0.8, 5);
+
+    const steady = new TokenBucket({ capacity: 100, refillPerSecond: 5 }, 0);
+    // 4 a second for 150 s: 600 calls in a bucket of s x 100 refilled at s x 5 for 149.75 s needs
+    // s = 600 / 848.75; a longer run approaches 4 / 5.
+    for (let i = 0; i < 600; i++) steady.take(i * 250);
+    expect(steady.fittedShare()).toBeCloseTo(600 / (100 + 5 * 149.75), 5);
+  });
+});
