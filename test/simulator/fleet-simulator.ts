@@ -59,7 +59,8 @@ export interface TimelineEntry {
   instanceIds?: string[];
   /** `i-0abc (web-1, linux)`, or a function name for lines about no one instance. */
   subject: string;
-  source: 'product' | 'world' | 'lambda' | 'alert' | 'alarm';
+  /** `queue`: a batch of the onboard queue delivered (or a message dead-lettered); `lambda`: a failed invocation. */
+  source: 'product' | 'world' | 'lambda' | 'queue' | 'alert' | 'alarm';
   step: string;
   detail: string;
 }
@@ -1031,7 +1032,7 @@ export class FleetSimulator {
     this.#line({
       at: batch.closedAt,
       ...this.#subjectOf(about, 'onboard queue'),
-      source: 'lambda',
+      source: settled.wholeBatch ? 'lambda' : 'queue',
       step: settled.wholeBatch ? 'queue batch failed' : 'queue batch',
       detail:
         `batch ${batch.number}: ${batch.messages.length} message(s), closed by the ${batch.closedBy}${redelivered ? `, ${redelivered} delivered again` : ''}; ` +
@@ -1130,7 +1131,7 @@ export class FleetSimulator {
         this.#line({
           at: dead.at,
           ...this.#subjectOf(dead.instanceId ? [{ instanceId: dead.instanceId, place: dead.place }] : [], 'onboard queue'),
-          source: 'lambda',
+          source: 'queue',
           step: 'dead-lettered',
           detail: `message ${dead.messageId.slice(-8)} (${dead.origin}) received ${dead.receiveCount} times (maxReceiveCount): SQS moved it to ${this.queue.settings.deadLetterQueueName}`,
         });
