@@ -91,9 +91,13 @@ beforeAll(async () => {
   wallSeconds = (performance.now() - began) / 1000;
   if (process.env.BURST_E2E_REPORT) {
     const throttled = (simulator.buckets?.stats() ?? []).filter((bucket) => bucket.throttles > 0).map((bucket) => `${bucket.bucket} ${bucket.throttles}/${bucket.calls}`);
+    const perInstance = new Map<string, number>();
+    for (const call of simulation.environment.proxy.calls()) if (call.status === 200) perInstance.set(`${call.service}:${call.operation}`, (perInstance.get(`${call.service}:${call.operation}`) ?? 0) + 1);
+    const calls = [...perInstance].filter(([api]) => /^(ec2|ssm|iam|scheduler|monitoring):/.test(api)).map(([api, n]) => `${api} ${(n / size).toFixed(2)}`);
     console.log(
       `burst e2e: ${wallSeconds.toFixed(1)} s wall, ${Math.round(report.simulatedMs / 60_000)} simulated minutes; invocations ${JSON.stringify(report.invocations)}; ` +
-        `queue ${report.queue.batches} batches, ${report.queue.messages} messages, ${report.queue.redelivered} delivered again; throttled attempts: ${throttled.join(', ') || 'none'}` +
+        `queue ${report.queue.batches} batches, ${report.queue.messages} messages, ${report.queue.redelivered} delivered again; throttled attempts: ${throttled.join(', ') || 'none'}\n` +
+        `calls per instance: ${calls.join(', ')}` +
         (process.env.SIMULATOR_PROFILE ? `\nwall time: ${profileReport()}` : ''),
     );
   }
