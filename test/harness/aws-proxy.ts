@@ -163,6 +163,14 @@ export interface AwsCall {
   operation: string;
   /** HTTP status returned to the caller. */
   status: number;
+  /**
+   * The instance ids an EC2 call names (`InstanceId` or `InstanceId.N` of its query form), so that a
+   * test can count the calls per instance (AssociateIamInstanceProfile once per instance). Absent
+   * for other services, and for EC2 calls that name none.
+   */
+  instanceIds?: string[];
+  /** An SNS Publish as the caller sent it (topic, subject, string attributes), so that a reader need not dump moto's state. */
+  published?: { topicArn: string | undefined; subject: string | undefined; attributes: Record<string, string> };
 }
 
 /** The simulated Systems Manager of one account and region. */
@@ -188,10 +196,22 @@ export interface AwsProxy {
   place(place: Place): PlaceSimulation;
   lambda: SimulatedLambda;
   faults: { set(injector: FaultInjector | undefined): void; clear(): void };
+  /**
+   * The API rate limits in force (test/simulator/api-buckets.ts), from the `buckets` option or set
+   * later (a fleet run turns them on for itself); `set(undefined)` turns them off.
+   */
+  buckets: { set(buckets: ApiBuckets | undefined): void; current(): ApiBuckets | undefined };
   /** The AWS calls made so far (since start or the last reset), oldest first. */
   calls(): AwsCall[];
+  /**
+   * The calls from the `start`th on (0-based, in {@link calls} order), for a reader that keeps its
+   * place in the log instead of copying all of it each time; `calls().length` is where it ends.
+   */
+  callsSince(start: number): AwsCall[];
+  /** How many calls {@link calls} holds. */
+  callCount(): number;
   resetCalls(): void;
-  /** Forgets registrations, outcomes, recorded commands, faults and calls (not moto's state). */
+  /** Forgets registrations, outcomes, recorded commands, faults and calls (not moto's state); the buckets go back to the `buckets` option's. */
   reset(): void;
   stop(): Promise<void>;
 }
@@ -285,6 +305,25 @@ function restOperation(service: string, method: string, path: string): string {
     return `${verb}${noun}`;
   }
   return `${method} ${segments.join('/')}`;
+}
+
+/** An SNS Publish of the query form: TopicArn, Subject, and `MessageAttributes.entry.N.{Name,Value.StringValue}`. */
+function snsPublish(body: string): NonNullable<AwsCall['published']> {
+  const form = new URLSearchParams(body);
+  const attributes: Record<string, string> = {};
+  for (let n = 1; form.has(`MessageAttributes.entry.${n}.Name`); n++) {
+    const name = form.get(`MessageAttributes.entry.${n}.Name`) ?? '';
+    const value = form.get(`MessageAttributes.entry.${n}.Value.StringValue`);
+    if (value !== null) attributes[name] = value;
+  }
+  return { topicArn: form.get('TopicArn') ?? undefined, subject: form.get('Subject') ?? undefined, attributes };
+}
+
+/** The instance ids of an EC2 query-form request: `InstanceId` and `InstanceId.N`, in order. */
+function ec2InstanceIds(body: string): string[] {
+  const ids: string[] = [];
+  for (const [key, value] of new URLSearchParams(body)) if (/^InstanceId(\.\d+)?$/.test(key)) ids.push(value);
+  return ids;
 }
 
 function identify(method: string, path: string, headers: IncomingHttpHeaders, body: string): CallInfo | undefined {
@@ -581,6 +620,7 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
   const accountKeys = new Map<string, Promise<string>>();
   const functions = new Map<string, InvokedFunction>();
   let injector: FaultInjector | undefined;
+  let buckets = options.buckets;
   let callLog: AwsCall[] = [];
 
   /** The simulated Systems Manager state of one account and region, created on first use. */
@@ -995,9 +1035,21 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
       forward(req, res, body, () => undefined);
       return;
     }
-    const log = (status: number) => callLog.push({ service: call.service, operation: call.operation, status });
+    const instanceIds = call.protocol === 'ec2' ? ec2InstanceIds(body.toString('utf8')) : [];
+    const published = call.service === 'sns' && call.operation === 'Publish' && call.protocol === 'query' ? snsPublish(body.toString('utf8')) : undefined;
+    const log = (status: number) =>
+      callLog.push({ service: call.service, operation: call.operation, status, ...(instanceIds.length > 0 ? { instanceIds } : {}), ...(published ? { published } : {}) });
     // API rate limits: an empty bucket answers as the service does, before anything else happens.
-    const taken = options.buckets?.take({ service: call.service, operation: call.operation, body: body.toString('utf8'), authorization: req.headers.authorization });
+    // The bucket is the caller's account's (its access key's), in the signing region.
+    const taken = buckets
+      ? buckets.take({
+          service: call.service,
+          operation: call.operation,
+          body: body.toString('utf8'),
+          authorization: req.headers.authorization,
+          place: await placeOfCall(call),
+        })
+      : undefined;
     if (taken?.ok === false) {
       const answer = faultAnswer(call, 'throttle');
       log(answer.status);
@@ -1128,7 +1180,15 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
         injector = undefined;
       },
     },
+    buckets: {
+      set(next) {
+        buckets = next;
+      },
+      current: () => buckets,
+    },
     calls: () => callLog.map((call) => ({ ...call })),
+    callsSince: (start) => callLog.slice(Math.max(0, start)).map((call) => ({ ...call })),
+    callCount: () => callLog.length,
     resetCalls() {
       callLog = [];
     },
@@ -1141,6 +1201,7 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
       commands.clear();
       functions.clear();
       injector = undefined;
+      buckets = options.buckets;
       callLog = [];
     },
     async stop() {

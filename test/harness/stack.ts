@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { parseDocument, type Tags } from 'yaml';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   AddRoleToInstanceProfileCommand,
@@ -28,6 +29,76 @@ export const agentManagedPolicies = [
 ] as const;
 
 const installDocumentFile = fileURLToPath(new URL('../../agent-config/install-and-configure.json', import.meta.url));
+const serverlessFile = fileURLToPath(new URL('../../serverless.yml', import.meta.url));
+
+/**
+ * How Lambda's SQS event source mapping feeds the onboard function, and how the onboard queue keeps
+ * the messages it is given back, as serverless.yml deploys them.
+ */
+export interface OnboardQueueSettings {
+  /** `cwap-<stage>-onboard`. */
+  queueName: string;
+  queueArn: string;
+  /** `cwap-<stage>-onboard-dead-letters`: where SQS moves a message received `maxReceiveCount` times. */
+  deadLetterQueueName: string;
+  /** The event source mapping's BatchSize (the `onboardBatchSize` param). */
+  batchSize: number;
+  /** Its MaximumBatchingWindowInSeconds (the `onboardBatchWindowSeconds` param). */
+  batchWindowSeconds: number;
+  /** FunctionResponseTypes includes ReportBatchItemFailures: the function's response names the messages to deliver again. */
+  reportBatchItemFailures: boolean;
+  /** The queue's VisibilityTimeout, in seconds: how long a received message stays hidden. */
+  visibilityTimeoutSeconds: number;
+  /** The queue's RedrivePolicy maxReceiveCount. */
+  maxReceiveCount: number;
+}
+
+// CloudFormation short tags (!Ref, !Sub, !GetAtt...) read as their plain values.
+const cfnTags: Tags = ['!Ref', '!Sub', '!GetAtt', '!Not', '!Equals', '!Or', '!And', '!If', '!Split', '!Condition'].map((tag) => ({ tag, resolve: (value: unknown) => value }));
+
+interface ServerlessFile {
+  params?: { default?: Record<string, unknown> };
+  functions?: Record<string, { events?: { sqs?: Record<string, unknown> }[] }>;
+  resources?: { Resources?: Record<string, { Type?: string; Properties?: Record<string, unknown> }> }[];
+}
+
+/**
+ * The onboard queue and its event source mapping as serverless.yml deploys them for a stage: the
+ * `sqs` event of the onboard function (its `${param:...}` values read from `params.default`) and
+ * the OnboardQueue resource. The simulator reads its figures here, so that they cannot drift from
+ * the deployed ones.
+ *
+ * @example
+ * const { batchSize, batchWindowSeconds, visibilityTimeoutSeconds } = onboardQueueSettings('test');
+ */
+export function onboardQueueSettings(stage = 'test'): OnboardQueueSettings {
+  const template = parseDocument(readFileSync(serverlessFile, 'utf8'), { customTags: cfnTags }).toJS() as ServerlessFile;
+  const params = template.params?.default ?? {};
+  const resolve = (value: unknown, name: string): number => {
+    const param = typeof value === 'string' ? /^\$\{param:(\w+)\}$/.exec(value)?.[1] : undefined;
+    const resolved = Number(param ? params[param] : value);
+    if (!Number.isFinite(resolved)) throw new Error(`serverless.yml: ${name} is not a number (${JSON.stringify(value)})`);
+    return resolved;
+  };
+  const sqs = template.functions?.onboard?.events?.find((event) => event.sqs)?.sqs;
+  if (!sqs) throw new Error('serverless.yml: the onboard function has no sqs event');
+  const resources = Object.assign({}, ...(template.resources ?? []).map((fragment) => fragment.Resources ?? {})) as Record<string, { Properties?: Record<string, unknown> }>;
+  const queue = resources.OnboardQueue?.Properties;
+  const deadLetters = resources.OnboardDeadLetterQueue?.Properties;
+  if (!queue || !deadLetters) throw new Error('serverless.yml: no OnboardQueue / OnboardDeadLetterQueue resource');
+  const named = (value: unknown) => String(value).replace('${self:custom.prefix}', `cwap-${stage}`);
+  const queueName = named(queue.QueueName);
+  return {
+    queueName,
+    queueArn: `arn:aws:sqs:${testRegion}:${testAccountId}:${queueName}`,
+    deadLetterQueueName: named(deadLetters.QueueName),
+    batchSize: resolve(sqs.batchSize, 'functions.onboard sqs batchSize'),
+    batchWindowSeconds: resolve(sqs.maximumBatchingWindow ?? 0, 'functions.onboard sqs maximumBatchingWindow'),
+    reportBatchItemFailures: sqs.functionResponseType === 'ReportBatchItemFailures',
+    visibilityTimeoutSeconds: resolve(queue.VisibilityTimeout, 'OnboardQueue VisibilityTimeout'),
+    maxReceiveCount: resolve((queue.RedrivePolicy as { maxReceiveCount?: unknown } | undefined)?.maxReceiveCount, 'OnboardQueue RedrivePolicy.maxReceiveCount'),
+  };
+}
 
 /** Options of {@link deployStack}; every one has a default. */
 export interface StackOptions {
@@ -48,6 +119,8 @@ export interface DeployedStack {
   agentProfile: { name: string; arn: string };
   schedulerRole: { name: string; arn: string };
   alertTopicArn: string;
+  /** The onboard queue and its event source mapping (serverless.yml); the queue itself is played by the fleet simulator. */
+  onboardQueue: OnboardQueueSettings;
 }
 
 /**
@@ -219,6 +292,7 @@ export async function deployStack(options: StackOptions = {}): Promise<DeployedS
       agentProfile: { name: settings.agentProfileName, arn: profile.InstanceProfile?.Arn ?? '' },
       schedulerRole: { name: schedulerRoleName, arn: schedulerRole.Role?.Arn ?? settings.schedulerRoleArn },
       alertTopicArn: topic.TopicArn ?? settings.alertTopicArn,
+      onboardQueue: onboardQueueSettings(options.stage),
     };
   } finally {
     iam.destroy();

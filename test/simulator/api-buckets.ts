@@ -28,6 +28,11 @@ export interface BucketRequest {
   body?: string;
   /** The request's `authorization` header; its SigV4 scope names the region. */
   authorization?: string;
+  /**
+   * The account and region the caller acts in, when the caller knows it (the proxy maps each access
+   * key to its account). The default `placeOf` charges the request there.
+   */
+  place?: Place;
 }
 
 /** The bucket a request draws from. */
@@ -337,8 +342,9 @@ export interface ApiBucketsOptions {
    */
   now?: () => number;
   /**
-   * The account and region a request is charged to. Default: moto's default account
-   * (123456789012) and the request's signing region (us-east-1 when it has none).
+   * The account and region a request is charged to. Default: the request's `place` when it has one,
+   * else moto's default account (123456789012) and the request's signing region (us-east-1 when it
+   * has none).
    */
   placeOf?: (request: BucketRequest) => Place;
   /** Replaces the figures of some buckets, by bucket name (`ec2:DescribeInstances`, ...). */
@@ -373,7 +379,8 @@ export interface ApiBuckets {
 export function apiBuckets(options: ApiBucketsOptions = {}): ApiBuckets {
   const now = options.now ?? (() => Date.now());
   const placeOf =
-    options.placeOf ?? ((request: BucketRequest): Place => ({ account: motoDefaultAccount, region: signingRegion(request.authorization) ?? 'us-east-1' }));
+    options.placeOf ??
+    ((request: BucketRequest): Place => request.place ?? { account: motoDefaultAccount, region: signingRegion(request.authorization) ?? 'us-east-1' });
   const buckets = new Map<string, { place: Place; bucket: string; tokens: TokenBucket }>();
 
   return {

@@ -29,6 +29,10 @@ export interface DemoOptions {
   regions: string[];
   /** How many of the member accounts have no member stack (the hub cannot reach them). Default 0. */
   unreachable: number;
+  /** EC2 running events through the onboard queue in batches, as deployed (default), or straight to onboard. */
+  delivery: 'queue' | 'direct';
+  /** The account's API token buckets on the product's calls (default on). */
+  buckets: boolean;
 }
 
 const hubRegion = 'us-east-1';
@@ -54,6 +58,11 @@ const usage = `Usage: npm run demo -- [options]
   --regions a,b     regions covered; the hub's (us-east-1) is always one (default us-east-1)
   --unreachable N   member accounts left without the member stack: the hub cannot assume its role
                     there (default 0)
+  --delivery D      queue: running events reach onboard through the onboard queue in batches, as
+                    deployed (default); direct: each event invokes onboard on its own
+  --buckets B       on: the product's calls draw on the account's API token buckets (EC2, Systems
+                    Manager, IAM, Scheduler, CloudWatch), refilled on the simulated clock (default);
+                    off: no rate limits
   The fleet is spread over every account and region; a per-account table follows the final one.
   --help`;
 
@@ -71,6 +80,8 @@ export function parseDemoArgs(argv: string[]): DemoOptions | 'help' {
       accounts: { type: 'string', default: '1' },
       regions: { type: 'string', default: hubRegion },
       unreachable: { type: 'string', default: '0' },
+      delivery: { type: 'string', default: 'queue' },
+      buckets: { type: 'string', default: 'on' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -87,7 +98,13 @@ export function parseDemoArgs(argv: string[]): DemoOptions | 'help' {
   const badRegion = regions.find((region) => !/^[a-z]{2}(-[a-z]+)+-\d$/.test(region));
   if (badRegion) throw new Error(`--regions: expected region names separated by commas (us-east-1,eu-west-1), got "${badRegion}"\n\n${usage}`);
   const accounts = number('accounts', values.accounts, 1, 9, true);
+  const oneOf = <T extends string>(name: string, text: string, choices: readonly T[]): T => {
+    if (!(choices as readonly string[]).includes(text)) throw new Error(`--${name}: expected ${choices.join(' or ')}, got "${text}"\n\n${usage}`);
+    return text as T;
+  };
   return {
+    delivery: oneOf('delivery', values.delivery, ['queue', 'direct'] as const),
+    buckets: oneOf('buckets', values.buckets, ['on', 'off'] as const) === 'on',
     accounts,
     regions,
     unreachable: number('unreachable', values.unreachable, 0, accounts - 1, true),
@@ -183,6 +200,8 @@ export async function runDemo(argv: string[]): Promise<number> {
   clock.markStart();
   const simulator = new FleetSimulator(environment, clock, {
     onTimeline: options.timeline ? (entry) => out(formatTimelineLine(entry, clock)) : undefined,
+    onboardDelivery: options.delivery,
+    apiBuckets: options.buckets,
   });
   try {
     const { settings } = stack;
@@ -208,9 +227,16 @@ export async function runDemo(argv: string[]): Promise<number> {
       }.`,
     );
     out(`Injected AWS faults: ${options.faultRate > 0 ? `${Math.round(options.faultRate * 100)}% of the product's calls (throttling, 500, 503, latency)` : 'none'}.`);
+    const queue = stack.onboardQueue;
+    out(
+      options.delivery === 'queue'
+        ? `Running events: through ${queue.queueName} (batches of up to ${queue.batchSize}, ${queue.batchWindowSeconds} s window, visibility timeout ${queue.visibilityTimeoutSeconds} s, dead-letter queue after ${queue.maxReceiveCount} receives).`
+        : 'Running events: straight to the onboard function, one invocation each (--delivery direct).',
+    );
+    out(`API rate limits: ${options.buckets ? "the account's token buckets (test/simulator/README.md, section N), on the simulated clock" : 'none (--buckets off)'}.`);
     out();
     if (options.timeline) {
-      out('Timeline (simulated time; "~" the simulated world, "!" a failed invocation Lambda retries, "*" alerts and alarms):');
+      out('Timeline (simulated time; "~" the simulated world, ">" a batch of the onboard queue, "!" a failed invocation Lambda retries, "*" alerts and alarms):');
     }
     simulator.launch(specs);
     const report = await simulator.run();
@@ -264,6 +290,22 @@ export async function runDemo(argv: string[]): Promise<number> {
         report.failedDeliveries.some((failure) => failure.dropped) ? `, ${report.failedDeliveries.filter((failure) => failure.dropped).length} given up` : ''
       }.`,
     );
+    if (options.delivery === 'queue') {
+      const { deadLettered } = report.queue;
+      out(
+        `Onboard queue: ${report.queue.batches} batch(es) delivered, ${report.queue.messages} message(s), ${report.queue.redelivered} delivered again; ${
+          deadLettered.length === 0
+            ? 'no message dead-lettered.'
+            : `${deadLettered.length} dead-lettered (${deadLettered.map((dead) => `${dead.instanceId ?? dead.messageId} after ${dead.receiveCount} receives`).join(', ')}).`
+        }`,
+      );
+    }
+    if (simulator.buckets) {
+      const throttled = simulator.buckets.stats().filter((bucket) => bucket.throttles > 0);
+      out(
+        `API buckets: ${throttled.length === 0 ? 'no call throttled' : `throttled attempts (retried by the SDK): ${throttled.map((bucket) => `${bucket.bucket} ${bucket.throttles} of ${bucket.calls}`).join(', ')}`}.`,
+      );
+    }
     if (process.env.SIMULATOR_PROFILE) out(`Wall time: ${profileReport()}`);
     if (report.timedOut) out('The run stopped at its time limit with work still pending.');
     if (wrong.length > 0) {

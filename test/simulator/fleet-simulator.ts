@@ -1,7 +1,6 @@
 import {
   CloudWatchClient,
   DescribeAlarmsCommand,
-  GetMetricDataCommand,
   PutMetricDataCommand,
   SetAlarmStateCommand,
   type MetricAlarm,
@@ -11,8 +10,8 @@ import { EC2Client, StartInstancesCommand, StopInstancesCommand, TerminateInstan
 import { DeleteScheduleCommand, GetScheduleCommand, ListSchedulesCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { metricsPublishedBy, renderedAgentConfigs, type ExpectedMetric } from '../../shared/agent-config.js';
-import type { OnboardingRecord } from '../../shared/state/instance-record.js';
-import type { InvocationState, SentCommand } from '../harness/aws-proxy.js';
+import { recordKeyOf, type OnboardingRecord } from '../../shared/state/instance-record.js';
+import type { AwsCall, InvocationState, SentCommand } from '../harness/aws-proxy.js';
 import { placeLabel, samePlace, type Place } from '../../shared/aws/place.js';
 import { localClientConfig, type LocalClientConfig } from '../harness/client-config.js';
 import { createWorkloadProfile, launchInstance, stateChangeEvent, type AccountRegion, type InstanceState } from '../harness/fleet.js';
@@ -20,6 +19,9 @@ import type { SimulatedClock } from './clock.js';
 import { lambdaContext, type SimulationEnvironment } from './environment.js';
 import { publishedMessages, StateTableReader, type PublishedMessage } from './moto-state.js';
 import { expectedOutcome, type ExpectedOutcome, type InstanceSpec } from './scenarios.js';
+import { apiBuckets, type ApiBuckets, type ApiBucketsOptions } from './api-buckets.js';
+import { OnboardQueue, type DeadLetteredMessage, type QueueBatch } from './onboard-queue.js';
+import { replaceContainerPacers } from '../../shared/pacing/batch-pacing.js';
 
 const minute = 60_000;
 
@@ -48,12 +50,25 @@ export interface SimulatedInstance {
 export interface TimelineEntry {
   /** Simulated time, ms since the epoch. */
   at: number;
+  /** The instance the line is about; undefined for a line about several (then `instanceIds`) or none. */
   instanceId: string | undefined;
+  /**
+   * Every instance a line about several is about: a batch of the onboard queue, a batch check.
+   * Use {@link isAbout} to find an instance's lines.
+   */
+  instanceIds?: string[];
   /** `i-0abc (web-1, linux)`, or a function name for lines about no one instance. */
   subject: string;
-  source: 'product' | 'world' | 'lambda' | 'alert' | 'alarm';
+  /** `queue`: a batch of the onboard queue delivered (or a message dead-lettered); `lambda`: a failed invocation. */
+  source: 'product' | 'world' | 'lambda' | 'queue' | 'alert' | 'alarm';
   step: string;
   detail: string;
+}
+
+/** An instance, by id and place (ids are unique per account only). */
+interface InstanceRef {
+  instanceId: string;
+  place: Place;
 }
 
 /** An invocation Lambda (or the Scheduler, through Lambda) will make. */
@@ -61,13 +76,13 @@ interface Delivery {
   at: number;
   seq: number;
   target: ProductFunction;
+  /** undefined: the `running` event of `about[0]`, built at delivery (stamped with that time). */
   input: unknown;
   /** 1 for the first delivery, 2 and 3 for Lambda's asynchronous retries. */
   attempt: number;
   origin: string;
-  instanceId: string | undefined;
-  /** Where the instance of the input lives (the input's account and region, else the hub's). */
-  place: Place;
+  /** The instances the input is about: one, several (a batch check's `instanceIds`), or none known. */
+  about: InstanceRef[];
 }
 
 interface WorldEvent {
@@ -135,6 +150,33 @@ export interface FleetSimulatorOptions {
   lambdaRetries?: number;
   /** Evaluate the product's missing-data alarms (moto never does). Default true. */
   evaluateAlarms?: boolean;
+  /**
+   * How EC2 `running` events reach the onboard function. `queue`: as deployed, through the onboard
+   * queue and Lambda's event source mapping (batches of `onboardBatchSize`, `onboardBatchWindowSeconds`,
+   * partial batch responses, the visibility timeout, the dead-letter queue: {@link OnboardQueue},
+   * figures from serverless.yml). `direct`: each event invokes the function on its own, as before
+   * the queue existed. Stopped and terminated events go to offboard directly either way, and
+   * {@link FleetSimulator.invokeNow} is always direct. Default `queue`, as deployed.
+   */
+  onboardDelivery?: 'queue' | 'direct';
+  /**
+   * The API rate limits (test/simulator/api-buckets.ts) on the product's calls through the proxy for
+   * this run, refilled on the simulated clock: `true`, or the buckets' options (figures, placeOf).
+   * The simulator's own calls go to moto directly and take no token. Default off.
+   */
+  apiBuckets?: boolean | Omit<ApiBucketsOptions, 'now'>;
+}
+
+/** What went through the onboard queue in a run. */
+export interface QueueReport {
+  /** Batches the event source mapping delivered (each one onboard invocation). */
+  batches: number;
+  /** Messages sent to the queue (EC2 running events). */
+  messages: number;
+  /** Deliveries of a message after its first (returned by a partial batch response, or a failed batch). */
+  redelivered: number;
+  /** Messages SQS moved to the dead-letter queue after maxReceiveCount receives. */
+  deadLettered: DeadLetteredMessage[];
 }
 
 /** Options of {@link FleetSimulator.run}. */
@@ -155,6 +197,8 @@ export interface RunReport {
   failedDeliveries: FailedDelivery[];
   /** True when the run stopped at `maxSimulatedMs` with work still pending. */
   timedOut: boolean;
+  /** The onboard queue since the simulator started (all zero with direct delivery). */
+  queue: QueueReport;
 }
 
 const stateEventDetailType = 'EC2 Instance State-change Notification';
@@ -180,10 +224,17 @@ export class FleetSimulator {
   readonly timeline: TimelineEntry[] = [];
   readonly failedDeliveries: FailedDelivery[] = [];
   readonly invocations: Record<ProductFunction, number> = { onboard: 0, check: 0, offboard: 0 };
+  /** The onboard queue and its event source mapping (used with `onboardDelivery: 'queue'`). */
+  readonly queue: OnboardQueue;
+  /** The API buckets of this run (`apiBuckets` option), undefined when off. */
+  readonly buckets: ApiBuckets | undefined;
 
   readonly #env: SimulationEnvironment;
   readonly #clock: SimulatedClock;
-  readonly #options: Required<Omit<FleetSimulatorOptions, 'onTimeline'>> & Pick<FleetSimulatorOptions, 'onTimeline'>;
+  readonly #options: Required<Pick<FleetSimulatorOptions, 'lambdaRetries' | 'evaluateAlarms' | 'onboardDelivery'>> & Pick<FleetSimulatorOptions, 'onTimeline'>;
+  /** The proxy's buckets before this simulator set its own (put back by destroy). */
+  readonly #bucketsBefore: ApiBuckets | undefined;
+  #redelivered = 0;
   readonly #published: Record<'linux' | 'windows', ExpectedMetric[]>;
   readonly #ec2: EC2Client;
   readonly #scheduler: SchedulerClient;
@@ -197,29 +248,65 @@ export class FleetSimulator {
   #deliveries: Delivery[] = [];
   #schedules = new Map<string, KnownSchedule>();
   #commandsSeen = 0;
-  #messagesSeen = 0;
+  /** How far the simulator has read the proxy's call log, and what it counted there. */
+  #callLog: CallLogCounts = { read: 0, alarmWrites: 0, scheduleWrites: 0 };
+  /** The product's successful SNS publishes read from the call log and not yet on the timeline. */
+  #newPublishes: NonNullable<AwsCall['published']>[] = [];
+  /** The product's schedule writes when the Scheduler was last listed (undefined: list it again). */
+  #schedulesListedAt: number | undefined;
   #printed = new Map<string, Set<string>>();
   #tickRunning = false;
   #alarmStates = new Map<string, 'OK' | 'ALARM'>();
   #alarmFirstSeen = new Map<string, number>();
+  /** When each series (place, namespace, metric, exact dimension set) last got a datapoint from a simulated agent. */
+  #lastDatapoint = new Map<string, number>();
+  /** The alarms last read per place, with the count of the product's alarm writes then. */
+  #alarmsRead = new Map<string, { changes: number; alarms: MetricAlarm[] }>();
 
   constructor(env: SimulationEnvironment, clock: SimulatedClock, options: FleetSimulatorOptions = {}) {
     this.#env = env;
     this.#clock = clock;
-    this.#options = { lambdaRetries: 2, evaluateAlarms: true, ...options };
+    this.#options = {
+      lambdaRetries: options.lambdaRetries ?? 2,
+      evaluateAlarms: options.evaluateAlarms ?? true,
+      onboardDelivery: options.onboardDelivery ?? 'queue',
+      onTimeline: options.onTimeline,
+    };
+    this.queue = new OnboardQueue(env.stack.onboardQueue);
+    this.#bucketsBefore = env.proxy.buckets.current();
+    if (options.apiBuckets) {
+      this.buckets = apiBuckets({ ...(options.apiBuckets === true ? {} : options.apiBuckets), now: () => this.#clock.now() });
+      env.proxy.buckets.set(this.buckets);
+    }
+    if (this.#options.onboardDelivery === 'queue') {
+      // A fresh container's pacers (the batch path's), whose waits pass on the simulated clock: the
+      // handlers run one at a time, so moving the clock for a wait is what a real sleep would do,
+      // without the wall time. Concurrent waits of one batch overlap: the clock moves to the
+      // latest end asked for, not by their sum.
+      replaceContainerPacers(undefined, async (ms) => {
+        const until = this.#clock.now() + ms;
+        await Promise.resolve();
+        const now = this.#clock.now();
+        if (until > now) this.#clock.advance(until - now);
+      });
+    }
     const configs = renderedAgentConfigs(env.stack.settings.metrics);
     this.#published = { linux: metricsPublishedBy(configs.linux, 'linux'), windows: metricsPublishedBy(configs.windows, 'windows') };
     // The simulator's own calls go to moto directly: injected faults are for the product.
     const config = localClientConfig(env.motoUrl);
     this.#ec2 = new EC2Client(config);
     this.#scheduler = new SchedulerClient(config);
-    this.#cloudwatch = new CloudWatchClient(config);
+    // moto cannot read a gzip-compressed PutMetricData body (the SDK compresses bodies over 10 KB):
+    // the agents' shared PutMetricData calls go uncompressed.
+    this.#cloudwatch = new CloudWatchClient({ ...config, disableRequestCompression: true });
     this.#sns = new SNSClient(config);
     this.#table = new StateTableReader(env.motoUrl, env.stack.settings.stateTable);
   }
 
-  /** Releases the simulator's SDK clients. */
+  /** Releases the simulator's SDK clients, and puts back the proxy's buckets and the product's pacers. */
   destroy(): void {
+    if (this.buckets) this.#env.proxy.buckets.set(this.#bucketsBefore);
+    if (this.#options.onboardDelivery === 'queue') replaceContainerPacers();
     this.#ec2.destroy();
     this.#scheduler.destroy();
     this.#cloudwatch.destroy();
@@ -263,7 +350,7 @@ export class FleetSimulator {
     let clients = this.#placeClients.get(key);
     if (!clients) {
       const config: LocalClientConfig = { ...localClientConfig(this.#env.motoUrl), region: where.region, credentials: where.credentials };
-      clients = { ec2: new EC2Client(config), cloudwatch: new CloudWatchClient(config) };
+      clients = { ec2: new EC2Client(config), cloudwatch: new CloudWatchClient({ ...config, disableRequestCompression: true }) };
       this.#placeClients.set(key, clients);
     }
     return clients;
@@ -285,18 +372,31 @@ export class FleetSimulator {
     return this.#launchOne(spec, options.deliverRunningEvent ?? true);
   }
 
-  /** Queues an invocation as EventBridge or a person would make it (asynchronous, retried by Lambda). */
+  /**
+   * Queues an invocation as EventBridge or a person would make it (asynchronous, retried by Lambda).
+   * With `onboardDelivery: 'queue'`, an EC2 `running` event for onboard goes to the onboard queue
+   * instead, as the stack's rule sends it.
+   */
   deliver(target: ProductFunction, input: unknown, options: { afterMs?: number; origin?: string; instanceId?: string } = {}): void {
-    this.#deliveries.push({
-      at: this.#clock.now() + (options.afterMs ?? 0),
-      seq: this.#seq++,
-      target,
-      input,
-      attempt: 1,
-      origin: options.origin ?? 'by hand',
-      instanceId: options.instanceId ?? instanceIdOf(input),
-      place: placeOfInput(input, this.#env.hubPlace),
-    });
+    const at = this.#clock.now() + (options.afterMs ?? 0);
+    const place = placeOfInput(input, this.#env.hubPlace);
+    const about = options.instanceId ? [{ instanceId: options.instanceId, place }] : this.#aboutInput(input);
+    if (target === 'onboard' && this.#options.onboardDelivery === 'queue' && isStateChange(input, 'running')) {
+      this.queue.send({ body: JSON.stringify(input), instanceId: about[0]?.instanceId, place, origin: options.origin ?? 'by hand' }, at);
+      return;
+    }
+    this.#deliveries.push({ at, seq: this.#seq++, target, input, attempt: 1, origin: options.origin ?? 'by hand', about });
+  }
+
+  /** The instances an input is about, each in the input's place. */
+  #aboutInput(input: unknown): InstanceRef[] {
+    const place = placeOfInput(input, this.#env.hubPlace);
+    return instanceIdsOf(input).map((instanceId) => ({ instanceId, place }));
+  }
+
+  /** This instance's lines of the timeline (its own, and those of the batches it was in). */
+  timelineOf(instanceId: string): TimelineEntry[] {
+    return this.timeline.filter((entry) => isAbout(entry, instanceId));
   }
 
   /**
@@ -356,13 +456,16 @@ export class FleetSimulator {
     let quietSince: number | undefined;
     let timedOut = false;
     this.#ensureTick();
+    await this.#refreshSchedules(true);
     for (;;) {
       await this.#refreshSchedules();
       const now = this.#clock.now();
+      const queueDue = this.queue.nextDue();
       const nextWork = minOf([
         ...this.#world.filter((event) => !event.recurring).map((event) => event.at),
         ...this.#deliveries.map((delivery) => delivery.at),
         ...[...this.#schedules.values()].filter(isDue).map((schedule) => schedule.dueAt),
+        ...(queueDue === undefined ? [] : [queueDue]),
       ]);
       let next: number;
       if (nextWork === undefined) {
@@ -386,17 +489,18 @@ export class FleetSimulator {
       invocations: { ...this.invocations },
       failedDeliveries: [...this.failedDeliveries],
       timedOut,
+      queue: { batches: this.queue.counts.batches, messages: this.queue.counts.sent, redelivered: this.#redelivered, deadLettered: [...this.queue.deadLettered] },
     };
   }
 
   /** Invokes a product function now, with Lambda's retries on failure, and everything that follows it observed. */
   async invokeNow(target: ProductFunction, input: unknown, origin = 'by hand'): Promise<unknown> {
-    return this.#invoke({ at: this.#clock.now(), seq: this.#seq++, target, input, attempt: 1, origin, instanceId: instanceIdOf(input), place: placeOfInput(input, this.#env.hubPlace) });
+    return this.#invoke({ at: this.#clock.now(), seq: this.#seq++, target, input, attempt: 1, origin, about: this.#aboutInput(input) });
   }
 
   /** The schedules pending in the Scheduler now (names). */
   async pendingSchedules(): Promise<string[]> {
-    await this.#refreshSchedules();
+    await this.#refreshSchedules(true);
     return [...this.#schedules.keys()];
   }
 
@@ -404,7 +508,7 @@ export class FleetSimulator {
   async outcomes(): Promise<InstanceOutcome[]> {
     const messages = await publishedMessages(this.#env.motoUrl);
     const sent = this.#env.proxy.commands.sent();
-    await this.#refreshSchedules();
+    await this.#refreshSchedules(true);
     const schedules = [...this.#schedules.values()];
     const alarmPrefix = this.#env.stack.settings.alarms.prefix;
     const outcomes: InstanceOutcome[] = [];
@@ -436,8 +540,9 @@ export class FleetSimulator {
         recoveries,
         alarmNotifications,
         installs,
+        // By the schedule's input (a batch check names its instances in `instanceIds`, not in its name).
         pendingSchedules: schedules
-          .filter((schedule) => schedule.name.includes(instanceId) && samePlace(placeOfInput(schedule.input, this.#env.hubPlace), instance.place))
+          .filter((schedule) => instanceIdsOf(schedule.input).includes(instanceId) && samePlace(placeOfInput(schedule.input, this.#env.hubPlace), instance.place))
           .map((schedule) => schedule.name),
         expected: expectedOutcome(instance.spec.fault),
         problems: [],
@@ -473,10 +578,10 @@ export class FleetSimulator {
     const place = spec.place ?? this.#env.hubPlace;
     const where = this.#accountRegion(place);
     let profileName: string | undefined;
-    if (spec.fault === 'workload-profile') {
-      // A workload's own profile: its role has S3 read access and none of the agent's policies.
+    if (spec.fault === 'workload-profile' || spec.workloadProfilePolicies) {
+      // A workload's own profile: by default its role has S3 read access and none of the agent's policies.
       const profile = await createWorkloadProfile(`${spec.name}-app`, {
-        policies: ['arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess'],
+        policies: spec.workloadProfilePolicies ?? ['arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess'],
         endpoint: this.#env.motoUrl,
         ...(where ? { in: where } : {}),
       });
@@ -509,7 +614,12 @@ export class FleetSimulator {
       'launched',
       `${spec.fault === 'none' ? 'no fault' : `fault: ${spec.fault}`}${profileName ? `; profile ${profileName}` : ''}`,
     );
-    if (deliverRunningEvent) {
+    if (deliverRunningEvent && this.#options.onboardDelivery === 'queue') {
+      // The rule's SendMessage to the onboard queue, when EventBridge delivers the event.
+      const at = this.#clock.now() + spec.eventDelayMs;
+      const event = stateChangeEvent(instance.instanceId, 'running', new Date(at), place);
+      this.queue.send({ body: JSON.stringify(event), instanceId: instance.instanceId, place, origin: 'EventBridge running' }, at);
+    } else if (deliverRunningEvent) {
       this.#deliveries.push({
         at: this.#clock.now() + spec.eventDelayMs,
         seq: this.#seq++,
@@ -517,8 +627,7 @@ export class FleetSimulator {
         input: undefined, // built at delivery, stamped with that time
         attempt: 1,
         origin: 'EventBridge running',
-        instanceId: instance.instanceId,
-        place,
+        about: [{ instanceId: instance.instanceId, place }],
       });
     }
     if (spec.onlineAfterMs !== undefined) {
@@ -602,6 +711,23 @@ export class FleetSimulator {
 
   /** One collection interval of the agent: the {InstanceId} series of the deployed config, plus its full-dimension disk series. */
   async #publish(instance: SimulatedInstance): Promise<void> {
+    const { namespace, data } = this.#datapointsOf(instance);
+    await this.#putMetricData(instance.place, namespace, data);
+  }
+
+  /** Puts datapoints in a place's CloudWatch (moto), 1,000 a call, and notes when each series last got one. */
+  async #putMetricData(place: Place, namespace: string, data: MetricDatum[]): Promise<void> {
+    const { cloudwatch } = this.#clientsOf(place);
+    for (let start = 0; start < data.length; start += maxDataPerPut) {
+      await cloudwatch.send(new PutMetricDataCommand({ Namespace: namespace, MetricData: data.slice(start, start + maxDataPerPut) }));
+    }
+    for (const datum of data) {
+      this.#lastDatapoint.set(seriesKey(place, namespace, datum.MetricName ?? '', datum.Dimensions ?? []), datum.Timestamp instanceof Date ? datum.Timestamp.getTime() : this.#clock.now());
+    }
+  }
+
+  /** The datapoints of one collection interval of an instance's agent. */
+  #datapointsOf(instance: SimulatedInstance): { namespace: string; data: MetricDatum[] } {
     const at = new Date(Math.floor(this.#clock.now() / 1000) * 1000);
     const instanceDimension = { Name: 'InstanceId', Value: instance.instanceId };
     const data: MetricDatum[] = [];
@@ -618,18 +744,31 @@ export class FleetSimulator {
       }
     }
     const namespace = this.#published[instance.spec.os][0]?.namespace ?? this.#env.stack.settings.metrics.namespace;
-    await this.#clientsOf(instance.place).cloudwatch.send(new PutMetricDataCommand({ Namespace: namespace, MetricData: data }));
+    return { namespace, data };
   }
 
+  /**
+   * Every publishing agent's datapoints of this minute. The agents of one place and namespace go
+   * in shared PutMetricData calls (the simulator's own calls to moto, not the product's: what
+   * CloudWatch stores is the same as with one call per agent, and a burst's fleet costs a few
+   * calls a minute instead of one per instance).
+   */
   async #publishAll(): Promise<void> {
     const now = this.#clock.now();
+    const batches = new Map<string, { place: Place; namespace: string; data: MetricDatum[] }>();
     for (const instance of this.instances) {
       const wasPublishing = instance.publishingSince !== undefined && instance.publishingSince < now - minute && !instance.terminated;
-      if (this.#isPublishing(instance, now)) await this.#publish(instance);
-      else if (wasPublishing && instance.publishingUntil !== undefined && instance.publishingUntil > now - minute && instance.publishingUntil <= now) {
+      if (this.#isPublishing(instance, now)) {
+        const { namespace, data } = this.#datapointsOf(instance);
+        const key = `${placeLabel(instance.place)} ${namespace}`;
+        const batch = batches.get(key) ?? { place: instance.place, namespace, data: [] };
+        batch.data.push(...data);
+        batches.set(key, batch);
+      } else if (wasPublishing && instance.publishingUntil !== undefined && instance.publishingUntil > now - minute && instance.publishingUntil <= now) {
         this.#worldLine(instance, 'agent-stops', 'the agent stops publishing (no more datapoints)');
       }
     }
+    for (const { place, namespace, data } of batches.values()) await this.#putMetricData(place, namespace, data);
   }
 
   /**
@@ -644,8 +783,15 @@ export class FleetSimulator {
     for (const place of places) await this.#evaluateAlarmsIn(place);
   }
 
-  /** The alarms of one account and region, evaluated by that region's CloudWatch. */
-  async #evaluateAlarmsIn(place: Place): Promise<void> {
+  /**
+   * The product's alarms of one place, as moto holds them: read again only after the product put or
+   * deleted alarms (its PutMetricAlarm / DeleteAlarms calls through the proxy), else the last read.
+   */
+  async #alarmsOf(place: Place): Promise<MetricAlarm[]> {
+    const changes = this.#readCallLog().alarmWrites;
+    const key = placeLabel(place);
+    const known = this.#alarmsRead.get(key);
+    if (known && known.changes === changes) return known.alarms;
     const { cloudwatch } = this.#clientsOf(place);
     const alarms: MetricAlarm[] = [];
     let token: string | undefined;
@@ -654,29 +800,29 @@ export class FleetSimulator {
       alarms.push(...(page.MetricAlarms ?? []));
       token = page.NextToken;
     } while (token);
+    this.#alarmsRead.set(key, { changes, alarms });
+    return alarms;
+  }
+
+  /**
+   * The alarms of one account and region, evaluated as that region's CloudWatch would. Whether a
+   * series had a datapoint in the alarm's window is read from what the simulated agents put (the
+   * only datapoints there are), matched on the exact dimension set as CloudWatch matches them:
+   * querying moto's GetMetricData for every alarm each minute costs seconds a minute once a burst's
+   * fleet publishes (moto scans every datapoint of the window once per query and period).
+   */
+  async #evaluateAlarmsIn(place: Place): Promise<void> {
+    const { cloudwatch } = this.#clientsOf(place);
+    const alarms = await this.#alarmsOf(place);
     const missingData = alarms.filter((alarm) => alarm.TreatMissingData === 'breaching' && alarm.Statistic === 'SampleCount' && alarm.AlarmName);
     if (missingData.length === 0) return;
     const now = this.#clock.now();
-    const results = await cloudwatch.send(
-      new GetMetricDataCommand({
-        StartTime: new Date(now - Math.max(...missingData.map((alarm) => (alarm.Period ?? 60) * (alarm.EvaluationPeriods ?? 1))) * 1000),
-        EndTime: new Date(now),
-        MetricDataQueries: missingData.map((alarm, index) => ({
-          Id: `a${index}`,
-          MetricStat: {
-            Metric: { Namespace: alarm.Namespace, MetricName: alarm.MetricName, Dimensions: alarm.Dimensions },
-            Period: alarm.Period ?? 60,
-            Stat: 'SampleCount',
-          },
-        })),
-      }),
-    );
-    for (const [index, alarm] of missingData.entries()) {
+    for (const alarm of missingData) {
       const name = alarm.AlarmName as string;
       const key = `${placeLabel(place)} ${name}`;
       const windowStart = now - (alarm.Period ?? 60) * (alarm.EvaluationPeriods ?? 1) * 1000;
-      const result = results.MetricDataResults?.find((candidate) => candidate.Id === `a${index}`);
-      const recent = (result?.Timestamps ?? []).some((timestamp, i) => timestamp.getTime() >= windowStart && (result?.Values?.[i] ?? 0) > 0);
+      const last = this.#lastDatapoint.get(seriesKey(place, alarm.Namespace ?? '', alarm.MetricName ?? '', alarm.Dimensions ?? []));
+      const recent = last !== undefined && last >= windowStart && last <= now;
       // A new alarm starts as INSUFFICIENT_DATA; give it its evaluation window before judging.
       // (moto dates alarms with its own, real clock: the simulated time it was first seen counts.)
       const created = this.#alarmFirstSeen.get(key) ?? now;
@@ -723,10 +869,18 @@ export class FleetSimulator {
 
   // --- the Scheduler and Lambda -----------------------------------------------------------
 
-  async #refreshSchedules(): Promise<void> {
+  /**
+   * Lists the Scheduler's schedules again when the product wrote one since the last listing (its
+   * Create/Update/DeleteSchedule calls through the proxy), or always with `force` (schedules made
+   * in moto by other means). The simulator's own deletions update what it knows as it makes them.
+   */
+  async #refreshSchedules(force = false): Promise<void> {
+    const writes = this.#readCallLog().scheduleWrites;
+    if (!force && this.#schedulesListedAt === writes) return;
     const began = performance.now();
     try {
       await this.#refreshSchedulesNow();
+      this.#schedulesListedAt = writes;
     } finally {
       profile('refresh-schedules', began);
     }
@@ -785,8 +939,7 @@ export class FleetSimulator {
       input: schedule.input,
       attempt: 1,
       origin: `schedule ${schedule.name}`,
-      instanceId: instanceIdOf(schedule.input),
-      place: placeOfInput(schedule.input, this.#env.hubPlace),
+      about: this.#aboutInput(schedule.input),
     });
   }
 
@@ -816,7 +969,8 @@ export class FleetSimulator {
   }
 
   async #invoke(delivery: Delivery): Promise<unknown> {
-    const input = delivery.input ?? (delivery.instanceId ? stateChangeEvent(delivery.instanceId, 'running', new Date(), delivery.place) : undefined);
+    const [first] = delivery.about;
+    const input = delivery.input ?? (first ? stateChangeEvent(first.instanceId, 'running', new Date(), first.place) : undefined);
     delivery.input = input;
     const handler = this.#env.handlers[delivery.target];
     this.invocations[delivery.target] += 1;
@@ -832,11 +986,9 @@ export class FleetSimulator {
       const retryAt = this.#clock.now() + (delivery.attempt === 1 ? 1 : 2) * minute;
       if (!dropped) this.#deliveries.push({ ...delivery, at: retryAt, seq: this.#seq++, attempt: delivery.attempt + 1 });
       else await this.#sendInvocationRecord(delivery, input, message);
-      const instance = delivery.instanceId ? this.instance(delivery.instanceId, delivery.place) : undefined;
       this.#line({
         at: this.#clock.now(),
-        instanceId: delivery.instanceId,
-        subject: instance ? this.label(instance) : delivery.target,
+        ...this.#subjectOf(delivery.about, delivery.target),
         source: 'lambda',
         step: `${delivery.target} failed`,
         detail: `${truncate(message, 160)}; ${dropped ? `Lambda gave up after ${delivery.attempt} attempts (event lost)` : `Lambda retries at ${this.#clock.label(retryAt)}`}`,
@@ -844,19 +996,76 @@ export class FleetSimulator {
     }
     profile(`invoke ${delivery.target}`, began);
     const after = performance.now();
-    await this.#afterInvocation(delivery.instanceId, delivery.place);
+    await this.#afterInvocation(delivery.about);
     profile('after-invocation', after);
     return result;
   }
 
-  async #afterInvocation(instanceId: string | undefined, place: Place): Promise<void> {
-    if (instanceId) await this.#printHistory(instanceId, place);
+  /**
+   * The event source mapping invokes onboard with a batch of the queue (synchronously, as it
+   * does), then deletes the messages the answer does not return.
+   */
+  async #invokeBatch(batch: QueueBatch): Promise<void> {
+    const event = this.queue.eventOf(batch);
+    const about: InstanceRef[] = [];
+    for (const message of batch.messages) {
+      if (message.instanceId && !about.some((ref) => ref.instanceId === message.instanceId && samePlace(ref.place, message.place))) {
+        about.push({ instanceId: message.instanceId, place: message.place });
+      }
+    }
+    const redelivered = batch.messages.filter((message) => message.receiveCount > 1).length;
+    this.#redelivered += redelivered;
+    this.invocations.onboard += 1;
+    const began = performance.now();
+    let answer: { error: string } | { response: unknown };
+    try {
+      answer = { response: await this.#env.handlers.onboard(event, lambdaContext('cw-agent-autopilot-onboard')) };
+    } catch (error) {
+      const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      answer = { error: message };
+      const attempt = Math.max(...batch.messages.map((queued) => queued.receiveCount));
+      this.failedDeliveries.push({ target: 'onboard', input: event, origin: `onboard queue batch ${batch.number}`, attempt, error: message, dropped: false });
+    }
+    const settled = this.queue.settle(batch, answer);
+    const back = settled.returned.length;
+    const visibleAgain = minOf(settled.returned.map((message) => message.visibleAt));
+    this.#line({
+      at: batch.closedAt,
+      ...this.#subjectOf(about, 'onboard queue'),
+      source: settled.wholeBatch ? 'lambda' : 'queue',
+      step: settled.wholeBatch ? 'queue batch failed' : 'queue batch',
+      detail:
+        `batch ${batch.number}: ${batch.messages.length} message(s), closed by the ${batch.closedBy}${redelivered ? `, ${redelivered} delivered again` : ''}; ` +
+        (settled.wholeBatch ? `${truncate(settled.wholeBatch, 140)}: all ${back} back in the queue` : `${settled.deleted} deleted, ${back} back in the queue (batchItemFailures)`) +
+        (visibleAgain !== undefined ? `, visible again at ${this.#clock.label(visibleAgain)}` : ''),
+    });
+    profile('invoke onboard batch', began);
+    const after = performance.now();
+    await this.#afterInvocation(about);
+    profile('after-invocation', after);
+  }
+
+  /** A timeline line's instance fields: one instance's label, or `fallback` with every instance listed. */
+  #subjectOf(about: InstanceRef[], fallback: string): Pick<TimelineEntry, 'instanceId' | 'instanceIds' | 'subject'> {
+    const [only] = about;
+    if (only && about.length === 1) {
+      const instance = this.instance(only.instanceId, only.place);
+      return { instanceId: only.instanceId, subject: instance ? this.label(instance) : only.instanceId };
+    }
+    return { instanceId: undefined, ...(about.length > 0 ? { instanceIds: about.map((ref) => ref.instanceId) } : {}), subject: about.length > 0 ? `${fallback} (${about.length} instances)` : fallback };
+  }
+
+  async #afterInvocation(about: InstanceRef[]): Promise<void> {
+    if (about.length === 1 && about[0]) await this.#printHistory(about[0], await this.#table.record(about[0].instanceId, about[0].place));
+    else if (about.length > 1) {
+      const records = await this.#table.records(about);
+      for (const ref of about) await this.#printHistory(ref, records.get(recordKeyOf(ref.place, ref.instanceId)));
+    }
     this.#observeCommands();
     await this.#printNewMessages();
   }
 
-  async #printHistory(instanceId: string, place: Place): Promise<void> {
-    const record = await this.#table.record(instanceId, place);
+  async #printHistory({ instanceId, place }: InstanceRef, record: OnboardingRecord | undefined): Promise<void> {
     if (!record) return;
     const instance = this.instance(instanceId, place);
     const printedKey = `${placeLabel(place)} ${instanceId}`;
@@ -877,24 +1086,26 @@ export class FleetSimulator {
     }
   }
 
+  /**
+   * The product's alerts and recoveries published since the last look, as its Publish calls
+   * through the proxy carried them (subject and attributes; moto stored them as sent). Reading
+   * them from the call log spares a dump of moto's whole state (`/moto-api/data.json`, seconds
+   * once a burst's fleet is in it) after every invocation that published.
+   */
   async #printNewMessages(): Promise<void> {
-    const publishes = this.#env.proxy.calls().filter((call) => call.service === 'sns' && call.operation === 'Publish' && call.status === 200).length;
-    if (publishes === this.#messagesSeen) return;
-    this.#messagesSeen = publishes;
-    const messages = (await publishedMessages(this.#env.motoUrl)).filter((message) => message.attributes.event !== undefined);
-    const printed = this.#printed.get('#sns') ?? new Set<string>();
-    this.#printed.set('#sns', printed);
-    for (const message of messages) {
-      if (printed.has(message.messageId)) continue;
-      printed.add(message.messageId);
-      const instance = this.instances.find((candidate) => candidate.instanceId === message.attributes.instanceId && aboutPlace(message, candidate.place));
+    this.#readCallLog();
+    const published = this.#newPublishes.splice(0);
+    for (const { subject, attributes } of published) {
+      if (attributes.event === undefined) continue;
+      const message = { attributes } as Pick<PublishedMessage, 'attributes'>;
+      const instance = this.instances.find((candidate) => candidate.instanceId === attributes.instanceId && aboutPlace(message, candidate.place));
       this.#line({
         at: this.#clock.now(),
         instanceId: instance?.instanceId,
-        subject: instance ? this.label(instance) : (message.attributes.instanceId ?? 'sns'),
+        subject: instance ? this.label(instance) : (attributes.instanceId ?? 'sns'),
         source: 'alert',
-        step: message.attributes.event === 'recovery' ? 'RECOVERY' : 'ALERT',
-        detail: message.subject,
+        step: attributes.event === 'recovery' ? 'RECOVERY' : 'ALERT',
+        detail: subject ?? '',
       });
     }
   }
@@ -915,6 +1126,21 @@ export class FleetSimulator {
         await this.#refreshSchedules();
         continue;
       }
+      const { batch, deadLettered } = this.queue.take(now);
+      for (const dead of deadLettered) {
+        this.#line({
+          at: dead.at,
+          ...this.#subjectOf(dead.instanceId ? [{ instanceId: dead.instanceId, place: dead.place }] : [], 'onboard queue'),
+          source: 'queue',
+          step: 'dead-lettered',
+          detail: `message ${dead.messageId.slice(-8)} (${dead.origin}) received ${dead.receiveCount} times (maxReceiveCount): SQS moved it to ${this.queue.settings.deadLetterQueueName}`,
+        });
+      }
+      if (batch) {
+        await this.#invokeBatch(batch);
+        await this.#refreshSchedules();
+        continue;
+      }
       const schedule = [...this.#schedules.values()]
         .filter((candidate) => isDue(candidate) && candidate.dueAt <= now)
         .sort((a, b) => a.dueAt - b.dueAt || this.#order(a) - this.#order(b))[0];
@@ -927,9 +1153,29 @@ export class FleetSimulator {
     }
   }
 
+  /**
+   * Reads the product's calls made since the last time: its SNS publishes (for the timeline), and
+   * counts of the calls that change what the simulator must read again (alarm and schedule writes).
+   */
+  #readCallLog(): CallLogCounts {
+    const log = this.#callLog;
+    // The proxy was reset (its log is shorter than what was read): start again from its first call.
+    if (this.#env.proxy.callCount() < log.read) log.read = 0;
+    const calls = this.#env.proxy.callsSince(log.read);
+    for (const call of calls) {
+      if (call.service === 'sns' && call.operation === 'Publish' && call.status === 200) {
+        if (call.published) this.#newPublishes.push(call.published);
+      }
+      else if (call.service === 'monitoring' && (call.operation === 'PutMetricAlarm' || call.operation === 'DeleteAlarms')) log.alarmWrites += 1;
+      else if (call.service === 'scheduler' && /^(Create|Update|Delete)Schedule$/.test(call.operation)) log.scheduleWrites += 1;
+    }
+    log.read += calls.length;
+    return log;
+  }
+
   /** Schedules due at the same second fire in fleet order (instance ids are random; names are not). */
   #order(schedule: KnownSchedule): number {
-    const instanceId = instanceIdOf(schedule.input);
+    const [instanceId] = instanceIdsOf(schedule.input);
     const place = placeOfInput(schedule.input, this.#env.hubPlace);
     const index = this.instances.findIndex((instance) => instance.instanceId === instanceId && samePlace(instance.place, place));
     return index < 0 ? Number.MAX_SAFE_INTEGER : index;
@@ -971,6 +1217,22 @@ export function profileReport(): string {
   return [...profiled].map(([name, { count, ms }]) => `${name}: ${count} x, ${Math.round(ms)} ms`).join('; ');
 }
 
+/** Where the simulator is in the proxy's call log, and the product's calls it counted there. */
+interface CallLogCounts {
+  read: number;
+  alarmWrites: number;
+  scheduleWrites: number;
+}
+
+/** PutMetricData takes at most 1,000 datapoints a call (CloudWatch API reference). */
+const maxDataPerPut = 1000;
+
+/** A series as CloudWatch matches it: place, namespace, metric name and the exact dimension set. */
+function seriesKey(place: Place, namespace: string, metricName: string, dimensions: readonly { Name?: string | undefined; Value?: string | undefined }[]): string {
+  const dims = dimensions.map((dimension) => `${dimension.Name}=${dimension.Value}`).sort();
+  return `${placeLabel(place)}|${namespace}|${metricName}|${dims.join(',')}`;
+}
+
 function byTime(a: { at: number; seq: number }, b: { at: number; seq: number }): number {
   return a.at - b.at || a.seq - b.seq;
 }
@@ -1004,7 +1266,7 @@ function placeOfInput(input: unknown, hubPlace: Place): Place {
  * attributes (the payload's envelope: the instance's place) when it has them, else yes. Instance
  * ids are unique per account only.
  */
-function aboutPlace(message: PublishedMessage, place: Place): boolean {
+function aboutPlace(message: Pick<PublishedMessage, 'attributes'>, place: Place): boolean {
   const { account, region } = message.attributes;
   if (account === undefined || region === undefined) return true;
   return account === place.account && region === place.region;
@@ -1019,12 +1281,40 @@ const regionNames: Record<string, string> = {
   'ap-southeast-2': 'Asia Pacific (Sydney)',
 };
 
-function instanceIdOf(input: unknown): string | undefined {
-  if (typeof input !== 'object' || input === null) return undefined;
-  const value = input as { instanceId?: unknown; detail?: { 'instance-id'?: unknown }; 'detail-type'?: unknown };
-  if (typeof value.instanceId === 'string') return value.instanceId;
-  if (value['detail-type'] === stateEventDetailType && typeof value.detail?.['instance-id'] === 'string') return value.detail['instance-id'];
-  return undefined;
+/**
+ * The instances an invocation's input is about: `{ instanceId }`, a batch check's
+ * `{ instanceIds: [...] }`, a state-change event, or an SQS batch of state-change events.
+ */
+export function instanceIdsOf(input: unknown): string[] {
+  if (typeof input !== 'object' || input === null) return [];
+  const value = input as { instanceId?: unknown; instanceIds?: unknown; detail?: { 'instance-id'?: unknown }; 'detail-type'?: unknown; Records?: unknown };
+  if (Array.isArray(value.instanceIds)) return value.instanceIds.filter((id): id is string => typeof id === 'string');
+  if (typeof value.instanceId === 'string') return [value.instanceId];
+  if (value['detail-type'] === stateEventDetailType && typeof value.detail?.['instance-id'] === 'string') return [value.detail['instance-id']];
+  if (Array.isArray(value.Records)) {
+    return value.Records.flatMap((record: unknown) => {
+      const body = typeof record === 'object' && record !== null ? (record as { body?: unknown }).body : undefined;
+      if (typeof body !== 'string') return [];
+      try {
+        return instanceIdsOf(JSON.parse(body));
+      } catch {
+        return [];
+      }
+    });
+  }
+  return [];
+}
+
+/** Whether an input is an EC2 state-change event for `state`. */
+function isStateChange(input: unknown, state: string): boolean {
+  if (typeof input !== 'object' || input === null) return false;
+  const value = input as { 'detail-type'?: unknown; detail?: { state?: unknown } };
+  return value['detail-type'] === stateEventDetailType && value.detail?.state === state;
+}
+
+/** Whether a timeline line is about an instance: its own line, or a batch's that lists it. */
+export function isAbout(entry: TimelineEntry, instanceId: string): boolean {
+  return entry.instanceId === instanceId || (entry.instanceIds?.includes(instanceId) ?? false);
 }
 
 /** What differs between an instance's end state and the expected one; empty when it is right. */

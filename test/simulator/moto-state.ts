@@ -2,7 +2,7 @@ import { recordKeyOf } from '../../shared/state/instance-record.js';
 import type { Place } from '../../shared/aws/place.js';
 import { hubPlace } from '../harness/test-clients.js';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { OnboardingRecord } from '../../shared/state/instance-record.js';
 import { localClientConfig } from '../harness/client-config.js';
 
@@ -85,6 +85,21 @@ export class StateTableReader {
   async record(instanceId: string, place: Place = hubPlace): Promise<OnboardingRecord | undefined> {
     const result = await this.#client.send(new GetCommand({ TableName: this.table, Key: { recordKey: recordKeyOf(place, instanceId) }, ConsistentRead: true }));
     return result.Item as OnboardingRecord | undefined;
+  }
+
+  /** The records of several instances, by record key (`recordKeyOf`), 100 keys a BatchGetItem; missing ones are absent. */
+  async records(instances: readonly { instanceId: string; place: Place }[]): Promise<Map<string, OnboardingRecord>> {
+    const found = new Map<string, OnboardingRecord>();
+    const keys = [...new Set(instances.map(({ instanceId, place }) => recordKeyOf(place, instanceId)))];
+    for (let start = 0; start < keys.length; start += 100) {
+      let pending: Record<string, unknown>[] | undefined = keys.slice(start, start + 100).map((recordKey) => ({ recordKey }));
+      while (pending && pending.length > 0) {
+        const page = await this.#client.send(new BatchGetCommand({ RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true } } }));
+        for (const item of (page.Responses?.[this.table] ?? []) as OnboardingRecord[]) found.set(item.recordKey, item);
+        pending = page.UnprocessedKeys?.[this.table]?.Keys as Record<string, unknown>[] | undefined;
+      }
+    }
+    return found;
   }
 
   async all(): Promise<OnboardingRecord[]> {

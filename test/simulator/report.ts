@@ -9,11 +9,12 @@ export function relativeTimes(text: string, clock: SimulatedClock): string {
   return text.replace(isoTime, (iso) => clock.label(Date.parse(iso)));
 }
 
-const markers: Record<TimelineEntry['source'], string> = { product: ' ', world: '~', lambda: '!', alert: '*', alarm: '*' };
+const markers: Record<TimelineEntry['source'], string> = { product: ' ', world: '~', lambda: '!', queue: '>', alert: '*', alarm: '*' };
 
 /**
  * One timeline line: `+05:10  i-0abc (web-1, linux)  waiting-for-ssm  ping status NotRegistered; ...`.
- * Lines of the simulated world start with `~`, Lambda failures with `!`, alerts and alarms with `*`.
+ * Lines of the simulated world start with `~`, Lambda failures with `!`, the onboard queue's
+ * batches (and dead letters) with `>`, alerts and alarms with `*`.
  */
 export function formatTimelineLine(entry: TimelineEntry, clock: SimulatedClock, width = 150): string {
   const head = `${clock.label(entry.at).padStart(8)} ${markers[entry.source]} ${entry.subject.padEnd(40)} ${entry.step.padEnd(24)} `;

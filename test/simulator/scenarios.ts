@@ -57,6 +57,13 @@ export interface InstanceSpec {
   tags: Record<string, string>;
   /** The agent already on the instance at launch; undefined: none. */
   agentAtLaunch?: AgentOnInstance;
+  /**
+   * Launched with a workload's own instance profile whose role carries these policies (ARNs), for
+   * any fault: with the agent's two policies it is a compliant profile the product must keep as it
+   * is. The `workload-profile` fault launches with one whose role has S3 read access only (unless
+   * this says otherwise).
+   */
+  workloadProfilePolicies?: string[];
 }
 
 /** What the product should end with for an instance. */
