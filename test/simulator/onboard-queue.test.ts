@@ -20,7 +20,7 @@ describe('the onboard queue event source mapping', () => {
       batchWindowSeconds: 10,
       reportBatchItemFailures: true,
       visibilityTimeoutSeconds: 360,
-      maxReceiveCount: 5,
+      maxReceiveCount: 10,
     });
   });
 
@@ -64,7 +64,14 @@ describe('the onboard queue event source mapping', () => {
     expect(isQueueBatch(event)).toBe(true);
     const { triggers, unreadable } = parseOnboardQueueBatch(event);
     expect(unreadable).toEqual([]);
-    expect(triggers).toEqual([{ messageId: batch.messages[0]?.messageId, trigger: expect.objectContaining({ kind: 'state-change', instanceId: id(1), state: 'running' }) }]);
+    expect(triggers).toEqual([
+      {
+        messageId: batch.messages[0]?.messageId,
+        receiveCount: 1,
+        delivery: expect.objectContaining({ queueArn: settings.queueArn }),
+        trigger: expect.objectContaining({ kind: 'state-change', instanceId: id(1), state: 'running' }),
+      },
+    ]);
   });
 
   it('deletes the processed messages; the ones batchItemFailures names are received again after the visibility timeout', () => {
