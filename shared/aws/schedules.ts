@@ -51,8 +51,10 @@ export function batchScheduleName(
   instanceIds: readonly string[],
   attempt: number,
   look: number | undefined,
+  again?: Date,
 ): string {
-  return batchName(where, settings, 'check', [...instanceIds].sort().join(','), `${attempt}${look === undefined ? '' : `-${look}`}`);
+  const key = [...instanceIds].sort().join(',') + (again ? `@${again.toISOString()}` : '');
+  return batchName(where, settings, 'check', key, `${attempt}${look === undefined ? '' : `-${look}`}`);
 }
 
 /** `<prefix>-<step>-[<account>-<shortRegion>-]b<10 hex of key>-<suffix>`, at most 64 characters. */
@@ -161,7 +163,8 @@ export function scheduleCheck(
 /**
  * Schedules check `attempt` (look `look`, when given) of up to {@link maxInstancesPerCheckSchedule}
  * instances of one place for `at`: the check function is invoked with
- * `{ instanceIds, attempt, look? }`. Idempotent like {@link scheduleOnce}.
+ * `{ instanceIds, attempt, look? }`. Idempotent like {@link scheduleOnce}. `again`: the same
+ * check repeated later, named with its time too.
  */
 export async function scheduleBatchCheck(
   clients: Clients,
@@ -170,11 +173,13 @@ export async function scheduleBatchCheck(
   look: number | undefined,
   at: Date,
   settings: Settings,
+  again = false,
 ): Promise<{ name: string; outcome: 'scheduled' | 'already-scheduled' }> {
   if (instanceIds.length === 0 || instanceIds.length > maxInstancesPerCheckSchedule) {
     throw new RangeError(`a batch check schedule names 1 to ${maxInstancesPerCheckSchedule} instances, not ${instanceIds.length}`);
   }
-  const name = batchScheduleName(clients, settings, instanceIds, attempt, look);
+  // `again`: the same check once more, later (its own schedule still exists while it runs).
+  const name = batchScheduleName(clients, settings, instanceIds, attempt, look, again ? at : undefined);
   const outcome = await scheduleOnce(
     clients,
     {

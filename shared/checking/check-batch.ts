@@ -101,7 +101,20 @@ const maxFollowUps = 100;
 
 async function checkBatch(clients: Clients, input: CheckBatchRequest, settings: Settings, now: Date, pace: PlacePacing): Promise<CheckBatchResult> {
   const ids = input.instanceIds;
-  const [found, records] = await Promise.all([describeInstances(clients, ids), readRecords(clients, settings.stateTable, ids)]);
+  let found: Map<string, InstanceFacts>;
+  let records: Map<string, OnboardingRecord>;
+  try {
+    [found, records] = await Promise.all([describeInstances(clients, ids), readRecords(clients, settings.stateTable, ids)]);
+  } catch (error) {
+    // Throttled past the SDK's retries before anything was read or written: the same check runs
+    // again a minute later, on its own schedule. Left to Lambda's two retries, a burst's batch
+    // check was dropped after them, and its instances had no check pending any more.
+    if (!isThrottling(error)) throw error;
+    const at = new Date(now.getTime() + failedRetrySeconds * 1000);
+    const { name } = await scheduleBatchCheck(clients, ids, input.attempt, input.look, at, settings, true);
+    logger.warn('batch check: its reads were throttled; the same check runs again later', { schedule: name, instances: ids.length, at: at.toISOString(), error: describeError(error) });
+    return { results: ids.map((instanceId): CheckResult => ({ instanceId, action: 'look', status: undefined, reason: `reads throttled (${describeError(error)}); checked again at ${at.toISOString()} by ${name}` })) };
+  }
   const results = new Map<string, CheckResult>();
   const failures: { instanceId: string; error: string }[] = [];
   /** Instances whose step failed this time; they are in the batch's next schedule. */

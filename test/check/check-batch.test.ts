@@ -261,6 +261,25 @@ describe('a batch check', () => {
     expect(retried.results.map((entry) => entry.action)).toEqual(['ignore', 'look']);
   });
 
+  it('reads throttled past the SDK: nothing written, the same check once more a minute later on a schedule of its own', async () => {
+    const ids = [given(1), given(2)];
+    ec2.on(DescribeInstancesCommand).rejectsOnce(Object.assign(new Error('Request limit exceeded.'), { name: 'RequestLimitExceeded' }));
+
+    const result = await runCheckBatch({ instanceIds: ids, attempt: 1, look: 2 }, settings, now);
+
+    expect(result.results.map((entry) => entry.action)).toEqual(['look', 'look']);
+    expect(dynamodb.commandCalls(PutCommand)).toEqual([]);
+    const [again, ...others] = schedules();
+    expect(others).toEqual([]);
+    expect(again?.input).toEqual({ instanceIds: ids, attempt: 1, look: 2 });
+    expect(again?.at).toBe('at(2025-03-04T10:11:00)');
+    // Not the name of the schedule that ran this check (it exists until the run ends).
+    expect(again?.name).not.toBe(batchScheduleName(testClients(), settings, ids, 1, 2));
+    // Another error is not waited out: the invocation fails, for Lambda's retries and its failure record.
+    ec2.on(DescribeInstancesCommand).rejects(Object.assign(new Error('not authorized'), { name: 'UnauthorizedOperation' }));
+    await expect(runCheckBatch({ instanceIds: ids, attempt: 1, look: 2 }, settings, now)).rejects.toThrow(/not authorized/);
+  });
+
   it('a retry schedule that cannot be created records lastError on those instances and fails the invocation', async () => {
     const ids = [given(1), given(2)];
     scheduler.on(CreateScheduleCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
