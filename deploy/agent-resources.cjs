@@ -250,7 +250,8 @@ function hubPolicies() {
     ]),
     check: document([
       ownLogs('check'),
-      state,
+      // A batch check reads its instances' records 100 a BatchGetItem.
+      { ...state, Action: [...state.Action, 'dynamodb:BatchGetItem'] },
       { Sid: 'Alert', Effect: 'Allow', Action: 'sns:Publish', Resource: alertTopic },
       ...inAccount.check,
       // Its own re-checks; and an instance's pending schedules when it is gone.

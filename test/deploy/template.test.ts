@@ -754,6 +754,8 @@ describe('the checker and the offboard function', () => {
     expect(resourcesOf('iam:ListAttachedRolePolicies')).toEqual([`arn:aws:iam::${account}:role/*`]);
     expect(resourcesOf('scheduler:CreateSchedule')).toEqual([schedules]);
     expect(resourcesOf('scheduler:DeleteSchedule')).toEqual([schedules]);
+    // A batch check reads its records 100 a call (shared/checking/check-batch.ts, readRecords).
+    expect(resourcesOf('dynamodb:BatchGetItem')).toEqual([`arn:aws:dynamodb:${region}:${account}:table/cwap-test-records`]);
     expect(resourcesOf('iam:AttachRolePolicy')).toEqual([]);
     expect(resourcesOf('ec2:AssociateIamInstanceProfile')).toEqual([]);
   });
