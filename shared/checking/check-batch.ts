@@ -15,7 +15,7 @@ import { containerPacing, PlacePacing, type BatchPacing } from '../pacing/batch-
 import { isThrottling, type BucketName } from '../pacing/pacer.js';
 import { checkCurrency, isFullCheck, lookPlan, nextLookDelaySeconds } from './check-policy.js';
 import { withMemberAccess } from './member-access.js';
-import { seriesPresence } from './metric-queries.js';
+import { seriesPresence, type SeriesPresence } from './metric-queries.js';
 
 /**
  * How many instances of a batch go through their own steps (records, alarms, diagnosis) at once:
@@ -99,27 +99,58 @@ const failedRetrySeconds = 60;
 /** How many schedules past the look plan a batch may follow up with (alarms, failures) before it fails. */
 const maxFollowUps = 100;
 
+/**
+ * What the check knows of a running instance from its record alone: the launch onboarding recorded
+ * (OS, name, launch time, the profile it gave it). A look that finds the instance's metrics needs
+ * no more: its agent publishes, so it runs (a stop or termination since then reaches the record
+ * through its state-change event, and the record write that follows is conditional on the version
+ * read here). Undefined when the record lacks the launch (an older record): EC2 is asked.
+ */
+function factsOfRecord(record: OnboardingRecord): InstanceFacts | undefined {
+  if (!record.os || !record.launchTime) return undefined;
+  return { instanceId: record.instanceId, state: 'running', os: record.os, name: record.name, tags: {}, profileArn: record.profileArn, launchTime: record.launchTime, availabilityZone: undefined };
+}
+
+/**
+ * Reads throttled past the SDK's retries before anything was written: the same check runs again a
+ * minute later, on its own schedule. Left to Lambda's two retries, a burst's batch check was
+ * dropped after them, and its instances had no check pending any more.
+ */
+async function readsThrottled(clients: Clients, input: CheckBatchRequest, settings: Settings, now: Date, error: unknown): Promise<CheckBatchResult> {
+  const ids = input.instanceIds;
+  const at = new Date(now.getTime() + failedRetrySeconds * 1000);
+  const { name } = await scheduleBatchCheck(clients, ids, input.attempt, input.look, at, settings, true);
+  logger.warn('batch check: its reads were throttled; the same check runs again later', { schedule: name, instances: ids.length, at: at.toISOString(), error: describeError(error) });
+  return { results: ids.map((instanceId): CheckResult => ({ instanceId, action: 'look', status: undefined, reason: `reads throttled (${describeError(error)}); checked again at ${at.toISOString()} by ${name}` })) };
+}
+
 async function checkBatch(clients: Clients, input: CheckBatchRequest, settings: Settings, now: Date, pace: PlacePacing): Promise<CheckBatchResult> {
   const ids = input.instanceIds;
-  let found: Map<string, InstanceFacts>;
   let records: Map<string, OnboardingRecord>;
+  /** EC2's facts of the instances the check needs them for, once read. */
+  const found = new Map<string, InstanceFacts>();
   try {
-    [found, records] = await Promise.all([describeInstances(clients, ids), readRecords(clients, settings.stateTable, ids)]);
+    records = await readRecords(clients, settings.stateTable, ids);
+    // EC2 is asked at once only for the records that do not say which launch they are about.
+    const unrecorded = ids.filter((instanceId) => {
+      const record = records.get(instanceId);
+      return record !== undefined && factsOfRecord(record) === undefined;
+    });
+    if (unrecorded.length > 0) for (const [instanceId, facts] of await describeInstances(clients, unrecorded)) found.set(instanceId, facts);
   } catch (error) {
-    // Throttled past the SDK's retries before anything was read or written: the same check runs
-    // again a minute later, on its own schedule. Left to Lambda's two retries, a burst's batch
-    // check was dropped after them, and its instances had no check pending any more.
     if (!isThrottling(error)) throw error;
-    const at = new Date(now.getTime() + failedRetrySeconds * 1000);
-    const { name } = await scheduleBatchCheck(clients, ids, input.attempt, input.look, at, settings, true);
-    logger.warn('batch check: its reads were throttled; the same check runs again later', { schedule: name, instances: ids.length, at: at.toISOString(), error: describeError(error) });
-    return { results: ids.map((instanceId): CheckResult => ({ instanceId, action: 'look', status: undefined, reason: `reads throttled (${describeError(error)}); checked again at ${at.toISOString()} by ${name}` })) };
+    return readsThrottled(clients, input, settings, now, error);
   }
   const results = new Map<string, CheckResult>();
   const failures: { instanceId: string; error: string }[] = [];
   /** Instances whose step failed this time; they are in the batch's next schedule. */
   const carried: string[] = [];
   const failed: { instanceId: string; error: string }[] = [];
+  const carry = (record: OnboardingRecord, error: unknown) => {
+    carried.push(record.instanceId);
+    results.set(record.instanceId, { instanceId: record.instanceId, action: 'look', status: record.status, reason: `failed, checked again by the batch's next schedule: ${describeError(error)}` });
+    failed.push({ instanceId: record.instanceId, error: describeError(error) });
+  };
   const settle = async (record: OnboardingRecord, attempt: number, step: () => Promise<CheckResult | undefined>): Promise<void> => {
     try {
       const result = await step();
@@ -131,20 +162,21 @@ async function checkBatch(clients: Clients, input: CheckBatchRequest, settings: 
         // Recorded (lastError, the status unchanged, so its check is still current): the batch's
         // next schedule checks it again. Failing the invocation instead would have Lambda run the
         // whole batch again, and each run would schedule its own next look.
-        carried.push(record.instanceId);
-        results.set(record.instanceId, { instanceId: record.instanceId, action: 'look', status: record.status, reason: `failed, checked again by the batch's next schedule: ${describeError(thrown)}` });
-        failed.push({ instanceId: record.instanceId, error: describeError(thrown) });
+        carry(record, thrown);
       }
     }
   };
 
-  // Which checks are current, and which instances are still running.
+  // Which checks are current, and which instances are still running (as far as the record, or
+  // EC2 for a record without its launch, says).
   const current: Current[] = [];
   const alarmsDue: { instance: InstanceFacts; record: OnboardingRecord }[] = [];
   await mapBounded(ids, instanceConcurrency, async (instanceId) => {
     const record = records.get(instanceId);
-    const running = found.get(instanceId);
+    const running = record && (found.get(instanceId) ?? factsOfRecord(record));
     if (record?.status === 'healthy' && record.alarmsPending && running?.state === 'running') {
+      // Its alarms are written before the record that says so: a stop or termination recorded
+      // meanwhile makes that write stale, and settleCheckError removes the alarms again.
       alarmsDue.push({ instance: running, record });
       return;
     }
@@ -154,6 +186,12 @@ async function checkBatch(clients: Clients, input: CheckBatchRequest, settings: 
       results.set(instanceId, { instanceId, action: 'ignore', status: record?.status, reason });
       return;
     }
+    const recorded = factsOfRecord(record);
+    if (recorded) {
+      current.push({ instance: recorded, record, attempt: currency.attempt });
+      return;
+    }
+    // A record without its launch: EC2 was asked above (absent from its answer: terminated).
     const instance = found.get(instanceId);
     await settle(record, currency.attempt, async () => {
       const offline = await checkOffline(clients, record, instance, settings, now);
@@ -166,15 +204,57 @@ async function checkBatch(clients: Clients, input: CheckBatchRequest, settings: 
   // only the datapoints of its own window (its launch), as its check alone would.
   const windows = new Map(current.map((entry) => [entry.instance.instanceId, windowOf(entry.instance, entry.record, now, settings)]));
   const earliest = new Date(Math.min(...[...windows.values()].map((window) => window.start.getTime()), now.getTime()));
-  const presence =
-    current.length === 0
-      ? []
-      : await seriesPresence(
-          clients,
-          current.map(({ instance }) => ({ instanceId: instance.instanceId, os: instance.os, since: windows.get(instance.instanceId)?.start })),
-          settings.metrics,
-          { start: earliest, end: now },
-        );
+  let presence: SeriesPresence[] = [];
+  try {
+    if (current.length > 0) {
+      presence = await seriesPresence(
+        clients,
+        current.map(({ instance }) => ({ instanceId: instance.instanceId, os: instance.os, since: windows.get(instance.instanceId)?.start })),
+        settings.metrics,
+        { start: earliest, end: now },
+      );
+    }
+  } catch (error) {
+    // Only the records of instances that are offline were written so far; their checks are no
+    // longer current when the same check runs again.
+    if (!isThrottling(error)) throw error;
+    return readsThrottled(clients, input, settings, now, error);
+  }
+
+  // A full check of an instance whose metrics are missing diagnoses it, and that needs EC2's facts
+  // (is it still running, which profile has it): one DescribeInstances for all of them. Instances
+  // whose metrics arrived, and early looks that did not find them yet, need none.
+  const toDescribe = current.filter(({ instance, record }) => {
+    if (found.has(instance.instanceId)) return false;
+    const findings = findingsOf(instance, record, presence, windows.get(instance.instanceId) as { start: Date; end: Date }, settings);
+    return findings.missing.length > 0 && (input.look === undefined || isFullCheck(input.look, instance.os, settings));
+  });
+  if (toDescribe.length > 0) {
+    let described: Map<string, InstanceFacts> | undefined;
+    try {
+      described = await describeInstances(clients, toDescribe.map(({ instance }) => instance.instanceId));
+    } catch (error) {
+      // Nothing written for them yet: the batch's next schedule checks them again.
+      for (const { record } of toDescribe) carry(record, error);
+    }
+    const diagnosed = new Set(toDescribe);
+    const kept = current.filter((entry) => !diagnosed.has(entry));
+    if (described) {
+      const known = described;
+      await mapBounded(toDescribe, instanceConcurrency, async (entry) => {
+        const instance = known.get(entry.instance.instanceId);
+        await settle(entry.record, entry.attempt, async () => {
+          const offline = await checkOffline(clients, entry.record, instance, settings, now);
+          if (!offline) kept.push({ ...entry, instance: instance as InstanceFacts });
+          return offline;
+        });
+      });
+    }
+    // In the batch's order again (the alarms are created in it).
+    const order = new Map(ids.map((instanceId, index) => [instanceId, index]));
+    kept.sort((a, b) => (order.get(a.instance.instanceId) ?? 0) - (order.get(b.instance.instanceId) ?? 0));
+    current.splice(0, current.length, ...kept);
+  }
 
   const scheduleNames = [batchScheduleName(clients, settings, ids, input.attempt, input.look)];
   const nextLook: string[] = [];

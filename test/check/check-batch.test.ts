@@ -149,15 +149,15 @@ describe('the look plan', () => {
 });
 
 describe('a batch check', () => {
-  it('an early look costs one call of each read for the batch, records the healthy and carries the rest to one next look', async () => {
+  it('an early look costs one BatchGetItem and one GetMetricData for the batch and no DescribeInstances, records the healthy and carries the rest to one next look', async () => {
     const healthy = given(1, { datapoints: minutes(new Date('2025-03-04T10:02:00.000Z'), 8) });
     const waiting = [given(2), given(3, { os: 'windows' }), given(4)];
 
     const result = await runCheckBatch({ instanceIds: [healthy, ...waiting], attempt: 1, look: 1 }, settings, now);
 
     expect(result.results.map((entry) => [entry.instanceId, entry.action])).toEqual([[healthy, 'healthy'], ...waiting.map((instanceId) => [instanceId, 'look'])]);
-    expect(ec2.commandCalls(DescribeInstancesCommand)).toHaveLength(1);
-    expect(ec2.commandCalls(DescribeInstancesCommand)[0]?.args[0].input.Filters?.[0]).toMatchObject({ Name: 'instance-id' });
+    // The records say which launch each check is about: EC2 is not asked.
+    expect(ec2.commandCalls(DescribeInstancesCommand)).toEqual([]);
     expect(dynamodb.commandCalls(BatchGetCommand)).toHaveLength(1);
     expect(cloudwatch.commandCalls(GetMetricDataCommand)).toHaveLength(1);
     expect(table.get(healthy)).toMatchObject({ status: 'healthy', checkAttempts: 1, firstDatapointAt: '2025-03-04T10:02:00.000Z' });
@@ -206,19 +206,43 @@ describe('a batch check', () => {
     expect(sns.commandCalls(PublishCommand)).toHaveLength(2);
   });
 
-  it('ignores checks that are not current, records stopped and terminated instances, all in the same batch', async () => {
+  it('ignores checks that are not current; a full check asks EC2 about the instances whose metrics are missing, and records stopped and terminated ones, all in the same batch', async () => {
     const done = given(1, { record: { status: 'healthy', checkAttempts: 1 } });
     const stopped = given(2, { state: 'stopped' });
     const terminated = given(3);
     instances.delete(terminated);
+    const healthy = given(4, { datapoints: minutes(new Date('2025-03-04T10:02:00.000Z'), 8) });
 
-    const result = await runCheckBatch({ instanceIds: [done, stopped, terminated], attempt: 1, look: 1 }, settings, now);
+    // An early look does not ask EC2: the two without metrics (their stop and termination events
+    // not recorded yet) are looked at again.
+    const early = await runCheckBatch({ instanceIds: [done, stopped, terminated], attempt: 1, look: 1 }, settings, now);
+    expect(early.results.map((entry) => [entry.instanceId, entry.action])).toEqual([[done, 'ignore'], [stopped, 'look'], [terminated, 'look']]);
+    expect(ec2.commandCalls(DescribeInstancesCommand)).toEqual([]);
+    expect(written(stopped)).toEqual([]);
 
-    expect(result.results.map((entry) => [entry.instanceId, entry.action])).toEqual([[done, 'ignore'], [stopped, 'stopped'], [terminated, 'gone']]);
-    expect(cloudwatch.commandCalls(GetMetricDataCommand)).toEqual([]);
+    scheduler.resetHistory();
+    const result = await runCheckBatch({ instanceIds: [done, stopped, terminated, healthy], attempt: 1, look: undefined }, settings, now);
+
+    expect(result.results.map((entry) => [entry.instanceId, entry.action])).toEqual([[done, 'ignore'], [stopped, 'stopped'], [terminated, 'gone'], [healthy, 'healthy']]);
+    expect(cloudwatch.commandCalls(GetMetricDataCommand)).toHaveLength(2);
+    // One DescribeInstances, for the two whose metrics are missing only.
+    expect(ec2.commandCalls(DescribeInstancesCommand).map((call) => call.args[0].input.Filters?.[0])).toEqual([{ Name: 'instance-id', Values: [stopped, terminated] }]);
     expect(table.get(stopped)?.status).toBe('stopped');
     expect(table.get(terminated)?.status).toBe('gone');
     expect(schedules()).toEqual([]);
+  });
+
+  it('asks EC2 at once about a record that does not say which launch it is about (an older record)', async () => {
+    const older = given(1, { record: { launchTime: undefined }, datapoints: minutes(new Date('2025-03-04T10:02:00.000Z'), 8) });
+    const gone = given(2, { record: { os: undefined } });
+    instances.delete(gone);
+    const recorded = given(3);
+
+    const result = await runCheckBatch({ instanceIds: [older, gone, recorded], attempt: 1, look: 1 }, settings, now);
+
+    expect(result.results.map((entry) => [entry.instanceId, entry.action])).toEqual([[older, 'healthy'], [gone, 'gone'], [recorded, 'look']]);
+    expect(ec2.commandCalls(DescribeInstancesCommand).map((call) => call.args[0].input.Filters?.[0])).toEqual([{ Name: 'instance-id', Values: [older, gone] }]);
+    expect(table.get(older)?.status).toBe('healthy');
   });
 
   it("counts only each instance's own launch: a restart in the batch ignores the datapoints of the launch before", async () => {
@@ -239,9 +263,13 @@ describe('a batch check', () => {
     await runCheckBatch({ instanceIds: ids, attempt: 1, look: 1 }, settings, now);
 
     expect(cloudwatch.commandCalls(GetMetricDataCommand).map((call) => call.args[0].input.MetricDataQueries?.length)).toEqual([500]);
-    expect(ec2.commandCalls(DescribeInstancesCommand)).toHaveLength(2);
+    expect(ec2.commandCalls(DescribeInstancesCommand)).toEqual([]);
     expect(dynamodb.commandCalls(BatchGetCommand)).toHaveLength(3);
     expect(schedules()).toHaveLength(1);
+
+    // Their full check, all of them missing: EC2 asked for 200 ids a call.
+    await runCheckBatch({ instanceIds: ids, attempt: 1, look: undefined }, settings, now);
+    expect(ec2.commandCalls(DescribeInstancesCommand).map((call) => call.args[0].input.Filters?.[0]?.Values?.length)).toEqual([200, 50]);
   });
 
   it('a next look that cannot be scheduled fails the invocation after the rest is done, naming the instances', async () => {
@@ -263,7 +291,7 @@ describe('a batch check', () => {
 
   it('reads throttled past the SDK: nothing written, the same check once more a minute later on a schedule of its own', async () => {
     const ids = [given(1), given(2)];
-    ec2.on(DescribeInstancesCommand).rejectsOnce(Object.assign(new Error('Request limit exceeded.'), { name: 'RequestLimitExceeded' }));
+    cloudwatch.on(GetMetricDataCommand).rejectsOnce(Object.assign(new Error('Rate exceeded'), { name: 'Throttling' }));
 
     const result = await runCheckBatch({ instanceIds: ids, attempt: 1, look: 2 }, settings, now);
 
@@ -276,8 +304,20 @@ describe('a batch check', () => {
     // Not the name of the schedule that ran this check (it exists until the run ends).
     expect(again?.name).not.toBe(batchScheduleName(testClients(), settings, ids, 1, 2));
     // Another error is not waited out: the invocation fails, for Lambda's retries and its failure record.
-    ec2.on(DescribeInstancesCommand).rejects(Object.assign(new Error('not authorized'), { name: 'UnauthorizedOperation' }));
+    cloudwatch.on(GetMetricDataCommand).rejects(Object.assign(new Error('not authorized'), { name: 'AccessDenied' }));
     await expect(runCheckBatch({ instanceIds: ids, attempt: 1, look: 2 }, settings, now)).rejects.toThrow(/not authorized/);
+    expect(dynamodb.commandCalls(PutCommand)).toEqual([]);
+  });
+
+  it("a full check's DescribeInstances throttled past the SDK: nothing written for those instances, the batch's next schedule checks them a minute later", async () => {
+    const ids = [given(1), given(2)];
+    ec2.on(DescribeInstancesCommand).rejectsOnce(Object.assign(new Error('Request limit exceeded.'), { name: 'RequestLimitExceeded' }));
+
+    const result = await runCheckBatch({ instanceIds: ids, attempt: 1, look: undefined }, settings, now);
+
+    expect(result.results.map((entry) => entry.action)).toEqual(['look', 'look']);
+    expect(dynamodb.commandCalls(PutCommand)).toEqual([]);
+    expect(schedules().map((schedule) => [schedule.at, schedule.input])).toEqual([['at(2025-03-04T10:11:00)', { instanceIds: ids, attempt: 1, look: lookPlan(settings).length + 1 }]]);
   });
 
   it('a retry schedule that cannot be created records lastError on those instances and fails the invocation', async () => {
