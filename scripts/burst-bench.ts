@@ -332,7 +332,12 @@ export async function runBurst(size: number, latencyMs: number, options: BurstOp
     // The stubs keep every call they saw, which nothing here reads: a long burst would spend its time collecting them.
     if (++callsSinceReset >= 2_000) {
       callsSinceReset = 0;
-      for (const mock of mocks) mock.resetHistory();
+      // Not from inside this call: sinon refuses to reset a stub while it is invoked
+      // (InvalidResetException), and the product then saw that as the call's error (an instance
+      // recorded `error`, its message back after the visibility timeout, six minutes late).
+      queueMicrotask(() => {
+        for (const mock of mocks) mock.resetHistory();
+      });
     }
     if (api === 'GetMetricData' && invocation.fn === 'check') invocation.getMetricData += 1;
     const maxAttempts = await maxAttemptsOf(client);
@@ -405,6 +410,7 @@ export async function runBurst(size: number, latencyMs: number, options: BurstOp
     Tags: [{ Key: 'Name', Value: instance.instanceId }],
     IamInstanceProfile: instance.profileName ? { Arn: arnOf(instance.profileName) } : undefined,
   });
+  const associationTimes: number[] = [];
   ec2.on(AssociateIamInstanceProfileCommand).callsFake(async (input, getClient) => {
     await call(getClient(), 'ec2', 'AssociateIamInstanceProfile');
     const instance = byId.get(input.InstanceId ?? '');
@@ -412,6 +418,7 @@ export async function runBurst(size: number, latencyMs: number, options: BurstOp
     if (instance.profileName) throw awsError('IncorrectState', `There is an existing association for instance ${instance.instanceId}`);
     instance.profileName = input.IamInstanceProfile?.Name;
     instance.associations += 1;
+    if (process.env.BENCH_BURST_DEBUG) associationTimes.push(time.now());
     return { IamInstanceProfileAssociation: { InstanceId: instance.instanceId, State: 'associating', IamInstanceProfile: { Arn: arnOf(instance.profileName ?? '') } } };
   });
   ec2.on(DescribeIamInstanceProfileAssociationsCommand).callsFake(async (input, getClient) => {
@@ -755,6 +762,18 @@ export async function runBurst(size: number, latencyMs: number, options: BurstOp
     const healthy = verified.filter((instance) => instance.verifiedAs === 'healthy');
     const launchToVerified = percentiles(verified.map((instance) => ((instance.verifiedAt as number) - instance.launchAt) / 1000));
     const registrationToVerified = percentiles(verified.map((instance) => ((instance.verifiedAt as number) - instance.registeredAt) / 1000));
+    if (process.env.BENCH_BURST_DEBUG) {
+      // BENCH_BURST_DEBUG=1: associations per simulated minute, and the histories of the three slowest instances.
+      const perMinute = new Map<number, number>();
+      for (const at of associationTimes) perMinute.set(Math.floor(at / 60_000), (perMinute.get(Math.floor(at / 60_000)) ?? 0) + 1);
+      console.error(`associations per minute: ${[...perMinute].map(([minute, n]) => `${minute}:${n}`).join(' ')}`);
+      const slowest = [...verified].sort((a, b) => (b.verifiedAt as number) - b.launchAt - ((a.verifiedAt as number) - a.launchAt)).slice(0, 3);
+      for (const instance of slowest) {
+        const record = [...table.all()].find((item) => item.instanceId === instance.instanceId);
+        console.error(`slow ${instance.instanceId} ${instance.os} launched at ${instance.launchAt / 1000} s, verified at ${(instance.verifiedAt as number) / 1000} s`);
+        for (const entry of record?.history ?? []) console.error(`  ${JSON.stringify(entry)}`);
+      }
+    }
     const shares: Record<string, number> = {};
     for (const [bucket, share] of Object.entries(buckets.peakBucketShare('bucket'))) shares[bucket] = round(share, 2);
     const rateShares: Record<string, number> = {};
