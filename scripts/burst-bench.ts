@@ -308,6 +308,8 @@ export async function runBurst(size: number, latencyMs: number, options: BurstOp
   const latest = new Map<string, OnboardingRecord>();
   let verifiedCount = 0;
   table.onWrite = (record) => {
+    // The table holds the pacing ledger's items too (shared/pacing/account-ledger.ts).
+    if (!record.instanceId) return;
     latest.set(record.instanceId, record);
     for (const text of [record.lastError, record.history.at(-1)?.detail]) {
       for (const match of (text ?? '').matchAll(/bench throttle #(\d+)/g)) throttlesRecorded.add(Number(match[1]));

@@ -77,15 +77,17 @@ export async function runCheckBatch(
     settings,
     now,
     factory,
-    (clients) => checkBatch(clients, input, settings, now, new PlacePacing(pacing, clients.place)),
+    (clients) => checkBatch(clients, input, settings, now, new PlacePacing(pacing, clients.place, clients)),
     (reason) => ({ results: input.instanceIds.map((instanceId): CheckResult => ({ instanceId, action: 'unreachable', status: 'error', reason })) }),
   );
 }
 
-/** The PutMetricAlarm tokens an instance's alarms take. */
-function alarmTokens(instance: InstanceFacts, settings: Settings): BucketName[] {
-  return instanceAlarms(instance.instanceId, instance.os, settings).map((): BucketName => 'monitoring:put-metric-alarm');
+/** The PutMetricAlarm calls an instance's alarms take. */
+function alarmCalls(instance: InstanceFacts, settings: Settings): number {
+  return instanceAlarms(instance.instanceId, instance.os, settings).length;
 }
+
+const alarmBucket: BucketName = 'monitoring:put-metric-alarm';
 
 /** The least and the most a batch's alarms wait for their PutMetricAlarm tokens before the next try. */
 const alarmRetrySeconds = { min: 10, max: 900 };
@@ -170,14 +172,14 @@ async function checkBatch(clients: Clients, input: CheckBatchRequest, settings: 
   // Which checks are current, and which instances are still running (as far as the record, or
   // EC2 for a record without its launch, says).
   const current: Current[] = [];
-  const alarmsDue: { instance: InstanceFacts; record: OnboardingRecord }[] = [];
+  const alarmsDue: { instance: InstanceFacts; record: OnboardingRecord; returning?: boolean }[] = [];
   await mapBounded(ids, instanceConcurrency, async (instanceId) => {
     const record = records.get(instanceId);
     const running = record && (found.get(instanceId) ?? factsOfRecord(record));
     if (record?.status === 'healthy' && record.alarmsPending && running?.state === 'running') {
       // Its alarms are written before the record that says so: a stop or termination recorded
       // meanwhile makes that write stale, and settleCheckError removes the alarms again.
-      alarmsDue.push({ instance: running, record });
+      alarmsDue.push({ instance: running, record, returning: true });
       return;
     }
     const currency = checkCurrency(input.attempt, record);
@@ -263,13 +265,6 @@ async function checkBatch(clients: Clients, input: CheckBatchRequest, settings: 
   // product's share is spent. Those of earlier looks first, in the batch's order.
   const alarmsLater: string[] = [];
   let alarmTokensLater = 0;
-  // One instance at a time takes its tokens: concurrent takers would each hold part of theirs.
-  let queue: Promise<unknown> = Promise.resolve();
-  const admitAlarms = (instance: InstanceFacts): Promise<boolean> => {
-    const admitted = queue.then(() => pace.admit(alarmTokens(instance, settings)));
-    queue = admitted.catch(() => undefined);
-    return admitted;
-  };
   const toAlarm = [...alarmsDue];
   const retries: { instanceId: string; outcome: Extract<RunningOutcome, { kind: 'retry' }>; record: OnboardingRecord; attempt: number }[] = [];
   await mapBounded(current, instanceConcurrency, async ({ instance, record, attempt }) =>
@@ -313,20 +308,26 @@ async function checkBatch(clients: Clients, input: CheckBatchRequest, settings: 
     }
   }
 
-  // The alarms, one instance at a time, while the product's share of PutMetricAlarm allows; a
-  // throttle that got past the SDK's retries halves the pacer's rate, and the rest waits.
-  for (const { instance, record } of toAlarm) {
+  // The alarms, one instance at a time, while the product's share of PutMetricAlarm allows (the
+  // account's ledger, for every check container at once: each call at its time); once one
+  // instance's calls do not come in time, the rest waits too, in order. A throttle that got past
+  // the SDK's retries holds the bucket back for every container.
+  let alarmsStopped = false;
+  for (const { instance, record, returning } of toAlarm) {
     await settle(record, record.checkAttempts, async () => {
-      if (await admitAlarms(instance)) {
+      const calls = alarmCalls(instance, settings);
+      const slots = alarmsStopped ? undefined : await pace.takeCalls(alarmBucket, calls, { returning });
+      if (slots) {
         try {
-          return await createPendingAlarms(clients, record, instance, settings, now);
+          return await createPendingAlarms(clients, record, instance, settings, now, (index) => pace.waitUntil(slots[index] ?? 0));
         } catch (error) {
           if (!isThrottling(error)) throw error;
-          pace.pacer.throttled('monitoring:put-metric-alarm');
+          await pace.throttled(alarmBucket);
         }
       }
+      alarmsStopped = true;
       alarmsLater.push(instance.instanceId);
-      alarmTokensLater += alarmTokens(instance, settings).length;
+      alarmTokensLater += calls;
       return { instanceId: instance.instanceId, action: 'healthy', status: record.status, reason: "healthy; alarms pending: the product's share of PutMetricAlarm is spent for now" };
     });
   }
@@ -341,7 +342,10 @@ async function checkBatch(clients: Clients, input: CheckBatchRequest, settings: 
   } else if (following.length > 0) {
     const look = input.look ?? plan.length;
     const lookDelay = nextLook.length > 0 && input.look !== undefined ? nextLookDelaySeconds(input.look, settings) : carried.length > 0 ? failedRetrySeconds : undefined;
-    const alarmDelay = Math.min(alarmRetrySeconds.max, Math.max(alarmRetrySeconds.min, Math.ceil(pace.pacer.etaMs('monitoring:put-metric-alarm', alarmTokensLater) / 1000)));
+    // The alarms left for later reserve their calls (the next schedule claims them): it comes when the first is due.
+    const reserved = alarmTokensLater > 0 ? await pace.reserve(alarmBucket, alarmTokensLater) : undefined;
+    const alarmEtaMs = reserved ? Math.max(0, (reserved[0] ?? now.getTime()) - now.getTime()) : pace.pacer.etaMs(alarmBucket, alarmTokensLater);
+    const alarmDelay = Math.min(alarmRetrySeconds.max, Math.max(alarmRetrySeconds.min, Math.ceil(alarmEtaMs / 1000)));
     const delay = lookDelay ?? alarmDelay;
     const at = new Date(now.getTime() + delay * 1000);
     for (const chunk of chunksOf(following, maxInstancesPerCheckSchedule)) {

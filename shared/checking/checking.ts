@@ -155,8 +155,8 @@ async function becomeHealthy(
  * Creates the alarms of a healthy instance whose alarms a batch check left for later, and records
  * them. A record that changed meanwhile (stopped, restarted) wins: StaleRecordError.
  */
-export async function createPendingAlarms(clients: Clients, record: OnboardingRecord, instance: InstanceFacts, settings: Settings, now: Date): Promise<CheckResult> {
-  const alarmNames = await putInstanceAlarms(clients, instance.instanceId, instance.os, settings);
+export async function createPendingAlarms(clients: Clients, record: OnboardingRecord, instance: InstanceFacts, settings: Settings, now: Date, beforeEach?: (index: number) => Promise<void>): Promise<CheckResult> {
+  const alarmNames = await putInstanceAlarms(clients, instance.instanceId, instance.os, settings, beforeEach);
   const saved = await saveRecord(clients, settings.stateTable, advance(record, { alarmNames, alarmsPending: undefined }, 'alarms-created', now, `${alarmNames.length} alarm(s) in place`));
   return { instanceId: instance.instanceId, action: 'healthy', status: saved.status, reason: `${alarmNames.length} alarm(s) created` };
 }

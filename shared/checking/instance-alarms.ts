@@ -80,10 +80,16 @@ export function instanceAlarms(instanceId: string, os: OsFamily, settings: Alarm
   return result;
 }
 
-/** Creates (or updates: PutMetricAlarm is an upsert) an instance's alarms. Returns their names. */
-export async function putInstanceAlarms(clients: Clients, instanceId: string, os: OsFamily, settings: AlarmSettings): Promise<string[]> {
+/**
+ * Creates (or updates: PutMetricAlarm is an upsert) an instance's alarms. Returns their names.
+ * `beforeEach(k)` runs before the k-th call (a batch check's pacing: each call at its time).
+ */
+export async function putInstanceAlarms(clients: Clients, instanceId: string, os: OsFamily, settings: AlarmSettings, beforeEach?: (index: number) => Promise<void>): Promise<string[]> {
   const alarms = instanceAlarms(instanceId, os, settings);
-  for (const alarm of alarms) await clients.of(CloudWatchClient).send(new PutMetricAlarmCommand(alarm));
+  for (const [index, alarm] of alarms.entries()) {
+    await beforeEach?.(index);
+    await clients.of(CloudWatchClient).send(new PutMetricAlarmCommand(alarm));
+  }
   return alarms.map((alarm) => alarm.AlarmName ?? '');
 }
 

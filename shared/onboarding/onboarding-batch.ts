@@ -134,7 +134,7 @@ export async function runOnboardingBatch(
   for (const { place, instances } of places.values()) {
     const clients = factory.clients(place);
     const ids = [...instances.keys()];
-    const pace = new PlacePacing(pacing, place);
+    const pace = new PlacePacing(pacing, place, clients);
     const outcomes = await withMemberAccess(
       { place, instanceIds: ids },
       settings,
@@ -160,7 +160,7 @@ export async function runOnboardingBatch(
       batch.failures.push({ instanceId, place, error });
     }
     // In the batch's order: the k-th deferred instance of the place waits for k instances' tokens.
-    for (const { needs: _needs, ...entry } of pace.retryAfterSeconds(deferred)) batch.deferred.push({ ...entry, place });
+    for (const { needs: _needs, ...entry } of await pace.retryAfterSeconds(deferred)) batch.deferred.push({ ...entry, place });
   }
   if (batch.deferred.length) {
     const seconds = batch.deferred.map((d) => d.retryAfterSeconds);
@@ -298,7 +298,7 @@ async function onboardPlace(clients: Clients, instances: Map<string, BatchInstan
           await profileStep(clients, trail, start.instance, settings, now, () => pace.beforeCall('iam:attach-role-policy'));
           if (trail.record.commandId) return result((await scheduleNextCheck(clients, trail, settings, now)).status);
         } catch (error) {
-          if (isThrottling(error)) pace.pacer.throttled(throttledBucket(error));
+          if (isThrottling(error)) await pace.throttled(throttledBucket(error));
           throw error;
         }
         awaiting.push({ trail, instance: start.instance, result });
@@ -452,7 +452,7 @@ async function sendToGroup(
     commandId = await sendInstallCommandTo(clients, group.map((item) => item.instance.instanceId), os, settings);
   } catch (error) {
     if (!(error instanceof InstanceNotReachableError)) {
-      if (isThrottling(error)) pace.pacer.throttled('ssm:send-command');
+      if (isThrottling(error)) await pace.throttled('ssm:send-command');
       await failAll(group, error);
       return;
     }

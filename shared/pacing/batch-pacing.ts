@@ -1,8 +1,18 @@
+import type { Clients } from '../aws/client-factory.js';
 import { placeLabel, type Place } from '../aws/place.js';
 import { sleep } from '../aws/errors.js';
 import type { Settings } from '../config/settings.js';
 import { PacedLaterError } from '../errors.js';
+import { AccountLedger } from './account-ledger.js';
 import { Pacer, type BucketName } from './pacer.js';
+
+/**
+ * The buckets paced for all the product's containers at once (the state table's ledger,
+ * {@link AccountLedger}): those with a call per instance, which a burst spends from many
+ * containers. The others (AttachRolePolicy, SendCommand, CreateSchedule: a call per batch or per
+ * role) stay with each container's pacer and its concurrency split.
+ */
+export const ledgerBuckets: ReadonlySet<BucketName> = new Set<BucketName>(['ec2:associate-iam-instance-profile', 'monitoring:put-metric-alarm']);
 
 /**
  * How a batch of the onboard queue paces its slow-refill calls: the pacer of each place, how long
@@ -13,6 +23,11 @@ export interface BatchPacing {
   /** Milliseconds a batch may wait for tokens in all (asked at each wait) before the rest is left for later. */
   waitBudgetMs(): number;
   sleep(ms: number): Promise<void>;
+  /**
+   * The ledger of a place's {@link ledgerBuckets}, shared with every other container through the
+   * state table; none (tests of one container's pacing) leaves them to the pacer too.
+   */
+  ledgerOf?(clients: Pick<Clients, 'hub'>, place: Place): AccountLedger | undefined;
 }
 
 /** What an instance left for later needs when its message comes back: tokens per bucket (fractions allowed). */
@@ -22,16 +37,18 @@ export type TokenNeeds = Partial<Record<BucketName, number>>;
 const containerPacers = new Map<string, Pacer>();
 let makePacer: ((place: Place) => Pacer) | undefined;
 let waitFor: ((ms: number) => Promise<void>) | undefined;
+let ledgers = true;
 
 /**
  * Forgets the container's pacers, and makes the next ones with `make` (tests and the bench: a
  * simulated clock, or buckets a scenario does not measure), waiting with `wait` (a simulated
  * clock's); without them, from the settings and with a real sleep.
  */
-export function replaceContainerPacers(make?: (place: Place) => Pacer, wait?: (ms: number) => Promise<void>): void {
+export function replaceContainerPacers(make?: (place: Place) => Pacer, wait?: (ms: number) => Promise<void>, options: { ledgers?: boolean } = {}): void {
   containerPacers.clear();
   makePacer = make;
   waitFor = wait;
+  ledgers = options.ledgers ?? true;
 }
 
 /** What the invocation keeps for the steps after the last wait (records, schedules, the install). */
@@ -68,19 +85,36 @@ const retryJitterMs = 2_000;
  * @example
  * const pacing = containerPacing(settings, () => context.getRemainingTimeInMillis());
  */
-export function containerPacing(settings: Pick<Settings, 'pacing'>, remainingMs?: () => number, maxWaitMs = batchWaitBudgetMs): BatchPacing {
+export function containerPacing(settings: Pick<Settings, 'pacing'> & Partial<Pick<Settings, 'stateTable'>>, remainingMs?: () => number, maxWaitMs = batchWaitBudgetMs): BatchPacing {
+  const pacerOf = (place: Place) => {
+    const label = placeLabel(place);
+    let pacer = containerPacers.get(label);
+    if (!pacer) {
+      pacer = makePacer?.(place) ?? new Pacer(settings.pacing);
+      containerPacers.set(label, pacer);
+    }
+    return pacer;
+  };
   return {
-    pacerOf(place) {
-      const label = placeLabel(place);
-      let pacer = containerPacers.get(label);
-      if (!pacer) {
-        pacer = makePacer?.(place) ?? new Pacer(settings.pacing);
-        containerPacers.set(label, pacer);
-      }
-      return pacer;
-    },
+    pacerOf,
     waitBudgetMs: () => Math.min(maxWaitMs, remainingMs ? remainingMs() - invocationMarginMs : maxWaitMs),
     sleep: (ms) => (waitFor ?? sleep)(ms),
+    ledgerOf(clients, place) {
+      if (!ledgers || !settings.stateTable) return undefined;
+      const pacer = pacerOf(place);
+      // The whole share, for all containers together: no concurrency split.
+      return new AccountLedger(
+        clients,
+        settings.stateTable,
+        place,
+        (bucket) => {
+          const size = pacer.sizeOf(bucket);
+          return { perSecond: size.refillPerSecond * pacer.share, burst: Math.max(1, Math.floor(size.capacity * pacer.share)) };
+        },
+        () => pacer.now(),
+        (ms) => (waitFor ?? sleep)(ms),
+      );
+    },
   };
 }
 
@@ -97,9 +131,58 @@ export class PlacePacing {
   /** Milliseconds this batch waited for tokens so far (concurrent waits add up: an upper bound). */
   #waited = 0;
 
-  constructor(pacing: BatchPacing, place: Place) {
+  /** The place's ledger for the {@link ledgerBuckets}, when the pacing has one. */
+  readonly ledger: AccountLedger | undefined;
+
+  constructor(pacing: BatchPacing, place: Place, clients?: Pick<Clients, 'hub'>) {
     this.#pacing = pacing;
     this.pacer = pacing.pacerOf(place);
+    this.ledger = clients ? pacing.ledgerOf?.(clients, place) : undefined;
+  }
+
+  /** Whether a bucket is kept in the place's ledger (for every container) rather than this container's pacer. */
+  #inLedger(bucket: BucketName): AccountLedger | undefined {
+    return ledgerBuckets.has(bucket) ? this.ledger : undefined;
+  }
+
+  /**
+   * The times (ms since the epoch) `count` calls of a bucket may go, the first within the batch's
+   * wait budget; undefined when it does not come in time (nothing taken). From the ledger, spaced
+   * by the share's rate (wait for each with {@link waitUntil}); from the container's pacer, all
+   * now, after a wait for them. `returning`: work left for later that reserved its calls then.
+   */
+  async takeCalls(bucket: BucketName, count: number, options: { returning?: boolean } = {}): Promise<number[] | undefined> {
+    const ledger = this.#inLedger(bucket);
+    if (!ledger) {
+      for (let k = 0; k < count; k++) if (!(await this.#take(bucket, !options.returning))) return undefined;
+      return Array.from({ length: count }, () => this.pacer.now());
+    }
+    const answer = await ledger.take(bucket, { count, returning: options.returning, maxWaitMs: Math.max(0, this.#pacing.waitBudgetMs() - this.#waited) });
+    if (!answer.go) return undefined;
+    this.#waited += Math.max(0, (answer.at[0] ?? 0) - this.pacer.now());
+    return answer.at;
+  }
+
+  /** Waits until `at` (ms since the epoch), with the pacing's sleep. */
+  async waitUntil(at: number): Promise<void> {
+    const ms = at - this.pacer.now();
+    if (ms > 0) await this.#pacing.sleep(ms);
+  }
+
+  /**
+   * Reserves `count` calls of a ledger bucket for work left for later: the times they may go (the
+   * k-th for the k-th item). Undefined for a bucket this container paces alone.
+   */
+  async reserve(bucket: BucketName, count: number): Promise<number[] | undefined> {
+    const ledger = this.#inLedger(bucket);
+    return ledger ? ledger.reserve(bucket, count) : undefined;
+  }
+
+  /** A throttle got past the SDK's retries: the ledger holds the bucket back for every container, or the pacer halves its rate. */
+  async throttled(bucket: BucketName, backOffMs = 10_000): Promise<void> {
+    const ledger = this.#inLedger(bucket);
+    if (ledger) await ledger.backOff(bucket, backOffMs);
+    else this.pacer.throttled(bucket);
   }
 
   /** Whether the batch has stopped starting instances. */
@@ -120,11 +203,21 @@ export class PlacePacing {
     // stopping the batch meanwhile would waste those it took).
     if (this.#stopped) return false;
     for (const bucket of buckets) {
-      if (!(await this.#take(bucket, !options.returning))) {
+      const ledger = this.#inLedger(bucket);
+      const taken = ledger ? await this.#takeFromLedger(bucket, options.returning === true) : await this.#take(bucket, !options.returning);
+      if (!taken) {
         this.#stopped = true;
         return false;
       }
     }
+    return true;
+  }
+
+  /** One call of a ledger bucket within the wait budget: waits for its time, or false (nothing taken). */
+  async #takeFromLedger(bucket: BucketName, returning: boolean): Promise<boolean> {
+    const at = await this.takeCalls(bucket, 1, { returning });
+    if (!at) return false;
+    await this.waitUntil(at[0] as number);
     return true;
   }
 
@@ -153,20 +246,32 @@ export class PlacePacing {
    * @example
    * const comingBack = pace.retryAfterSeconds(deferred); // each with its retryAfterSeconds
    */
-  retryAfterSeconds<T extends { needs: TokenNeeds }>(deferred: readonly T[], random: () => number = Math.random): (T & { retryAfterSeconds: number })[] {
+  async retryAfterSeconds<T extends { needs: TokenNeeds }>(deferred: readonly T[], random: () => number = Math.random): Promise<(T & { retryAfterSeconds: number })[]> {
     const shiftMs = retryJitterMs * random();
+    // A ledger bucket reserves what the deferred instances need, at once: the k-th one's time is
+    // its k-th reserved call, and the next batch's instances (in any container) queue behind them.
+    const reserved = new Map<BucketName, number[]>();
+    const ledgerTotals = new Map<BucketName, number>();
+    for (const item of deferred) {
+      for (const [bucket, count] of Object.entries(item.needs) as [BucketName, number][]) {
+        if (this.#inLedger(bucket)) ledgerTotals.set(bucket, (ledgerTotals.get(bucket) ?? 0) + Math.ceil(count));
+      }
+    }
+    for (const [bucket, total] of ledgerTotals) reserved.set(bucket, (await this.reserve(bucket, total)) ?? []);
+    const now = this.pacer.now();
     const totals = new Map<BucketName, number>();
     const etas = deferred.map((item) => {
       let eta = 0;
       for (const [bucket, count] of Object.entries(item.needs) as [BucketName, number][]) {
-        const total = (totals.get(bucket) ?? 0) + count;
+        const total = (totals.get(bucket) ?? 0) + (reserved.has(bucket) ? Math.ceil(count) : count);
         totals.set(bucket, total);
-        eta = Math.max(eta, this.pacer.etaMs(bucket, total));
+        const times = reserved.get(bucket);
+        eta = Math.max(eta, times ? Math.max(0, (times[total - 1] ?? times.at(-1) ?? now) - now) : this.pacer.etaMs(bucket, total));
       }
       return { item, eta };
     });
     // A bucket that has the tokens now owes nothing: promising it would only hold new launches back.
-    for (const [bucket, total] of totals) if (this.pacer.etaMs(bucket, total) > 0) this.pacer.promise(bucket, total, shiftMs + 1000);
+    for (const [bucket, total] of totals) if (!reserved.has(bucket) && this.pacer.etaMs(bucket, total) > 0) this.pacer.promise(bucket, total, shiftMs + 1000);
     return etas.map(({ item, eta }) => ({ ...item, retryAfterSeconds: Math.min(maxRetryAfterSeconds, Math.max(minRetryAfterSeconds, Math.ceil((eta + shiftMs) / 1000))) }));
   }
 

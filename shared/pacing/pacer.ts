@@ -173,6 +173,16 @@ export class Pacer {
     local.promisedUntil = this.#clock() + this.etaMs(name, count) + extraMs;
   }
 
+  /** The pacer's clock, ms since the epoch (the Lambda's, or a test's simulated one). */
+  now(): number {
+    return this.#clock();
+  }
+
+  /** The account bucket's published size this pacer paces against (before the share). */
+  sizeOf(name: BucketName): BucketSize {
+    return this.#sizes[name];
+  }
+
   /** How many calls of a bucket may go right now (for sizing the part of a batch done now). */
   available(name: BucketName): number {
     return Math.floor(this.#bucket(name).tokens);

@@ -388,9 +388,12 @@ describe('every rule of one instance holds in a batch', () => {
 
 /**
  * A simulated clock for the pacing scenarios: the container's pacers read it and wait on it, and
- * an invocation's remaining time counts down on it from Lambda's 60 s.
+ * an invocation's remaining time counts down on it from Lambda's 60 s. The association bucket is
+ * paced by the state table's ledger for every container (as deployed), unless `ledgers` is false:
+ * then by the container's own pacer, as the buckets outside the ledger are (SendCommand,
+ * AttachRolePolicy, CreateSchedule), which the scenarios about that pacer's deferral use.
  */
-function simulatedContainer(options: { buckets?: Partial<Record<BucketName, BucketSize>> } = {}) {
+function simulatedContainer(options: { buckets?: Partial<Record<BucketName, BucketSize>>; ledgers?: boolean } = {}) {
   const time = { now: 0 };
   const pacers: Pacer[] = [];
   onboard.replaceContainerPacers(
@@ -404,6 +407,7 @@ function simulatedContainer(options: { buckets?: Partial<Record<BucketName, Buck
       await Promise.resolve();
       time.now = Math.max(time.now, until);
     },
+    { ledgers: options.ledgers ?? true },
   );
   const invoke = (event: SQSEvent) => {
     const start = time.now;
@@ -494,7 +498,8 @@ describe('pacing of the slow-refill calls', () => {
   it('a throttle that survived the SDK halves the pacer\'s association rate and returns that instance, its lastError recorded', async () => {
     const ids = [burstId(1), burstId(2), burstId(3)];
     givenBurst(ids.map((id) => ({ id })));
-    const container = simulatedContainer();
+    // The container's own pacer (the buckets outside the ledger yield this way).
+    const container = simulatedContainer({ ledgers: false });
     ec2.on(AssociateIamInstanceProfileCommand, { InstanceId: burstId(2) }).rejects(awsError('RequestLimitExceeded', 'Request limit exceeded.', 'server'));
 
     const response = await container.invoke(runningBatch(ids));
@@ -531,7 +536,8 @@ describe('a message left for later comes back when its tokens do', () => {
 
   it('the deferred messages get a visibility timeout of their own, 10 a call, the k-th about k tokens away; a failed instance keeps the queue\'s', async () => {
     givenBurst(ids.map((id) => ({ id })));
-    const container = simulatedContainer({ buckets: small });
+    // The container's own pacer's estimates (the ledger's reservations: test/aws/account-ledger.test.ts).
+    const container = simulatedContainer({ buckets: small, ledgers: false });
     // The third instance's association fails for real: it backs off with the queue's 360 s.
     ec2.on(AssociateIamInstanceProfileCommand, { InstanceId: burstId(3) }).rejects(awsError('InternalError', 'An internal error has occurred', 'server'));
 
@@ -562,7 +568,8 @@ describe('a message left for later comes back when its tokens do', () => {
 
   it('a second batch\'s deferred messages come back after the first one\'s, not with them', async () => {
     givenBurst(ids.map((id) => ({ id })));
-    const container = simulatedContainer({ buckets: small });
+    // The container's own pacer's promises (the ledger's reservations: test/aws/account-ledger.test.ts).
+    const container = simulatedContainer({ buckets: small, ledgers: false });
 
     await container.invoke(runningBatch(ids.slice(0, 13)));
     const firstEnd = container.time.now;
