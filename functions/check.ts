@@ -25,7 +25,8 @@ export const handler = middy<unknown, CheckResult | CheckBatchResult>()
   .use(logMetrics(productMetrics))
   .handler(async (event, context) => {
     const input = parseCheckInput(event);
-    if (input.kind === 'one') return runCheck(input.request, settings);
-    // A batch waits up to 30 s for its PutMetricAlarm tokens (cheap Lambda time), not past the timeout's margin.
-    return runCheckBatch(input.request, settings, new Date(), clientFactoryOf(settings), containerPacing(settings, () => context.getRemainingTimeInMillis(), alarmWaitBudgetMs));
+    // A check waits up to 30 s for its PutMetricAlarm calls (cheap Lambda time), not past the timeout's margin.
+    const pacing = containerPacing(settings, () => context.getRemainingTimeInMillis(), alarmWaitBudgetMs);
+    if (input.kind === 'one') return runCheck(input.request, settings, new Date(), clientFactoryOf(settings), pacing);
+    return runCheckBatch(input.request, settings, new Date(), clientFactoryOf(settings), pacing);
   });

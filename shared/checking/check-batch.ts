@@ -313,6 +313,12 @@ async function checkBatch(clients: Clients, input: CheckBatchRequest, settings: 
   // instance's calls do not come in time, the rest waits too, in order. A throttle that got past
   // the SDK's retries holds the bucket back for every container.
   let alarmsStopped = false;
+  // In one change of the ledger each: the calls reserved for the alarms left for later by an
+  // earlier look, then new ones for those healthy now.
+  const alarmCallsOf = (entries: readonly { instance: InstanceFacts }[]) => entries.reduce((sum, { instance }) => sum + alarmCalls(instance, settings), 0);
+  const step = toAlarm[0] ? alarmCalls(toAlarm[0].instance, settings) : 1;
+  await pace.prefetch(alarmBucket, alarmCallsOf(toAlarm.filter((entry) => entry.returning)), { returning: true, step });
+  await pace.prefetch(alarmBucket, alarmCallsOf(toAlarm.filter((entry) => !entry.returning)), { step });
   for (const { instance, record, returning } of toAlarm) {
     await settle(record, record.checkAttempts, async () => {
       const calls = alarmCalls(instance, settings);

@@ -9,9 +9,10 @@ import { publish, renderAlert, renderRecovery } from './alerts.js';
 import { awsErrorName, describeError } from '../aws/errors.js';
 import { diagnose, metricFindings, type Diagnosis, type DiagnosisCode, type MetricFindings } from './check-diagnosis.js';
 import { recordedDiagnosis } from './check-explanation.js';
-import { alertRetryAt, checkCurrency, decideAfterDiagnosis } from './check-policy.js';
+import { alertRetryAt, checkCurrency, decideAfterDiagnosis, lookPlan } from './check-policy.js';
 import { commandStatus } from './command-status.js';
-import { deleteInstanceAlarms, putInstanceAlarms } from './instance-alarms.js';
+import { deleteInstanceAlarms, instanceAlarms, putInstanceAlarms } from './instance-alarms.js';
+import { containerPacing, PlacePacing, type BatchPacing } from '../pacing/batch-pacing.js';
 import { agentProfileNameIn, missingRolePolicies, requiredPolicyNames, type RolePolicyFacts } from '../onboarding/instance-profiles.js';
 import { describeInstance, type InstanceFacts } from '../aws/instances.js';
 import { logAbout, logger } from '../observability/logger.js';
@@ -19,7 +20,7 @@ import { cleanUpInstance, describeCleanup } from '../offboarding/offboarding.js'
 import { expectedMetrics, seriesPresence, type SeriesPresence } from './metric-queries.js';
 import { advance, readRecord, saveRecord, statusChange, type OnboardingRecord, type OnboardingStatus } from '../state/instance-record.js';
 import { countAlerted, countHealthy } from '../observability/product-metrics.js';
-import { deleteSchedules, scheduleCheck, scheduleName } from '../aws/schedules.js';
+import { deleteSchedules, scheduleBatchCheck, scheduleCheck, scheduleName } from '../aws/schedules.js';
 import type { Settings } from '../config/settings.js';
 import { ssmPresence } from '../onboarding/ssm-presence.js';
 import type { CheckRequest } from '../input/triggers.js';
@@ -80,8 +81,9 @@ async function becomeHealthy(
   settings: Settings,
   now: Date,
   alarms: 'now' | 'later' = 'now',
+  beforeAlarm?: (index: number) => Promise<void>,
 ): Promise<OnboardingRecord> {
-  const alarmNames = alarms === 'now' ? await putInstanceAlarms(clients, instance.instanceId, instance.os, settings) : [];
+  const alarmNames = alarms === 'now' ? await putInstanceAlarms(clients, instance.instanceId, instance.os, settings, beforeAlarm) : [];
   const firstForLaunch = record.status !== 'healthy';
   const launchTime = instance.launchTime ?? record.launchTime;
   const launch = launchTime ? Date.parse(launchTime) : Number.NaN;
@@ -340,10 +342,11 @@ export async function checkRunning(
   now: Date,
   findings: MetricFindings,
   alarms: 'now' | 'later' = 'now',
+  beforeAlarm?: (index: number) => Promise<void>,
 ): Promise<RunningOutcome> {
   const { instanceId } = instance;
   if (findings.missing.length === 0) {
-    const saved = await becomeHealthy(clients, record, instance, findings, attempt, scheduleNames, settings, now, alarms);
+    const saved = await becomeHealthy(clients, record, instance, findings, attempt, scheduleNames, settings, now, alarms, beforeAlarm);
     return { kind: 'done', result: { instanceId, action: 'healthy', status: saved.status, reason: `${findings.present.join(', ')} arrive` }, saved };
   }
 
@@ -431,11 +434,36 @@ export async function runCheck(
   settings: Settings,
   now = new Date(),
   factory: ClientFactory = clientFactoryOf(settings),
+  pacing: BatchPacing = containerPacing(settings),
 ): Promise<CheckResult> {
-  return withMemberAccess(input, settings, now, factory, (clients) => checkInstance(clients, input, settings, now), (reason) => ({ instanceId: input.instanceId, action: 'unreachable', status: 'error', reason }));
+  return withMemberAccess(
+    input,
+    settings,
+    now,
+    factory,
+    (clients) => checkInstance(clients, input, settings, now, new PlacePacing(pacing, clients.place, clients)),
+    (reason) => ({ instanceId: input.instanceId, action: 'unreachable', status: 'error', reason }),
+  );
 }
 
-async function checkInstance(clients: Clients, input: CheckRequest, settings: Settings, now: Date): Promise<CheckResult> {
+/**
+ * How a healthy instance's alarms are paced in a check of its own: its PutMetricAlarm calls from
+ * the account's ledger, each at its time, when the first comes within the wait budget; otherwise
+ * it is recorded healthy with its alarms pending, and a batch schedule of its own creates them
+ * when its reserved calls are due (as a batch check's alarms left for later are).
+ */
+async function alarmPacing(pace: PlacePacing, instance: InstanceFacts, settings: Settings): Promise<{ alarms: 'now'; beforeAlarm: (index: number) => Promise<void> } | { alarms: 'later'; dueAt: number }> {
+  const calls = instanceAlarms(instance.instanceId, instance.os, settings).length;
+  const slots = await pace.takeCalls('monitoring:put-metric-alarm', calls);
+  if (slots) return { alarms: 'now', beforeAlarm: (index) => pace.waitUntil(slots[index] ?? 0) };
+  const reserved = await pace.reserve('monitoring:put-metric-alarm', calls);
+  return { alarms: 'later', dueAt: reserved?.[0] ?? pace.pacer.now() + pace.pacer.etaMs('monitoring:put-metric-alarm', calls) };
+}
+
+/** The least a single check's alarms left for later wait for their schedule (Scheduler's smallest useful delay). */
+const pendingAlarmsDelayMs = 60_000;
+
+async function checkInstance(clients: Clients, input: CheckRequest, settings: Settings, now: Date, pace: PlacePacing): Promise<CheckResult> {
   const { instanceId } = input;
   const [instance, record] = await Promise.all([describeInstance(clients, instanceId), readRecord(clients, settings.stateTable, instanceId)]);
   logAbout(instanceId, instance?.launchTime ?? record?.launchTime);
@@ -454,7 +482,26 @@ async function checkInstance(clients: Clients, input: CheckRequest, settings: Se
     const scheduleNames = input.attempt === undefined ? [] : [scheduleName(clients, settings, 'check', instanceId, input.attempt)];
     const window = windowOf(running, record, now, settings);
     const presence = await seriesPresence(clients, [{ instanceId, os: running.os }], settings.metrics, window);
-    const outcome = await checkRunning(clients, record, running, currency.attempt, scheduleNames, settings, now, findingsOf(running, record, presence, window, settings));
+    const findings = findingsOf(running, record, presence, window, settings);
+    const paced = findings.missing.length === 0 ? await alarmPacing(pace, running, settings) : undefined;
+    const outcome = await checkRunning(
+      clients,
+      record,
+      running,
+      currency.attempt,
+      scheduleNames,
+      settings,
+      now,
+      findings,
+      paced?.alarms ?? 'now',
+      paced?.alarms === 'now' ? paced.beforeAlarm : undefined,
+    );
+    if (outcome.kind === 'done' && paced?.alarms === 'later' && outcome.saved?.alarmsPending) {
+      // Its alarms come with a batch schedule of its own (a batch check creates a healthy record's pending alarms).
+      const at = new Date(Math.max(now.getTime() + pendingAlarmsDelayMs, paced.dueAt));
+      const { name } = await scheduleBatchCheck(clients, [instanceId], currency.attempt, lookPlan(settings).length + 1, at, settings);
+      return { ...outcome.result, reason: `${outcome.result.reason}; alarms pending, created by ${name} at ${at.toISOString()}` };
+    }
     if (outcome.kind === 'done') return outcome.result;
     const scheduled = await scheduleCheck(clients, instanceId, outcome.nextAttempt, outcome.at, settings);
     return await outcome.complete(`${scheduled} for ${outcome.at.toISOString()}`);

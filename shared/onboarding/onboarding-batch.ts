@@ -247,6 +247,21 @@ async function settle(
   }
 }
 
+const associationBucket: BucketName = 'ec2:associate-iam-instance-profile';
+
+/**
+ * The paced calls an instance of the batch makes for sure once started: its association (if it
+ * has no profile and none is recorded for this launch) and its one schedule; undefined when its
+ * decision starts nothing.
+ */
+function pacedBuckets(trigger: OnboardTrigger, instance: InstanceFacts | undefined, existing: OnboardingRecord | undefined, settings: Settings, now: Date): BucketName[] | undefined {
+  const decision = decideOnboarding({ trigger, instance, record: existing, settings, now });
+  if (decision.action !== 'onboard' && decision.action !== 'recheck') return undefined;
+  const resumesProfile = decision.action === 'onboard' && !decision.fresh && existing?.profilePath !== undefined;
+  const associates = decision.action === 'onboard' && !instance?.profileArn && !resumesProfile;
+  return associates ? [associationBucket, 'scheduler:create-schedule'] : ['scheduler:create-schedule'];
+}
+
 /** The instances of one place: facts for all, then each instance's decision and steps. */
 async function onboardPlace(clients: Clients, instances: Map<string, BatchInstance>, settings: Settings, now: Date, pace: PlacePacing): Promise<Map<string, Outcome>> {
   const outcomes = new Map<string, Outcome>();
@@ -266,6 +281,16 @@ async function onboardPlace(clients: Clients, instances: Map<string, BatchInstan
   }
   const found = described.value;
 
+  // The batch's associations from the account's ledger in one go (those coming back first, on
+  // their reservations), instead of a ledger change per instance.
+  const associating = { returning: 0, fresh: 0 };
+  for (const instanceId of ids) {
+    const { trigger, returning } = instances.get(instanceId) as BatchInstance;
+    if (pacedBuckets(trigger, found.get(instanceId), records.get(instanceId), settings, now)?.includes(associationBucket)) associating[returning ? 'returning' : 'fresh'] += 1;
+  }
+  await pace.prefetch(associationBucket, associating.returning, { returning: true });
+  await pace.prefetch(associationBucket, associating.fresh);
+
   const awaiting: AwaitingInstall[] = [];
   await mapBounded(ids, instanceConcurrency, async (instanceId) => {
     const { trigger, returning } = instances.get(instanceId) as BatchInstance;
@@ -280,11 +305,8 @@ async function onboardPlace(clients: Clients, instances: Map<string, BatchInstan
       // Before anything is written: an instance that would be started takes the tokens of the
       // calls it makes for sure (its association, if it has no profile; its one schedule), else it
       // and every instance after it are left for a later delivery, untouched.
-      const decision = decideOnboarding({ trigger, instance, record: existing, settings, now });
-      if (decision.action === 'onboard' || decision.action === 'recheck') {
-        const resumesProfile = decision.action === 'onboard' && !decision.fresh && existing?.profilePath !== undefined;
-        const associates = decision.action === 'onboard' && !instance?.profileArn && !resumesProfile;
-        const buckets: BucketName[] = associates ? ['ec2:associate-iam-instance-profile', 'scheduler:create-schedule'] : ['scheduler:create-schedule'];
+      const buckets = pacedBuckets(trigger, instance, existing, settings, now);
+      if (buckets) {
         if (!(await pace.admit(buckets, { returning }))) {
           throw new PacedLaterError(`${instanceId}: not started, the place's share of ${buckets.join(' and ')} is spent for now`, { needs: Object.fromEntries(buckets.map((bucket) => [bucket, 1])) });
         }

@@ -112,27 +112,38 @@ export class AccountLedger {
    * Takes `count` calls (default 1) whose first may go within `maxWaitMs`: their times, spaced by the
    * rate; or, with nothing taken, when the first could go. `returning`: the work was left for later
    * and reserved its calls then: it claims the earliest reservations first (and takes new calls
-   * only for what is not reserved any more).
+   * only for what is not reserved any more). `upTo`: as many of the `count` as may go within
+   * `maxWaitMs`, in whole multiples of `step` (a batch's calls in one change of the ledger; an
+   * instance's alarms all or none); none is then `go: false`.
    */
-  take(bucket: BucketName, options: { count?: number; maxWaitMs: number; returning?: boolean }): Promise<LedgerAnswer> {
+  take(bucket: BucketName, options: { count?: number; maxWaitMs: number; returning?: boolean; upTo?: boolean; step?: number }): Promise<LedgerAnswer> {
     const count = Math.max(1, Math.ceil(options.count ?? 1));
+    const step = Math.max(1, Math.floor(options.step ?? 1));
     return this.#change(bucket, (item, now, interval, tolerance) => {
       const times: number[] = [];
       let { tat, reserved } = item;
-      if (options.returning) {
-        while (times.length < count && reserved > 0) {
-          const slot = Math.max(now, tat - reserved * interval - tolerance);
-          if (times.length === 0 && slot > now + options.maxWaitMs) return { answer: { go: false, firstAt: slot } };
-          times.push(slot);
-          reserved -= 1;
-        }
-      }
+      const latest = now + options.maxWaitMs;
+      // The state after the last whole step taken, for `upTo`.
+      let kept = { length: 0, tat, reserved };
+      const refuse = (slot: number) => ({ answer: { go: false as const, firstAt: slot } });
       while (times.length < count) {
-        const slot = Math.max(now, Math.max(tat, now) - tolerance);
-        if (times.length === 0 && slot > now + options.maxWaitMs) return { answer: { go: false, firstAt: slot } };
+        const claiming = options.returning === true && reserved > 0;
+        const slot = claiming ? Math.max(now, tat - reserved * interval - tolerance) : Math.max(now, Math.max(tat, now) - tolerance);
+        if (slot > latest && (options.upTo || times.length === 0)) {
+          if (kept.length === 0) return refuse(times[0] ?? slot);
+          break;
+        }
         times.push(slot);
-        tat = Math.max(tat, now) + interval;
+        if (claiming) reserved -= 1;
+        else tat = Math.max(tat, now) + interval;
+        if (times.length % step === 0) kept = { length: times.length, tat, reserved };
       }
+      if (options.upTo && kept.length < times.length) {
+        // Only whole steps: the last partial one is not taken.
+        times.length = kept.length;
+        ({ tat, reserved } = kept);
+      }
+      if (times.length === 0) return refuse(now);
       return { answer: { go: true, at: times }, next: { tat, reserved } };
     });
   }

@@ -140,6 +140,29 @@ export class PlacePacing {
     this.ledger = clients ? pacing.ledgerOf?.(clients, place) : undefined;
   }
 
+  /** Calls of ledger buckets this batch took in one go ({@link prefetch}) and has not used yet: their times. */
+  #granted = new Map<BucketName, number[]>();
+
+  /**
+   * Takes, in one change of the ledger, as many of the `count` calls of a ledger bucket this batch
+   * expects to make as come within the wait budget (whole multiples of `step`); {@link admit} and
+   * {@link takeCalls} then use them, in order, before asking the ledger again. Two DynamoDB calls
+   * for a batch instead of two per instance. A bucket outside the ledger: nothing.
+   */
+  async prefetch(bucket: BucketName, count: number, options: { returning?: boolean; step?: number } = {}): Promise<void> {
+    const ledger = this.#inLedger(bucket);
+    if (!ledger || count <= 0) return;
+    const answer = await ledger.take(bucket, { count, returning: options.returning, step: options.step, upTo: true, maxWaitMs: Math.max(0, this.#pacing.waitBudgetMs() - this.#waited) });
+    if (answer.go) this.#granted.set(bucket, [...(this.#granted.get(bucket) ?? []), ...answer.at].sort((a, b) => a - b));
+  }
+
+  /** `count` calls from those taken in advance, the earliest first; none when fewer are left. */
+  #fromGranted(bucket: BucketName, count: number): number[] | undefined {
+    const granted = this.#granted.get(bucket);
+    if (!granted || granted.length < count) return undefined;
+    return granted.splice(0, count);
+  }
+
   /** Whether a bucket is kept in the place's ledger (for every container) rather than this container's pacer. */
   #inLedger(bucket: BucketName): AccountLedger | undefined {
     return ledgerBuckets.has(bucket) ? this.ledger : undefined;
@@ -157,6 +180,8 @@ export class PlacePacing {
       for (let k = 0; k < count; k++) if (!(await this.#take(bucket, !options.returning))) return undefined;
       return Array.from({ length: count }, () => this.pacer.now());
     }
+    const granted = this.#fromGranted(bucket, count);
+    if (granted) return granted;
     const answer = await ledger.take(bucket, { count, returning: options.returning, maxWaitMs: Math.max(0, this.#pacing.waitBudgetMs() - this.#waited) });
     if (!answer.go) return undefined;
     this.#waited += Math.max(0, (answer.at[0] ?? 0) - this.pacer.now());

@@ -10,6 +10,8 @@ import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { DescribeInstanceInformationCommand, GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { OnboardingRecord } from '../../shared/state/instance-record.js';
+import { replaceContainerPacers } from '../../shared/pacing/batch-pacing.js';
+import { Pacer } from '../../shared/pacing/pacer.js';
 import { instanceId, launchTime, recordOf } from './fixtures.js';
 
 export const ec2 = mockClient(EC2Client);
@@ -27,8 +29,14 @@ export function awsError(name: string, message = name): Error {
   return error;
 }
 
-/** The in-memory state table: every saved version of the record, in order. */
-export const table = { record: undefined as OnboardingRecord | undefined, writes: [] as OnboardingRecord[] };
+/**
+ * The in-memory state table: the one instance's record, with every saved version in order, and
+ * the pacing ledger's items (shared/pacing/account-ledger.ts) by key, under the same
+ * conditional-write rule.
+ */
+export const table = { record: undefined as OnboardingRecord | undefined, writes: [] as OnboardingRecord[], ledger: new Map<string, { version: number }>() };
+
+const isLedgerKey = (key: unknown) => typeof key === 'string' && key.startsWith('pacing:');
 
 export function ec2Instance(changes: Partial<Instance> = {}): Instance {
   return {
@@ -59,6 +67,10 @@ export function resetAws(record: Partial<OnboardingRecord> = {}): void {
   for (const client of [ec2, iam, ssm, cloudwatch, sns, scheduler, dynamodb]) client.reset();
   table.record = recordOf(record);
   table.writes = [];
+  table.ledger = new Map();
+  // PutMetricAlarm calls to spare, so that a check's alarms do not wait out its pacing in real
+  // time; the scenarios about that pacing put the deployed figures back.
+  replaceContainerPacers(() => new Pacer({ share: 1, buckets: { 'monitoring:put-metric-alarm': { capacity: 10_000, refillPerSecond: 10_000 } } }));
   givenInstance(ec2Instance());
   iam.on(GetInstanceProfileCommand).resolves({
     InstanceProfile: { InstanceProfileName: 'cwap-dev-agent', InstanceProfileId: 'p', Arn: 'a', Path: '/', CreateDate: new Date(), Roles: [{ RoleName: 'cwap-dev-agent', RoleId: 'r', Arn: 'a', Path: '/', CreateDate: new Date() }] },
@@ -79,9 +91,18 @@ export function resetAws(record: Partial<OnboardingRecord> = {}): void {
   sns.on(PublishCommand).resolves({ MessageId: 'msg-1' });
   scheduler.on(CreateScheduleCommand).resolves({ ScheduleArn: 'arn:aws:scheduler:::schedule/x' });
   scheduler.on(DeleteScheduleCommand).rejects(awsError('ResourceNotFoundException'));
-  dynamodb.on(GetCommand).callsFake(() => ({ Item: table.record ? structuredClone(table.record) : undefined }));
+  dynamodb.on(GetCommand).callsFake((input: { Key: { recordKey: string } }) => {
+    if (isLedgerKey(input.Key.recordKey)) return { Item: structuredClone(table.ledger.get(input.Key.recordKey)) };
+    return { Item: table.record ? structuredClone(table.record) : undefined };
+  });
   dynamodb.on(PutCommand).callsFake((input: { Item: OnboardingRecord; ExpressionAttributeValues?: Record<string, number> }) => {
     const read = input.ExpressionAttributeValues?.[':read'];
+    if (isLedgerKey(input.Item.recordKey)) {
+      const held = table.ledger.get(input.Item.recordKey);
+      if (read === undefined ? held !== undefined : held?.version !== read) throw awsError('ConditionalCheckFailedException');
+      table.ledger.set(input.Item.recordKey, structuredClone(input.Item));
+      return {};
+    }
     const ok = read === undefined ? table.record === undefined : table.record?.version === read;
     if (!ok) throw awsError('ConditionalCheckFailedException');
     table.record = structuredClone(input.Item);

@@ -5,6 +5,8 @@ import { CreateScheduleCommand, DeleteScheduleCommand } from '@aws-sdk/client-sc
 import { PublishCommand } from '@aws-sdk/client-sns';
 import { GetCommandInvocationCommand, SendCommandCommand } from '@aws-sdk/client-ssm';
 import { runCheck } from '../../shared/checking/checking.js';
+import { lookPlan } from '../../shared/checking/check-policy.js';
+import { replaceContainerPacers } from '../../shared/pacing/batch-pacing.js';
 import { parseCheckRequest } from '../../shared/input/triggers.js';
 import { productMetrics } from '../../shared/observability/product-metrics.js';
 import { awsError, cloudwatch, dynamodb, ec2Instance, givenDatapoints, givenInstance, iam, resetAws, scheduler, sns, ssm, steps, table } from './check-harness.js';
@@ -53,6 +55,45 @@ describe('the checker finds the metrics', () => {
       ['InstancesOnboarded', 1],
       ['LaunchToFirstMetricSeconds', 180],
     ]);
+  });
+
+  it("a healthy instance's alarms take their PutMetricAlarm calls from the account's ledger, each call at its time", async () => {
+    // The deployed share: half of PutMetricAlarm's 3 a second, no burst beyond one call.
+    replaceContainerPacers();
+    givenDatapoints(new Date('2026-01-10T10:03:00.000Z'), new Date('2026-01-10T10:08:00.000Z'));
+    const before = Date.now();
+    const result = await check(1);
+
+    expect(result).toMatchObject({ action: 'healthy', status: 'healthy' });
+    expect(cloudwatch).toHaveReceivedCommandTimes(PutMetricAlarmCommand, 4);
+    const ledger = table.ledger.get(`pacing:123456789012:us-east-1:monitoring:put-metric-alarm`) as { tat: number; reserved: number } | undefined;
+    // Four calls 667 ms apart: the last one 2 s after the first, the next due 667 ms later.
+    expect(ledger?.reserved).toBe(0);
+    expect(ledger!.tat - before).toBeGreaterThanOrEqual(4 * (1000 / 1.5) - 1);
+    expect(Date.now() - before).toBeGreaterThanOrEqual(3 * (1000 / 1.5) - 5);
+  });
+
+  it('a healthy instance whose PutMetricAlarm calls are not due within the wait is recorded healthy with its alarms pending, and a batch schedule of its own creates them when its reserved calls are due', async () => {
+    replaceContainerPacers();
+    givenDatapoints(new Date('2026-01-10T10:03:00.000Z'), new Date('2026-01-10T10:08:00.000Z'));
+    const key = 'pacing:123456789012:us-east-1:monitoring:put-metric-alarm';
+    // Other containers' alarms hold the product's share for the next two minutes.
+    const busyUntil = Date.now() + 120_000;
+    table.ledger.set(key, { recordKey: key, tat: busyUntil, reserved: 0, version: 7 } as never);
+
+    const result = await check(1);
+
+    expect(result).toMatchObject({ action: 'healthy', status: 'healthy' });
+    expect(result.reason).toMatch(/alarms pending, created by cwap-dev-check-b[0-9a-f]{10}-1-\d+ at /);
+    expect(cloudwatch).not.toHaveReceivedCommand(PutMetricAlarmCommand);
+    expect(table.record).toMatchObject({ status: 'healthy', alarmsPending: true, alarmNames: [] });
+    // Its four calls are reserved behind the others'.
+    expect(table.ledger.get(key)).toMatchObject({ reserved: 4, version: 8 });
+    const schedule = scheduler.commandCalls(CreateScheduleCommand).map((call) => call.args[0].input);
+    expect(schedule).toHaveLength(1);
+    expect(JSON.parse(schedule[0]?.Target?.Input ?? '{}')).toEqual({ instanceIds: [instanceId], attempt: 1, look: lookPlan(settings).length + 1 });
+    const at = Date.parse(`${/at\((.*)\)/.exec(schedule[0]?.ScheduleExpression ?? '')?.[1]}Z`);
+    expect(at).toBeGreaterThanOrEqual(Math.floor(busyUntil / 1000) * 1000 - 1000);
   });
 
   it('a first datapoint stamped with a period start before the launch is recorded at the launch, not before it', async () => {
