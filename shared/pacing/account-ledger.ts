@@ -18,10 +18,14 @@ import type { BucketName } from './pacer.js';
  * Every change is a read and a conditional write (`version`), as the instance records are: a
  * container that lost the race reads again.
  *
- * Work left for later (a queue message, a batch's next schedule) reserves its calls at once: they
- * move `tat` on, so later work queues behind them, and are counted in `reserved`. Returning work
- * claims the earliest reserved call instead of taking a new one, when its time has come; a
- * reservation nobody claimed in time lapses once `tat` is in the past.
+ * `tat` counts the calls made, and only those: every call, new or returning, takes its time from it,
+ * so whatever comes back when, the product's calls never go faster than its share. Work left for
+ * later (a queue message, a batch's next schedule) reserves its place in a queue instead
+ * (`reserved`, and when the queue's last place is due, `reservedUntil`): it is told when its turn
+ * comes (after the calls and places before it), returning work takes the calls, and new work waits
+ * while places are reserved, so that it does not take the calls of the messages coming back for
+ * them (each would be deferred again, one more receive towards the dead-letter queue). A queue
+ * nobody came back for lapses a while after its last place was due.
  */
 
 /** The rate and burst of one bucket's share, in calls. */
@@ -40,8 +44,10 @@ interface LedgerItem {
   bucket: BucketName;
   /** Theoretical arrival time, ms since the epoch. */
   tat: number;
-  /** Calls reserved for work left for later and not claimed yet: the last `reserved` intervals before `tat`. */
+  /** Places reserved for work left for later, not taken up yet. */
   reserved: number;
+  /** When the last reserved place is due, ms since the epoch. */
+  reservedUntil: number;
   version: number;
   updatedAt: string;
   /** The table's TTL (seconds): a ledger nobody used for a day is gone, and starts full again. */
@@ -52,7 +58,8 @@ interface LedgerItem {
 export type LedgerAnswer = { go: true; at: number[] } | { go: false; firstAt: number };
 
 /** A change of a ledger: what to answer, and the item's next state (none: nothing to write). */
-type LedgerStep = (item: Pick<LedgerItem, 'tat' | 'reserved'>, now: number, interval: number, tolerance: number) => { answer: LedgerAnswer; next?: Pick<LedgerItem, 'tat' | 'reserved'> };
+type LedgerState = Pick<LedgerItem, 'tat' | 'reserved' | 'reservedUntil'>;
+type LedgerStep = (item: LedgerState, now: number, interval: number, tolerance: number) => { answer: LedgerAnswer; next?: LedgerState };
 
 /** The key of a bucket's ledger item, beside the instance records (`<account>:<region>:<id>`) and the places' (`place:...`). */
 export function ledgerKey(place: Place, bucket: BucketName): string {
@@ -63,11 +70,11 @@ export function ledgerKey(place: Place, bucket: BucketName): string {
 const maxConflicts = 20;
 
 /**
- * How long after its time a reserved call may still be claimed: the onboard mapping's batching
- * window (10 s by default, at most 300 s: a longer one only costs lapsed reservations), the
- * deferral's jitter (2 s) and a poll.
+ * How long after the last reserved place was due the queue of reservations lapses: the onboard
+ * mapping's batching window (30 s by default, at most 300 s: a longer one only costs lapsed
+ * places), the deferral's jitter (2 s), a poll, and the time to take the calls.
  */
-export const reservationGraceMs = 30_000;
+export const reservationGraceMs = 60_000;
 
 /** The first pause after a lost write, doubled after each further one (jittered, up to 32 times). */
 const conflictPauseMs = 5;
@@ -110,60 +117,51 @@ export class AccountLedger {
 
   /**
    * Takes `count` calls (default 1) whose first may go within `maxWaitMs`: their times, spaced by the
-   * rate; or, with nothing taken, when the first could go. `returning`: the work was left for later
-   * and reserved its calls then: it claims the earliest reservations first (and takes new calls
-   * only for what is not reserved any more). `upTo`: as many of the `count` as may go within
-   * `maxWaitMs`, in whole multiples of `step` (a batch's calls in one change of the ledger; an
-   * instance's alarms all or none); none is then `go: false`.
+   * rate; or, with nothing taken, when the first could go. `returning`: work left for later that
+   * reserved its place then: it takes its calls (and gives up its places); new work waits while
+   * places are reserved. `upTo`: as many of the `count` as may go within `maxWaitMs`, in whole
+   * multiples of `step` (a batch's calls in one change of the ledger; an instance's alarms all or
+   * none); none is then `go: false`.
    */
   take(bucket: BucketName, options: { count?: number; maxWaitMs: number; returning?: boolean; upTo?: boolean; step?: number }): Promise<LedgerAnswer> {
     const count = Math.max(1, Math.ceil(options.count ?? 1));
     const step = Math.max(1, Math.floor(options.step ?? 1));
     return this.#change(bucket, (item, now, interval, tolerance) => {
+      const latest = now + options.maxWaitMs;
+      if (!options.returning && item.reserved > 0) {
+        // Behind the work coming back: its turn is after theirs.
+        return { answer: { go: false, firstAt: Math.max(item.reservedUntil + interval, now) } };
+      }
       const times: number[] = [];
       let { tat, reserved } = item;
-      const latest = now + options.maxWaitMs;
-      // The state after the last whole step taken, for `upTo`.
       let kept = { length: 0, tat, reserved };
-      const refuse = (slot: number) => ({ answer: { go: false as const, firstAt: slot } });
       while (times.length < count) {
-        const claiming = options.returning === true && reserved > 0;
-        const slot = claiming ? Math.max(now, tat - reserved * interval - tolerance) : Math.max(now, Math.max(tat, now) - tolerance);
-        if (slot > latest && (options.upTo || times.length === 0)) {
-          if (kept.length === 0) return refuse(times[0] ?? slot);
-          break;
-        }
+        const slot = Math.max(now, Math.max(tat, now) - tolerance);
+        if (slot > latest && (options.upTo || times.length === 0)) break;
         times.push(slot);
-        if (claiming) reserved -= 1;
-        else tat = Math.max(tat, now) + interval;
-        if (times.length % step === 0) kept = { length: times.length, tat, reserved };
+        tat = Math.max(tat, now) + interval;
+        if (options.returning && reserved > 0) reserved -= 1;
+        if (times.length % step === 0 || !options.upTo) kept = { length: times.length, tat, reserved };
       }
-      if (options.upTo && kept.length < times.length) {
-        // Only whole steps: the last partial one is not taken.
-        times.length = kept.length;
-        ({ tat, reserved } = kept);
-      }
-      if (times.length === 0) return refuse(now);
-      return { answer: { go: true, at: times }, next: { tat, reserved } };
+      if (kept.length === 0) return { answer: { go: false, firstAt: times[0] ?? Math.max(now, Math.max(item.tat, now) - tolerance) } };
+      times.length = kept.length;
+      return { answer: { go: true, at: times }, next: { tat: kept.tat, reserved: kept.reserved, reservedUntil: item.reservedUntil } };
     });
   }
 
   /**
-   * Reserves `count` calls for work left for later: the times they may go, in order (the k-th
-   * deferred instance comes back at the k-th). Nothing goes now; the work claims them when it
-   * comes back ({@link take} with `returning`).
+   * Reserves places for `count` calls of work left for later: when each may come back (the k-th
+   * deferred instance at the k-th), after the calls already made and the places already reserved,
+   * by any container. Nothing goes now; the work takes its calls when it comes back
+   * ({@link take} with `returning`).
    */
   async reserve(bucket: BucketName, count: number): Promise<number[]> {
     const wanted = Math.ceil(count);
     if (wanted <= 0) return [];
     const answer = await this.#change(bucket, (item, now, interval, tolerance) => {
-      const times: number[] = [];
-      let tat = item.tat;
-      for (let k = 0; k < wanted; k++) {
-        times.push(Math.max(now, Math.max(tat, now) - tolerance));
-        tat = Math.max(tat, now) + interval;
-      }
-      return { answer: { go: true as const, at: times }, next: { tat, reserved: item.reserved + wanted } };
+      const first = Math.max(now, Math.max(item.tat, now) - tolerance);
+      const times = Array.from({ length: wanted }, (_, k) => first + (item.reserved + k) * interval);
+      return { answer: { go: true as const, at: times }, next: { tat: item.tat, reserved: item.reserved + wanted, reservedUntil: times.at(-1) as number } };
     });
     return answer.go ? answer.at : [];
   }
@@ -173,7 +171,7 @@ export class AccountLedger {
    * Nothing of the product's share goes for `ms` (the reservations move with it).
    */
   async backOff(bucket: BucketName, ms: number): Promise<void> {
-    await this.#change(bucket, (item, now) => ({ answer: { go: true, at: [] }, next: { tat: Math.max(item.tat, now) + ms, reserved: item.reserved } }));
+    await this.#change(bucket, (item, now) => ({ answer: { go: true, at: [] }, next: { tat: Math.max(item.tat, now) + ms, reserved: item.reserved, reservedUntil: item.reservedUntil + ms } }));
   }
 
   /** Reads the bucket's item, applies `step`, and writes it if `step` changed it and nobody wrote meanwhile. */
@@ -194,11 +192,11 @@ export class AccountLedger {
       const read = await client.send(new GetCommand({ TableName: this.#table, Key: { recordKey: key }, ConsistentRead: true }));
       const stored = read.Item as LedgerItem | undefined;
       const now = this.#clock();
-      // A reservation stays claimable for a while after its time (the message it was made for comes
-      // back after a jittered visibility timeout and the mapping's batching window), then lapses:
-      // the work that held it comes back late or never, and takes new calls if it does.
-      const from = now - reservationGraceMs;
-      const current = stored && stored.tat > from ? { tat: stored.tat, reserved: Math.min(stored.reserved, Math.floor((stored.tat - from) / interval)) } : { tat: stored?.tat ?? 0, reserved: 0 };
+      // The queue lapses a while after its last place was due (the message it was made for comes
+      // back after a jittered visibility timeout and the mapping's batching window): the work that
+      // held a place comes back late or never, and takes its calls as new work if it does.
+      const lapsed = !stored || stored.reserved <= 0 || now > (stored.reservedUntil ?? 0) + reservationGraceMs;
+      const current: LedgerState = { tat: stored?.tat ?? 0, reserved: lapsed ? 0 : stored.reserved, reservedUntil: lapsed ? 0 : stored.reservedUntil };
       const { answer, next } = step(current, now, interval, tolerance);
       if (!next) return answer;
       const item: LedgerItem = {
@@ -209,6 +207,7 @@ export class AccountLedger {
         bucket,
         tat: next.tat,
         reserved: next.reserved,
+        reservedUntil: next.reservedUntil,
         version: (stored?.version ?? 0) + 1,
         updatedAt: new Date(now).toISOString(),
         expiresAt: Math.floor(now / 1000) + ledgerLifetimeSeconds,

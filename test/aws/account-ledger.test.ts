@@ -52,36 +52,38 @@ describe('the account ledger', () => {
     expect(fifth.go && fifth.at.map(Math.round)).toEqual([Math.round(now + (4 * 1000) / 1.5)]);
   });
 
-  it('reserves calls for work left for later: new work queues behind them, returning work claims the earliest, in order', async () => {
+  it('reserves places for work left for later: new work waits behind them, returning work takes the calls, in order, never faster than the share', async () => {
     const paced = ledger({ perSecond: 2.5, burst: 1 });
     expect(await paced.take(bucket, { maxWaitMs: 0 })).toEqual({ go: true, at: [now] });
-    // Three deferred instances: their calls at 400, 800 and 1,200 ms.
+    // Three deferred instances: their turns at 400, 800 and 1,200 ms.
     expect(await paced.reserve(bucket, 3)).toEqual([now + 400, now + 800, now + 1200]);
-    expect(stored()).toMatchObject({ tat: now + 1600, reserved: 3 });
-    // A new launch waits behind them.
-    expect(await paced.take(bucket, { maxWaitMs: 1_000 })).toEqual({ go: false, firstAt: now + 1600 });
-    // The first deferred one comes back at its time and claims its call; tat does not move.
+    expect(stored()).toMatchObject({ tat: now + 400, reserved: 3, reservedUntil: now + 1200 });
+    // A new launch waits behind them, and its own place would be after theirs.
+    expect(await paced.take(bucket, { maxWaitMs: 60_000 })).toEqual({ go: false, firstAt: now + 1600 });
+    expect(await paced.reserve(bucket, 1)).toEqual([now + 1600]);
+    // The first deferred one comes back at its time and takes its call.
     now += 400;
     expect(await paced.take(bucket, { returning: true, maxWaitMs: 0 })).toEqual({ go: true, at: [now] });
-    expect(stored()).toMatchObject({ tat: now + 1200, reserved: 2 });
-    // One that comes back early waits for the earliest reservation left.
+    expect(stored()).toMatchObject({ tat: now + 400, reserved: 3 });
+    // Two more come back at once: the calls they take are still one interval apart.
     expect(await paced.take(bucket, { returning: true, maxWaitMs: 100 })).toEqual({ go: false, firstAt: now + 400 });
-    expect(await paced.take(bucket, { returning: true, maxWaitMs: 400 })).toEqual({ go: true, at: [now + 400] });
+    expect(await paced.take(bucket, { returning: true, count: 2, maxWaitMs: 400 })).toEqual({ go: true, at: [now + 400, now + 800] });
+    expect(stored()).toMatchObject({ tat: now + 1200, reserved: 1 });
   });
 
-  it('lets a reservation lapse once it is older than the grace: returning work then takes a new call', async () => {
+  it('lets the reserved places lapse a while after the last was due: new work takes its calls again', async () => {
     const paced = ledger({ perSecond: 2.5, burst: 1 });
-    await paced.reserve(bucket, 2);
-    now += reservationGraceMs + 2 * interval + 1;
-    expect(await paced.take(bucket, { returning: true, maxWaitMs: 0 })).toEqual({ go: true, at: [now] });
+    expect(await paced.reserve(bucket, 2)).toEqual([now, now + interval]);
+    now += reservationGraceMs + interval + 1;
+    expect(await paced.take(bucket, { maxWaitMs: 0 })).toEqual({ go: true, at: [now] });
     expect(stored()).toMatchObject({ tat: now + interval, reserved: 0 });
   });
 
-  it('backs off for every container after a throttle, reservations moving with it', async () => {
+  it('backs off for every container after a throttle, the reserved places moving with it', async () => {
     const paced = ledger({ perSecond: 2.5, burst: 1 });
     await paced.reserve(bucket, 1);
     await paced.backOff(bucket, 10_000);
-    expect(stored()).toMatchObject({ tat: now + interval + 10_000, reserved: 1 });
+    expect(stored()).toMatchObject({ tat: now + 10_000, reserved: 1, reservedUntil: now + 10_000 });
     expect(await paced.take(bucket, { returning: true, maxWaitMs: 60_000 })).toEqual({ go: true, at: [now + 10_000] });
   });
 
