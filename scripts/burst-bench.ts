@@ -73,7 +73,7 @@ import { STSClient } from '@aws-sdk/client-sts';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { OrganizationsClient } from '@aws-sdk/client-organizations';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { apiBuckets } from '../test/simulator/api-buckets.js';
 import { FakeStateTable } from '../test/harness/fake-state-table.js';
@@ -558,6 +558,11 @@ export async function runBurst(size: number, latencyMs: number, options: BurstOp
   dynamodb.on(PutCommand).callsFake(async (input, getClient) => {
     await call(getClient(), 'dynamodb', 'PutItem');
     return table.write(input);
+  });
+  // The install windows' item: small batches add to it, its run closes it (shared/state/install-window.ts).
+  dynamodb.on(UpdateCommand).callsFake(async (input, getClient) => {
+    await call(getClient(), 'dynamodb', 'UpdateItem');
+    return table.update(input);
   });
 
   // The onboard queue and its event source mapping.
