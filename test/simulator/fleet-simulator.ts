@@ -394,6 +394,17 @@ export class FleetSimulator {
     return instanceIdsOf(input).map((instanceId) => ({ instanceId, place }));
   }
 
+  /**
+   * The instances a schedule's input is about: those of the input, or, for an install window's run
+   * (`{ installWindow }`, which names none), those that joined the window (its state table item).
+   */
+  async #aboutScheduled(input: unknown): Promise<InstanceRef[]> {
+    const windowEnd = typeof input === 'object' && input !== null ? (input as { installWindow?: unknown }).installWindow : undefined;
+    if (typeof windowEnd !== 'number') return this.#aboutInput(input);
+    const place = placeOfInput(input, this.#env.hubPlace);
+    return (await this.#table.windowInstances(windowEnd, place)).map((instanceId) => ({ instanceId, place }));
+  }
+
   /** This instance's lines of the timeline (its own, and those of the batches it was in). */
   timelineOf(instanceId: string): TimelineEntry[] {
     return this.timeline.filter((entry) => isAbout(entry, instanceId));
@@ -939,7 +950,7 @@ export class FleetSimulator {
       input: schedule.input,
       attempt: 1,
       origin: `schedule ${schedule.name}`,
-      about: this.#aboutInput(schedule.input),
+      about: await this.#aboutScheduled(schedule.input),
     });
   }
 
