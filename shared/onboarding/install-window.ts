@@ -24,9 +24,20 @@ export function windowEndAfter(now: Date, seconds: number): number {
  * hour after the end, so a long-lived container keeps a handful.
  */
 const scheduledWindows = new Map<string, number>();
+let memoryOf: (() => Map<string, number>) | undefined;
 
 /** Forgets the window schedules this container created (tests: each scenario starts with none). */
 export function forgetScheduledInstallWindows(): void {
+  scheduledWindows.clear();
+}
+
+/**
+ * Keeps the window schedules created in the map `memory` gives instead of the module's (the burst
+ * bench: one map per simulated container, as each real container has its own); no argument puts
+ * the module's back, emptied.
+ */
+export function replaceInstallWindowMemory(memory?: () => Map<string, number>): void {
+  memoryOf = memory;
   scheduledWindows.clear();
 }
 
@@ -61,10 +72,11 @@ export async function joinInstallWindow(
   const at = new Date((windowEnd + windowRunDelaySeconds) * 1000);
   const name = installWindowScheduleName(clients, settings, windowEnd);
   const key = installWindowKey(clients.place, windowEnd);
-  if (scheduledWindows.has(name)) return { windowEnd, key, schedule: { name, outcome: 'scheduled-before', at } };
+  const scheduled = memoryOf?.() ?? scheduledWindows;
+  if (scheduled.has(name)) return { windowEnd, key, schedule: { name, outcome: 'scheduled-before', at } };
   await beforeSchedule();
   const { outcome } = await scheduleInstallWindow(clients, windowEnd, at, settings);
-  for (const [known, end] of scheduledWindows) if (end < windowEnd - 3600) scheduledWindows.delete(known);
-  scheduledWindows.set(name, windowEnd);
+  for (const [known, end] of scheduled) if (end < windowEnd - 3600) scheduled.delete(known);
+  scheduled.set(name, windowEnd);
   return { windowEnd, key, schedule: { name, outcome, at } };
 }

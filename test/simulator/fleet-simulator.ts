@@ -22,6 +22,7 @@ import { expectedOutcome, type ExpectedOutcome, type InstanceSpec } from './scen
 import { apiBuckets, type ApiBuckets, type ApiBucketsOptions } from './api-buckets.js';
 import { OnboardQueue, type DeadLetteredMessage, type QueueBatch } from './onboard-queue.js';
 import { replaceContainerPacers } from '../../shared/pacing/batch-pacing.js';
+import { forgetScheduledInstallWindows } from '../../shared/onboarding/install-window.js';
 
 const minute = 60_000;
 
@@ -278,6 +279,9 @@ export class FleetSimulator {
       this.buckets = apiBuckets({ ...(options.apiBuckets === true ? {} : options.apiBuckets), now: () => this.#clock.now() });
       env.proxy.buckets.set(this.buckets);
     }
+    // A fresh container: it has created no install window schedule (a scenario's clock may start at
+    // an earlier scenario's window).
+    forgetScheduledInstallWindows();
     if (this.#options.onboardDelivery === 'queue') {
       // A fresh container's pacers (the batch path's), whose waits pass on the simulated clock: the
       // handlers run one at a time, so moving the clock for a wait is what a real sleep would do,
