@@ -231,8 +231,10 @@ function hubPolicies() {
     onboard: document([
       ownLogs('onboard'),
       failedInvocationsToAlertTopic,
-      // A batch of the onboard queue reads its records 100 a BatchGetItem.
-      { ...state, Action: [...state.Action, 'dynamodb:BatchGetItem'] },
+      // A batch of the onboard queue reads its records 100 a BatchGetItem. UpdateItem: the install
+      // window item (shared/state/install-window.ts) is a set that concurrent containers add to and
+      // its run closes; the instance records stay versioned Puts.
+      { ...state, Action: [...state.Action, 'dynamodb:BatchGetItem', 'dynamodb:UpdateItem'] },
       // What Lambda's SQS event source mapping does with the function's role.
       {
         Sid: 'ConsumeOnboardQueue',

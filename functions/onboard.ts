@@ -2,13 +2,13 @@ import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logger, logInvocationResult } from '../shared/observability/logger.js';
 import { runOnboarding, type OnboardingResult } from '../shared/onboarding/onboarding.js';
-import { runOnboardingBatch, runOnboardingRetryBatch, type OnboardingBatchResult } from '../shared/onboarding/onboarding-batch.js';
+import { runInstallWindow, runOnboardingBatch, runOnboardingRetryBatch, type InstallWindowResult, type OnboardingBatchResult } from '../shared/onboarding/onboarding-batch.js';
 import { parseSettings } from '../shared/config/settings.js';
 import { clientFactoryOf } from '../shared/aws/product-clients.js';
 import { containerPacing } from '../shared/pacing/batch-pacing.js';
 import { changeVisibility, type VisibilityChange } from '../shared/aws/queue-visibility.js';
 import type { Context } from 'aws-lambda';
-import { isOnboardRetryBatch, isQueueBatch, parseOnboardQueueBatch, parseOnboardRetryBatch, parseOnboardTrigger } from '../shared/input/triggers.js';
+import { isInstallWindowRun, isOnboardRetryBatch, isQueueBatch, parseInstallWindowRun, parseOnboardQueueBatch, parseOnboardRetryBatch, parseOnboardTrigger } from '../shared/input/triggers.js';
 
 // Parsed at cold start: a wrong setting stops the function here, naming the setting.
 const settings = parseSettings();
@@ -54,17 +54,23 @@ async function onboardRetryBatch(event: unknown, context: Pick<Context, 'getRema
   return batch;
 }
 
+/** An install window's run (`{ installWindow }`, its schedule): what the window held and what its batch did. */
+function installWindow(event: unknown, context: Pick<Context, 'getRemainingTimeInMillis'>): Promise<InstallWindowResult> {
+  return runInstallWindow(parseInstallWindowRun(event), settings, new Date(), clientFactoryOf(settings), containerPacing(settings, () => context.getRemainingTimeInMillis()));
+}
+
 /**
- * Onboards the instances of a batch of the onboard queue or of a batch retry schedule
- * (`{ instanceIds, attempt }`), or one instance: an EC2 "running" state-change event delivered
+ * Onboards the instances of a batch of the onboard queue, of a batch retry schedule
+ * (`{ instanceIds, attempt }`) or of an install window (`{ installWindow }`), or one instance: an EC2 "running" state-change event delivered
  * straight to it, a scheduled retry (`{ instanceId, attempt }`) or a remediation
  * (`{ instanceId, remediate: true }`).
  */
-export const handler = middy<unknown, OnboardingResult | QueueBatchResponse | Omit<OnboardingBatchResult, 'batchItemFailures'>>()
+export const handler = middy<unknown, OnboardingResult | QueueBatchResponse | Omit<OnboardingBatchResult, 'batchItemFailures'> | InstallWindowResult>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
   .use(logInvocationResult())
   .handler(async (event, context) => {
     if (isQueueBatch(event)) return onboardQueueBatch(event, context);
+    if (isInstallWindowRun(event)) return installWindow(event, context);
     if (isOnboardRetryBatch(event)) return onboardRetryBatch(event, context);
     return runOnboarding(parseOnboardTrigger(event), settings);
   });

@@ -73,12 +73,13 @@ import { STSClient } from '@aws-sdk/client-sts';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { OrganizationsClient } from '@aws-sdk/client-organizations';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { apiBuckets } from '../test/simulator/api-buckets.js';
 import { FakeStateTable } from '../test/harness/fake-state-table.js';
 import { Pacer, type BucketName, type Pace } from '../shared/pacing/pacer.js';
 import { replaceContainerPacers } from '../shared/pacing/batch-pacing.js';
+import { replaceInstallWindowMemory } from '../shared/onboarding/install-window.js';
 import { placeLabel, type Place } from '../shared/aws/place.js';
 import { parseSettings } from '../shared/config/settings.js';
 import type { OnboardingRecord } from '../shared/state/instance-record.js';
@@ -192,6 +193,8 @@ interface Container {
   busy: boolean;
   pacers: Map<string, Pacer>;
   retryQuotas: WeakMap<object, { capacity: number }>;
+  /** The install window schedules this container created (shared/onboarding/install-window.ts). */
+  windows: Map<string, number>;
 }
 
 interface Invocation {
@@ -568,6 +571,11 @@ export async function runBurst(size: number, latencyMs: number, options: BurstOp
     await call(getClient(), 'dynamodb', 'PutItem');
     return table.write(input);
   });
+  // The install windows' item: small batches add to it, its run closes it (shared/state/install-window.ts).
+  dynamodb.on(UpdateCommand).callsFake(async (input, getClient) => {
+    await call(getClient(), 'dynamodb', 'UpdateItem');
+    return table.update(input);
+  });
 
   // The onboard queue and its event source mapping.
   const queueArn = `arn:aws:sqs:${region}:${account}:${settings.resourcePrefix}-onboard`;
@@ -650,7 +658,7 @@ export async function runBurst(size: number, latencyMs: number, options: BurstOp
     const pool = containers[fn];
     let container = pool.find((candidate) => !candidate.busy);
     if (!container) {
-      container = { id: pool.length, busy: false, pacers: new Map(), retryQuotas: new WeakMap() };
+      container = { id: pool.length, busy: false, pacers: new Map(), retryQuotas: new WeakMap(), windows: new Map() };
       pool.push(container);
     }
     container.busy = true;
@@ -849,6 +857,8 @@ export async function runBurst(size: number, latencyMs: number, options: BurstOp
     return realSetTimeout(...args);
   }) as typeof setTimeout;
   replaceContainerPacers((place) => new ContainerPacer(place), (ms) => time.sleep(ms));
+  // Each burst starts on the same simulated clock: a window schedule a container of an earlier burst created is none of this one's.
+  replaceInstallWindowMemory(() => current('the install windows').container.windows);
   time.installDate();
   let result: BurstResult;
   try {
@@ -877,6 +887,7 @@ export async function runBurst(size: number, latencyMs: number, options: BurstOp
   } finally {
     time.uninstallDate();
     replaceContainerPacers();
+    replaceInstallWindowMemory();
     globalThis.setTimeout = realSetTimeout;
     quiet.restore();
     for (const mock of mocks) mock.restore();

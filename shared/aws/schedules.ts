@@ -92,6 +92,28 @@ export async function scheduleBatchOnboard(
 }
 
 /**
+ * The name of an install window's schedule: `cwap-dev-install-w1741082460` in the hub's own place,
+ * `cwap-dev-install-111111111111-euw1-w1741082460` in a member's: one per place and window end, so
+ * every container whose instances join the window creates the same schedule (ConflictException
+ * for all but the first is "already scheduled").
+ */
+export function installWindowScheduleName(where: Pick<Clients, 'place' | 'hubPlace'>, settings: Pick<Settings, 'resourcePrefix'>, windowEnd: number): string {
+  const place = samePlace(where.place, where.hubPlace) ? '' : `${where.place.account}-${shortRegion(where.place.region)}-`;
+  return `${settings.resourcePrefix}-install-${place}w${windowEnd}`.slice(0, 64);
+}
+
+/**
+ * Schedules the run of the install window ending at `windowEnd` (epoch seconds) for `at`: the
+ * onboard function is invoked with `{ installWindow: windowEnd, account?, region? }`. Idempotent
+ * like {@link scheduleOnce}.
+ */
+export async function scheduleInstallWindow(clients: Clients, windowEnd: number, at: Date, settings: Settings): Promise<{ name: string; outcome: 'scheduled' | 'already-scheduled' }> {
+  const name = installWindowScheduleName(clients, settings, windowEnd);
+  const outcome = await scheduleOnce(clients, { name, at, targetArn: settings.onboardFunctionArn, input: { ...placeInput(clients), installWindow: windowEnd } }, settings);
+  return { name, outcome };
+}
+
+/**
  * What a schedule's input adds to say where the instance lives: nothing in the hub's own place
  * (so inputs stay `{ instanceId, attempt }` there, as before), else `{ account, region }`.
  */

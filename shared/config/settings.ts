@@ -98,6 +98,12 @@ const schema = z
       .min(1, 'how many onboard containers may run at once: at least 1 (the reserved concurrency)')
       .max(1000)
       .default(2),
+    INSTALL_WINDOW_SECONDS: z.coerce
+      .number({ error: 'seconds a small batch\'s installs wait to be sent together: a whole number, 0 (install right away) to 900' })
+      .int('seconds a small batch\'s installs wait to be sent together: a whole number, 0 (install right away) to 900')
+      .min(0, 'seconds a small batch\'s installs wait to be sent together: 0 (install right away) to 900')
+      .max(900, 'at most 900 seconds: every small batch\'s install waits up to this long')
+      .default(60),
     ONBOARD_FUNCTION_ARN: arn.refine((value) => accountOfArn(value) !== undefined, 'expected a function ARN with its 12-digit account (the hub account)'),
     CHECK_FUNCTION_ARN: arn,
     SCHEDULER_ROLE_ARN: arn,
@@ -189,6 +195,13 @@ export interface Settings {
    * account bucket, and how many onboard containers may run at once (the reserved concurrency).
    */
   pacing: { share: number; concurrency: number };
+  /**
+   * INSTALL_WINDOW_SECONDS (default 60): the instances a small queue batch claimed (fewer than one
+   * SendCommand's 50) join an install window of this length instead of being installed at once, and
+   * the window's run reads their presence, sends their commands and schedules their first looks
+   * together (shared/onboarding/install-window.ts). 0: every batch installs right away.
+   */
+  installWindowSeconds: number;
   onboardFunctionArn: string;
   checkFunctionArn: string;
   schedulerRoleArn: string;
@@ -274,6 +287,7 @@ export function parseSettings(env: Record<string, string | undefined> = process.
     windowsGraceSeconds: e.WINDOWS_GRACE_SECONDS,
     profileRetry: { attempts: e.PROFILE_RETRY_ATTEMPTS, baseDelayMs: e.PROFILE_RETRY_BASE_DELAY_MS },
     pacing: { share: e.PACING_SHARE, concurrency: e.PACING_CONCURRENCY },
+    installWindowSeconds: e.INSTALL_WINDOW_SECONDS,
     onboardFunctionArn: e.ONBOARD_FUNCTION_ARN,
     checkFunctionArn: e.CHECK_FUNCTION_ARN,
     schedulerRoleArn: e.SCHEDULER_ROLE_ARN,

@@ -381,3 +381,34 @@ export function parseOnboardQueueBatch(input: unknown): { triggers: QueuedTrigge
   }
   return { triggers, unreadable };
 }
+
+/** The run of an install window (its schedule's input): the window's end, and where its instances live. */
+export interface InstallWindowRun {
+  /** The window's end, in epoch seconds: with the place, the window item's key (install-window.ts). */
+  windowEnd: number;
+  place?: Place | undefined;
+}
+
+/** Epoch seconds from 2020 to 2100: a window's end in seconds, never one in milliseconds. */
+const windowEnd = z
+  .number()
+  .int('expected whole epoch seconds')
+  .min(1_577_836_800, 'expected epoch seconds of 2020 to 2100 (not milliseconds)')
+  .max(4_102_444_800, 'expected epoch seconds of 2020 to 2100 (not milliseconds)');
+
+const installWindowRun = z.strictObject({ installWindow: windowEnd, ...placeKeys }).refine(bothOrNeither, bothOrNeitherProblem);
+
+/** Whether an onboard input is an install window's run (it has `installWindow`). */
+export function isInstallWindowRun(input: unknown): boolean {
+  return hasKey(input, 'installWindow');
+}
+
+/**
+ * Reads the input of an install window's schedule, `{ installWindow: <end, epoch seconds>, account?,
+ * region? }`, rejecting anything else with {@link InvalidInputError}.
+ */
+export function parseInstallWindowRun(input: unknown): InstallWindowRun {
+  const parsed = installWindowRun.safeParse(input);
+  if (!parsed.success) throw new InvalidInputError(`onboard: expected an install window's run { installWindow, account?, region? }: ${describeInputProblems(parsed.error, input)}`);
+  return { windowEnd: parsed.data.installWindow, place: placeOf(parsed.data) };
+}

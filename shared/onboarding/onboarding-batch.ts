@@ -8,7 +8,7 @@ import { withMemberAccess } from '../checking/member-access.js';
 import type { OsFamily } from '../agent-config.js';
 import type { Settings } from '../config/settings.js';
 import { AutopilotError, InstanceNotReachableError, InstanceNotYetVisibleError, PacedLaterError } from '../errors.js';
-import type { OnboardRetryBatch, OnboardTrigger, QueuedTrigger } from '../input/triggers.js';
+import type { InstallWindowRun, OnboardRetryBatch, OnboardTrigger, QueuedTrigger } from '../input/triggers.js';
 import { logger } from '../observability/logger.js';
 import { readRecords, type OnboardingRecord, type OnboardingStatus, type RecordTrail } from '../state/instance-record.js';
 import { maxInstancesPerCommand, sendInstallCommandTo } from './agent-commands.js';
@@ -17,6 +17,7 @@ import {
   firstLookAt,
   givesUpOnSsm,
   recordWaitingForSsm,
+  recordJoinedWindow,
   recordCommandSent,
   recordFirstLook,
   recordFailure,
@@ -31,6 +32,8 @@ import { decideOnboarding } from './onboarding-decision.js';
 import { containerPacing, PlacePacing, type BatchPacing, type TokenNeeds } from '../pacing/batch-pacing.js';
 import { isThrottling, type BucketName } from '../pacing/pacer.js';
 import { maxInstancesPerCheckSchedule, maxInstancesPerOnboardSchedule, scheduleBatchCheck, scheduleBatchOnboard } from '../aws/schedules.js';
+import { closeInstallWindow, installWindowKey } from '../state/install-window.js';
+import { joinInstallWindow } from './install-window.js';
 
 /**
  * How many instances of a batch go through their per-instance steps (claim, profile, record writes,
@@ -59,6 +62,16 @@ export interface OnboardingBatchResult {
    * the visibility timeout its messages should get, instead of the queue's.
    */
   deferred: { instanceId: string; place: Place; started: boolean; messageIds: string[]; retryAfterSeconds: number }[];
+}
+
+/** How a batch runs. */
+export interface BatchOptions {
+  /**
+   * The batch is an install window's run: its instances are installed now, whatever their number
+   * (they never join a window again). Default false: a batch with fewer instances awaiting their
+   * install than one SendCommand takes joins the install window (settings.installWindowSeconds).
+   */
+  windowRun?: boolean;
 }
 
 /** One instance of the batch: its trigger (the first message naming it) and every message naming it. */
@@ -113,6 +126,7 @@ export async function runOnboardingBatch(
   now = new Date(),
   factory: ClientFactory = clientFactoryOf(settings),
   pacing: BatchPacing = containerPacing(settings),
+  options: BatchOptions = {},
 ): Promise<OnboardingBatchResult> {
   const places = new Map<string, { place: Place; instances: Map<string, BatchInstance> }>();
   // Instances whose messages come back first, the rest in the batch's order: a burst's later
@@ -140,7 +154,7 @@ export async function runOnboardingBatch(
       settings,
       now,
       factory,
-      () => onboardPlace(clients, instances, settings, now, pace),
+      () => onboardPlace(clients, instances, settings, now, pace, options),
       (reason) => new Map<string, Outcome>(ids.map((instanceId) => [instanceId, { ok: true, result: { instanceId, action: 'unreachable', status: 'error', reason } }])),
     );
     const deferred: { instanceId: string; started: boolean; messageIds: string[]; needs: TokenNeeds }[] = [];
@@ -206,24 +220,95 @@ export async function runOnboardingRetryBatch(
   // Each has come before (its batch's first delivery, and `attempt - 1` looks): it is started before new launches, as a returning message is.
   const triggers = input.instanceIds.map((instanceId) => ({ messageId: instanceId, receiveCount: input.attempt, trigger: { kind: 'retry' as const, instanceId, attempt: input.attempt, place: input.place } }));
   const batch = await runOnboardingBatch(triggers, settings, now, factory, pacing);
-  const failures = [...batch.failures];
-  const later = batch.deferred.map((entry) => entry.instanceId);
-  if (later.length > 0) {
-    const clients = factory.clients(input.place ?? factory.hubPlace);
-    // When the last of them has its tokens (the pacer promised them in that order).
-    const seconds = Math.max(minContinuationDelaySeconds, ...batch.deferred.map((entry) => entry.retryAfterSeconds));
-    const at = new Date(now.getTime() + seconds * 1000);
+  const failures = [...batch.failures, ...(await continueLater(batch.deferred, () => input.attempt, input.place ?? factory.hubPlace, settings, now, factory))];
+  if (failures.length > 0) throw new OnboardBatchError(failures);
+  return batch;
+}
+
+/**
+ * Schedules the continuation of the instances of a scheduled batch the pacing left for later: one
+ * retry batch schedule per attempt and 100 instances, for when the last of them has its tokens
+ * (the pacer promised them in that order). Returns the instances whose schedule failed.
+ */
+async function continueLater(
+  deferred: OnboardingBatchResult['deferred'],
+  attemptOf: (instanceId: string) => number,
+  place: Place,
+  settings: Settings,
+  now: Date,
+  factory: ClientFactory,
+): Promise<{ instanceId: string; place: Place; error: string }[]> {
+  const failures: { instanceId: string; place: Place; error: string }[] = [];
+  if (deferred.length === 0) return failures;
+  const clients = factory.clients(place);
+  const seconds = Math.max(minContinuationDelaySeconds, ...deferred.map((entry) => entry.retryAfterSeconds));
+  const at = new Date(now.getTime() + seconds * 1000);
+  const byAttempt = new Map<number, string[]>();
+  for (const { instanceId } of deferred) byAttempt.set(attemptOf(instanceId), [...(byAttempt.get(attemptOf(instanceId)) ?? []), instanceId]);
+  for (const [attempt, later] of byAttempt) {
     for (const chunk of chunksOf(later, maxInstancesPerOnboardSchedule)) {
       try {
-        const { name, outcome } = await scheduleBatchOnboard(clients, chunk, input.attempt, at, settings, true);
-        logger.info('pacing: the rest of a retry batch continues later', { schedule: name, outcome, instances: chunk.length, at: at.toISOString() });
+        const { name, outcome } = await scheduleBatchOnboard(clients, chunk, attempt, at, settings, true);
+        logger.info('pacing: the rest of a scheduled batch continues later', { schedule: name, outcome, instances: chunk.length, at: at.toISOString() });
       } catch (error) {
-        for (const instanceId of chunk) failures.push({ instanceId, place: input.place ?? factory.hubPlace, error: `continuation not scheduled: ${describeError(error)}` });
+        for (const instanceId of chunk) failures.push({ instanceId, place, error: `continuation not scheduled: ${describeError(error)}` });
       }
     }
   }
+  return failures;
+}
+
+/** What an install window's run did: the window, how many instances it held, and the batch's outcome. */
+export interface InstallWindowResult extends Omit<OnboardingBatchResult, 'batchItemFailures'> {
+  window: string;
+  instances: number;
+}
+
+/**
+ * Runs an install window (its schedule fired): closes it, so that a later join goes to the next
+ * window, and onboards the instances it held as a batch of scheduled retries, each with the
+ * attempt it joined with, 100 at a time ({@link maxInstancesPerOnboardSchedule}): one
+ * DescribeInstances and BatchGetItem per 100, DescribeInstanceInformation 50 a call, one SendCommand
+ * per OS and 50, one check schedule of first looks per 250, the offline ones waiting for Systems
+ * Manager together; never joining a window again. A retry that is no longer current changes nothing
+ * (decideOnboarding), so a window whose run comes twice sends no second command. An empty or
+ * unknown window does nothing. Failed instances fail the invocation after the rest (OnboardBatchError),
+ * as in {@link runOnboardingRetryBatch}.
+ *
+ * @example
+ * await runInstallWindow(parseInstallWindowRun(event), settings);
+ */
+export async function runInstallWindow(
+  input: InstallWindowRun,
+  settings: Settings,
+  now = new Date(),
+  factory: ClientFactory = clientFactoryOf(settings),
+  pacing: BatchPacing = containerPacing(settings),
+): Promise<InstallWindowResult> {
+  const place = input.place ?? factory.hubPlace;
+  const window = installWindowKey(place, input.windowEnd);
+  const closed = await closeInstallWindow(factory.clients(place), settings.stateTable, input.windowEnd, now);
+  const result: InstallWindowResult = { window, instances: 0, results: [], failures: [], deferred: [] };
+  if (!closed || closed.entries.length === 0) {
+    logger.info(closed ? 'install window: empty, nothing to install' : 'install window: unknown (no instance joined it), nothing to install', { window });
+    return result;
+  }
+  // An instance that joined twice (a duplicate delivery) runs once, with the later attempt.
+  const attempts = new Map<string, number>();
+  for (const { instanceId, attempt } of closed.entries) attempts.set(instanceId, Math.max(attempt, attempts.get(instanceId) ?? 0));
+  result.instances = attempts.size;
+  logger.info('install window: installing what joined it', { window, instances: attempts.size, closedAt: closed.closedAt });
+  // Each was admitted once already (its claim): it goes before new launches, as a returning message does.
+  const triggers: QueuedTrigger[] = [...attempts].map(([instanceId, attempt]) => ({ messageId: instanceId, receiveCount: 2, trigger: { kind: 'retry', instanceId, attempt, place: input.place } }));
+  for (const chunk of chunksOf(triggers, maxInstancesPerOnboardSchedule)) {
+    const batch = await runOnboardingBatch(chunk, settings, now, factory, pacing, { windowRun: true });
+    result.results.push(...batch.results);
+    result.failures.push(...batch.failures);
+    result.deferred.push(...batch.deferred);
+  }
+  const failures = [...result.failures, ...(await continueLater(result.deferred, (instanceId) => attempts.get(instanceId) ?? 1, place, settings, now, factory))];
   if (failures.length > 0) throw new OnboardBatchError(failures);
-  return batch;
+  return result;
 }
 
 /** A failure of an instance after its claim, carried through the outer step unchanged. */
@@ -263,7 +348,7 @@ function pacedBuckets(trigger: OnboardTrigger, instance: InstanceFacts | undefin
 }
 
 /** The instances of one place: facts for all, then each instance's decision and steps. */
-async function onboardPlace(clients: Clients, instances: Map<string, BatchInstance>, settings: Settings, now: Date, pace: PlacePacing): Promise<Map<string, Outcome>> {
+async function onboardPlace(clients: Clients, instances: Map<string, BatchInstance>, settings: Settings, now: Date, pace: PlacePacing, options: BatchOptions): Promise<Map<string, Outcome>> {
   const outcomes = new Map<string, Outcome>();
   const ids = [...instances.keys()];
   const [described, read] = await Promise.allSettled([describeInstances(clients, ids), readRecords(clients, settings.stateTable, ids)]);
@@ -336,16 +421,19 @@ async function onboardPlace(clients: Clients, instances: Map<string, BatchInstan
   // In the batch's order, whatever order the steps above finished in: the same batch, the same commands.
   const order = new Map(ids.map((instanceId, index) => [instanceId, index]));
   awaiting.sort((a, b) => (order.get(a.instance.instanceId) ?? 0) - (order.get(b.instance.instanceId) ?? 0));
-  for (const [instanceId, outcome] of await installOnBatch(clients, awaiting, settings, now, pace)) outcomes.set(instanceId, outcome);
+  for (const [instanceId, outcome] of await installOnBatch(clients, awaiting, settings, now, pace, options)) outcomes.set(instanceId, outcome);
   return outcomes;
 }
 
 /**
  * The Systems Manager steps of the claimed instances that still need their install command: their
  * presence 50 a call, a wait for those not online, and one SendCommand per OS and 50 instances for
- * the others, each instance's record carrying the command id; then each one's first check.
+ * the others, each instance's record carrying the command id; then each one's first check. Fewer
+ * instances than one SendCommand takes, in a batch that is no window's run, join the install
+ * window instead (when INSTALL_WINDOW_SECONDS is not 0): its run does these steps for the
+ * instances of every small batch of the window together.
  */
-async function installOnBatch(clients: Clients, awaiting: AwaitingInstall[], settings: Settings, now: Date, pace: PlacePacing): Promise<Map<string, Outcome>> {
+async function installOnBatch(clients: Clients, awaiting: AwaitingInstall[], settings: Settings, now: Date, pace: PlacePacing, options: BatchOptions): Promise<Map<string, Outcome>> {
   const outcomes = new Map<string, Outcome>();
   if (awaiting.length === 0) return outcomes;
   const each = (items: readonly AwaitingInstall[], step: (item: AwaitingInstall) => Promise<OnboardingRecord>) =>
@@ -357,6 +445,11 @@ async function installOnBatch(clients: Clients, awaiting: AwaitingInstall[], set
     each(items, () => {
       throw error;
     });
+
+  if (!options.windowRun && settings.installWindowSeconds > 0 && awaiting.length < maxInstancesPerCommand) {
+    await joinWindow(clients, awaiting, settings, now, pace, each, failAll);
+    return outcomes;
+  }
 
   let presence;
   try {
@@ -384,6 +477,33 @@ async function installOnBatch(clients: Clients, awaiting: AwaitingInstall[], set
   }
   await scheduleFirstLooks(clients, sent, settings, now, each, failAll);
   return outcomes;
+}
+
+/**
+ * The instances of a small batch join the install window of their place: one UpdateItem, the
+ * window's schedule if this container has not created it yet, then each one's record says which
+ * window and attempt (`waiting-for-ssm`, see recordJoinedWindow). A failure of either call fails
+ * them all (lastError; their messages come back, and the redelivery joins a window again).
+ */
+async function joinWindow(
+  clients: Clients,
+  awaiting: readonly AwaitingInstall[],
+  settings: Settings,
+  now: Date,
+  pace: PlacePacing,
+  each: (items: readonly AwaitingInstall[], step: (item: AwaitingInstall) => Promise<OnboardingRecord>) => Promise<unknown>,
+  failAll: (items: readonly AwaitingInstall[], error: unknown) => Promise<unknown>,
+): Promise<void> {
+  let joined;
+  try {
+    const entries = awaiting.map((item) => ({ instanceId: item.instance.instanceId, attempt: item.trail.record.ssmAttempts + 1 }));
+    joined = await joinInstallWindow(clients, entries, settings, now, () => pace.beforeCall('scheduler:create-schedule'));
+  } catch (error) {
+    if (isThrottling(error)) pace.pacer.throttled('scheduler:create-schedule');
+    await failAll(awaiting, error);
+    return;
+  }
+  await each(awaiting, (item) => recordJoinedWindow(item.trail, joined, awaiting.length, now));
 }
 
 /**

@@ -75,6 +75,24 @@ export function recordWaitingForSsm(trail: RecordTrail, pingStatus: string, sche
   return trail.step({ status: 'waiting-for-ssm', ssmAttempts: attempts }, 'waiting-for-ssm', now, `ping status ${pingStatus}; attempt ${attempts + 1} ${scheduled}`);
 }
 
+/**
+ * Records that the instance joined an install window: `waiting-for-ssm`, the status a scheduled
+ * retry resumes (decideOnboarding: a retry whose attempt is `ssmAttempts + 1`), and the window's run
+ * is that retry. `ssmAttempts` is left as it is: a window is no look at Systems Manager, so it does
+ * not spend one of the SSM_MAX_ATTEMPTS looks, and the attempt stays current for the window's run
+ * only until the run changes the record (command sent, or a real look that found it offline): the
+ * run of a window that fires twice then finds its retries no longer current and sends nothing.
+ */
+export function recordJoinedWindow(trail: RecordTrail, joined: { key: string; schedule: { name: string; outcome: string; at: Date } }, instances: number, now: Date): Promise<OnboardingRecord> {
+  const attempt = trail.record.ssmAttempts + 1;
+  return trail.step(
+    { status: 'waiting-for-ssm' },
+    'install-window',
+    now,
+    `attempt ${attempt} in install window ${joined.key} with ${instances} instance(s) of this batch; its run ${joined.schedule.outcome} for ${joined.schedule.at.toISOString()} (schedule ${joined.schedule.name})`,
+  );
+}
+
 /** How soon the checker looks at an instance onboarding gave up on (Scheduler's smallest useful delay). */
 const handOverDelayMs = 60_000;
 

@@ -12,7 +12,7 @@ import type { Place } from '../aws/place.js';
 /** Where an instance is in its onboarding; the record's `status`. */
 export type OnboardingStatus =
   | 'onboarding' // an invocation has claimed it and is working on it
-  | 'waiting-for-ssm' // profile done; Systems Manager does not see it online yet, a retry is scheduled
+  | 'waiting-for-ssm' // profile done; Systems Manager does not see it online yet, or it waits in an install window: a retry (or the window's run) is scheduled
   | 'installing' // the install-and-configure command was sent
   | 'checking' // the checker is scheduled to confirm metrics arrive
   | 'healthy'

@@ -570,8 +570,15 @@ describe('the packaged stack', () => {
           `arn:aws:dynamodb:${region}:${account}:table/cwap-test-records`,
         ]);
       }
-      expect(allowing(template, role, 'dynamodb:UpdateItem'), `${role} never updates in place`).toEqual([]);
     }
+    // The checker never updates in place: its records are versioned Puts.
+    expect(allowing(template, 'CheckRole', 'dynamodb:UpdateItem'), 'CheckRole never updates in place').toEqual([]);
+    // Onboard updates in place on purpose, and on the state table only: the install window item is a
+    // set that concurrent containers add to (ADD, one UpdateItem each) and its run closes; its
+    // instance records stay versioned Puts (saveRecord).
+    expect(allowing(template, 'OnboardRole', 'dynamodb:UpdateItem').map((s) => s.Resource), 'OnboardRole updates the install windows only in the state table').toEqual([
+      `arn:aws:dynamodb:${region}:${account}:table/cwap-test-records`,
+    ]);
     for (const action of ['ec2:DescribeInstances', 'ec2:AssociateIamInstanceProfile', 'iam:GetInstanceProfile', 'iam:ListAttachedRolePolicies', 'ssm:DescribeInstanceInformation']) {
       expect(allowing(template, 'OnboardRole', action), action).toHaveLength(1);
     }
@@ -593,6 +600,8 @@ describe('the packaged stack', () => {
       ['dynamodb:PutItem', `arn:aws:dynamodb:${region}:${account}:table/cwap-test-records`],
       // A batch of the onboard queue reads its records 100 a call.
       ['dynamodb:BatchGetItem', `arn:aws:dynamodb:${region}:${account}:table/cwap-test-records`],
+      // The install window item (a set concurrent containers add to); records stay versioned Puts.
+      ['dynamodb:UpdateItem', `arn:aws:dynamodb:${region}:${account}:table/cwap-test-records`],
       ['sqs:ReceiveMessage', `arn:aws:sqs:${region}:${account}:cwap-test-onboard`],
       ['sqs:DeleteMessage', `arn:aws:sqs:${region}:${account}:cwap-test-onboard`],
       ['sqs:GetQueueAttributes', `arn:aws:sqs:${region}:${account}:cwap-test-onboard`],

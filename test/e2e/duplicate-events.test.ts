@@ -37,11 +37,14 @@ describe('duplicate and out-of-order events', () => {
     expect(outcome?.installs).toBe(1);
     expect(outcome?.status).toBe('healthy');
     expect(outcome?.problems).toEqual([]);
-    // One chain of checks: the second event adds nothing to the record, which has one claim, one
-    // first look scheduled and one healthy. Each look of the batch's check schedule is one check
+    // One chain of checks: the second event adds nothing to the record, which has one claim by the
+    // queue batch (a batch of one: it joins the install window, once) and one by the window's run,
+    // one first look scheduled and one healthy. Each look of the batch's check schedule is one check
     // invocation (how many depends on when the agent first publishes), never more than the plan's looks.
     const steps = outcome?.record?.history.map((entry) => entry.step) ?? [];
-    expect(steps.filter((step) => step === 'claimed')).toHaveLength(1);
+    expect(steps.slice(0, 3)).toEqual(['claimed', 'profile:associated-agent-profile', 'install-window']);
+    expect(steps.filter((step) => step === 'install-window')).toHaveLength(1);
+    expect(steps.filter((step) => step === 'claimed')).toHaveLength(2);
     expect(steps.filter((step) => step === 'check-scheduled')).toHaveLength(1);
     expect(steps.filter((step) => step === 'healthy')).toHaveLength(1);
     expect(simulator.invocations.check).toBeGreaterThanOrEqual(1);

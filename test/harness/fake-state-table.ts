@@ -1,10 +1,11 @@
-// An in-memory stand-in for the state table behind the document client's Get, BatchGet and Put,
+// An in-memory stand-in for the state table behind the document client's Get, BatchGet, Put and
+// Update (the install windows' set, shared/state/install-window.ts),
 // shared by the onboarding tests (test/onboarding/onboard-harness.ts) and the burst bench
 // (scripts/burst-bench.ts). It keeps the two DynamoDB rules the product relies on: a conditional
 // Put whose condition does not hold fails with ConditionalCheckFailedException and writes
 // nothing, and an item is stored as the document client serializes it (undefined values removed).
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import type { BatchGetCommandInput, GetCommandInput, PutCommandInput } from '@aws-sdk/lib-dynamodb';
+import type { BatchGetCommandInput, GetCommandInput, PutCommandInput, UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
 
 /** An item of a table keyed by `recordKey`, as the product's state records are. */
 export interface KeyedItem {
@@ -72,5 +73,53 @@ export class FakeStateTable<T extends KeyedItem> {
     this.items.set(item.recordKey, item);
     this.onWrite?.(item, current);
     return {};
+  }
+
+  /**
+   * UpdateItem with the expressions the product writes and nothing else (anything else throws, so a
+   * new expression gets its fake deliberately): `ADD #a :set` (a string set, created or extended)
+   * and `SET #a = :v, #b = if_not_exists(#b, :w)`, conditioned on `attribute_not_exists(#a)` or
+   * `attribute_exists(#a)`; ReturnValues ALL_NEW or none. A condition that does not hold fails with
+   * ConditionalCheckFailedException and writes nothing; an item that does not exist is created.
+   */
+  update(input: UpdateCommandInput): { Attributes?: T } {
+    const names = input.ExpressionAttributeNames ?? {};
+    const values = input.ExpressionAttributeValues ?? {};
+    const nameOf = (token: string) => {
+      const name = token.startsWith('#') ? names[token] : token;
+      if (name === undefined) throw Object.assign(new Error(`no ExpressionAttributeNames entry for ${token}`), { name: 'ValidationException' });
+      return name;
+    };
+    const valueOf = (token: string) => {
+      if (!(token in values)) throw Object.assign(new Error(`no ExpressionAttributeValues entry for ${token}`), { name: 'ValidationException' });
+      return values[token] as unknown;
+    };
+    const recordKey = String(input.Key?.recordKey);
+    const current = this.items.get(recordKey) as Record<string, unknown> | undefined;
+    const condition = input.ConditionExpression === undefined ? undefined : /^attribute_(not_exists|exists)\((#?\w+)\)$/.exec(input.ConditionExpression);
+    if (input.ConditionExpression !== undefined && !condition) throw new Error(`the fake state table does not understand the condition ${input.ConditionExpression}`);
+    if (condition) {
+      const present = current !== undefined && current[nameOf(condition[2] as string)] !== undefined;
+      if ((condition[1] === 'exists') !== present) throw new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} });
+    }
+    const next: Record<string, unknown> = current ? structuredClone(current) : { recordKey };
+    const clauses = /^(?:ADD (#\w+) (:\w+))?\s*(?:SET (.+))?$/.exec((input.UpdateExpression ?? '').trim());
+    if (!clauses || (!clauses[1] && !clauses[3])) throw new Error(`the fake state table does not understand the update ${input.UpdateExpression}`);
+    if (clauses[1]) {
+      const added = valueOf(clauses[2] as string);
+      if (!(added instanceof Set)) throw Object.assign(new Error('ADD takes a set here'), { name: 'ValidationException' });
+      const name = nameOf(clauses[1]);
+      next[name] = new Set([...((next[name] as Set<unknown> | undefined) ?? []), ...added]);
+    }
+    for (const assignment of clauses[3] ? clauses[3].split(/,(?![^(]*\))/).map((part) => part.trim()) : []) {
+      const plain = /^(#\w+) = (:\w+)$/.exec(assignment);
+      const keep = /^(#\w+) = if_not_exists\((#\w+), (:\w+)\)$/.exec(assignment);
+      if (plain) next[nameOf(plain[1] as string)] = valueOf(plain[2] as string);
+      else if (keep && keep[1] === keep[2]) next[nameOf(keep[1] as string)] ??= valueOf(keep[3] as string);
+      else throw new Error(`the fake state table does not understand the assignment ${assignment}`);
+    }
+    // Not told to onWrite: the items updated in place are the install windows, no instance records.
+    this.items.set(recordKey, next as unknown as T);
+    return input.ReturnValues === 'ALL_NEW' ? { Attributes: structuredClone(next) as unknown as T } : {};
   }
 }

@@ -176,6 +176,8 @@ export function stackEnvironment(stage = 'test'): Record<string, string> {
     // Pacing of the onboard batch (serverless.yml's defaults).
     PACING_SHARE: '0.5',
     PACING_CONCURRENCY: '2',
+    // Small batches join an install window of this length (serverless.yml's default).
+    INSTALL_WINDOW_SECONDS: '60',
     AWS_REGION: testRegion,
   };
 }

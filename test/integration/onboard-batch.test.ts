@@ -22,7 +22,10 @@ import { testClients } from '../harness/test-clients.js';
 
 const clients = testClients();
 const aws = useAws();
-const stackEnv = stackEnvironment();
+// INSTALL_WINDOW_SECONDS 0: these scenarios are about what one batch does in its own invocation
+// (its calls, its records, its check schedule, the pacing's redelivery), so every batch installs
+// right away; the install window small batches join instead is test/integration/install-window.test.ts.
+const stackEnv: Record<string, string> = { ...stackEnvironment(), INSTALL_WINDOW_SECONDS: '0' };
 
 // The function parses its settings at cold start: the environment is the stack's before import.
 Object.assign(process.env, stackEnv, { POWERTOOLS_METRICS_DISABLED: 'true' });
@@ -38,7 +41,7 @@ beforeAll(async () => {
 });
 
 beforeEach(async () => {
-  settings = (await deployStack()).settings;
+  settings = (await deployStack({ env: { INSTALL_WINDOW_SECONDS: '0' } })).settings;
   // One container's pacer at the deployed share: the 30 launches of a batch fit its 50 association
   // tokens. With the deployed PACING_CONCURRENCY (2) a container has 25; the deferral that makes is
   // the scenario of 'the pacing on moto's queue' below and of test/onboarding/onboard-batch.test.ts.

@@ -34,7 +34,12 @@ import {
   useOnboardScenario,
 } from './onboard-harness.js';
 
-const onboard = useOnboardScenario();
+// INSTALL_WINDOW_SECONDS 0: these scenarios are about what one batch does in its own invocation
+// (its calls, the per-instance rules, partial batch responses, the pacing and the redelivery of what
+// it deferred), so every batch installs right away, as it did before install windows. The window a
+// small batch joins instead, and its run, are test/onboarding/install-window.test.ts and
+// test/integration/install-window.test.ts.
+const onboard = useOnboardScenario({ INSTALL_WINDOW_SECONDS: '0' });
 
 const workloadProfileArn = 'arn:aws:iam::123456789012:instance-profile/web-profile';
 const agentPolicies = ['arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy', 'arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore'];

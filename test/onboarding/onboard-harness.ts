@@ -27,7 +27,7 @@ import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { ChangeMessageVisibilityBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand, type BatchGetCommandInput, type GetCommandInput, type PutCommandInput } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand, type BatchGetCommandInput, type GetCommandInput, type PutCommandInput, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
 import type { OnboardingRecord } from '../../shared/state/instance-record.js';
 import type { OnboardingResult } from '../../shared/onboarding/onboarding.js';
 import type { QueueBatchResponse } from '../../functions/onboard.js';
@@ -237,6 +237,7 @@ export function resetAws(): void {
   dynamodb.on(GetCommand).callsFake((input: GetCommandInput) => current.read(input));
   dynamodb.on(PutCommand).callsFake((input: PutCommandInput) => current.write(input));
   dynamodb.on(BatchGetCommand).callsFake((input: BatchGetCommandInput) => current.readMany(input));
+  dynamodb.on(UpdateCommand).callsFake((input: UpdateCommandInput) => current.update(input));
   givenInstance(ec2Instance());
   ec2.on(AssociateIamInstanceProfileCommand).resolves({
     IamInstanceProfileAssociation: {
@@ -307,9 +308,10 @@ type ColdStarted = Awaited<ReturnType<typeof coldStart>>;
  * The world of one onboarding test file: before each test the AWS mocks are reset and the handler
  * cold-started with the stack's settings; after it, no test may have removed or replaced a
  * profile, and the clock and environment are put back. Returns the current test's handler;
- * `restart(overrides)` cold-starts it again with other settings.
+ * `restart(overrides)` cold-starts it again with other settings. `settings`: the file's own
+ * changes to the stack's settings, kept by `restart`.
  */
-export function useOnboardScenario(): ColdStarted & { restart: (overrides: Record<string, string | undefined>) => Promise<void> } {
+export function useOnboardScenario(settings: Record<string, string | undefined> = {}): ColdStarted & { restart: (overrides: Record<string, string | undefined>) => Promise<void> } {
   let current: ColdStarted | undefined;
   const started = (): ColdStarted => {
     if (!current) throw new Error('the onboard handler is used outside a test');
@@ -317,7 +319,7 @@ export function useOnboardScenario(): ColdStarted & { restart: (overrides: Recor
   };
   beforeEach(async () => {
     resetAws();
-    current = await coldStart();
+    current = await coldStart(settings);
   });
   afterEach(() => {
     expectProfileNeverRemovedOrReplaced();
@@ -334,7 +336,7 @@ export function useOnboardScenario(): ColdStarted & { restart: (overrides: Recor
       return started().StaleRecordError;
     },
     restart: async (overrides) => {
-      current = await coldStart(overrides);
+      current = await coldStart({ ...settings, ...overrides });
     },
   };
 }

@@ -95,6 +95,18 @@ describe('settings', () => {
     expect(errorOf({ ...required, PACING_SHARE: '1.5' }).message).toContain('at most 1');
   });
 
+  it('gathers small batches\' installs in 60 s install windows by default; INSTALL_WINDOW_SECONDS 0 installs right away', () => {
+    expect(parseSettings(required).installWindowSeconds).toBe(60);
+    expect(parseSettings({ ...required, INSTALL_WINDOW_SECONDS: '0' }).installWindowSeconds).toBe(0);
+    expect(parseSettings({ ...required, INSTALL_WINDOW_SECONDS: '900' }).installWindowSeconds).toBe(900);
+  });
+
+  it('refuses an install window that is no whole number of seconds from 0 to 900, naming the setting and what it costs', () => {
+    for (const seconds of ['-1', '1.5', 'soon', '901']) expect(errorOf({ ...required, INSTALL_WINDOW_SECONDS: seconds }).message).toMatch(new RegExp(`INSTALL_WINDOW_SECONDS: .*\\(got "${seconds}"\\)`));
+    expect(errorOf({ ...required, INSTALL_WINDOW_SECONDS: 'soon' }).message).toContain('0 (install right away) to 900');
+    expect(errorOf({ ...required, INSTALL_WINDOW_SECONDS: '901' }).message).toContain('every small batch\'s install waits up to this long');
+  });
+
   it('rejects a retry delay shorter than Scheduler can honour', () => {
     expect(errorOf({ ...required, SSM_RETRY_DELAY_SECONDS: '5' }).message).toContain('SSM_RETRY_DELAY_SECONDS');
   });

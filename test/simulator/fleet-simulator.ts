@@ -22,6 +22,7 @@ import { expectedOutcome, type ExpectedOutcome, type InstanceSpec } from './scen
 import { apiBuckets, type ApiBuckets, type ApiBucketsOptions } from './api-buckets.js';
 import { OnboardQueue, type DeadLetteredMessage, type QueueBatch } from './onboard-queue.js';
 import { replaceContainerPacers } from '../../shared/pacing/batch-pacing.js';
+import { forgetScheduledInstallWindows } from '../../shared/onboarding/install-window.js';
 
 const minute = 60_000;
 
@@ -278,6 +279,9 @@ export class FleetSimulator {
       this.buckets = apiBuckets({ ...(options.apiBuckets === true ? {} : options.apiBuckets), now: () => this.#clock.now() });
       env.proxy.buckets.set(this.buckets);
     }
+    // A fresh container: it has created no install window schedule (a scenario's clock may start at
+    // an earlier scenario's window).
+    forgetScheduledInstallWindows();
     if (this.#options.onboardDelivery === 'queue') {
       // A fresh container's pacers (the batch path's), whose waits pass on the simulated clock: the
       // handlers run one at a time, so moving the clock for a wait is what a real sleep would do,
@@ -392,6 +396,17 @@ export class FleetSimulator {
   #aboutInput(input: unknown): InstanceRef[] {
     const place = placeOfInput(input, this.#env.hubPlace);
     return instanceIdsOf(input).map((instanceId) => ({ instanceId, place }));
+  }
+
+  /**
+   * The instances a schedule's input is about: those of the input, or, for an install window's run
+   * (`{ installWindow }`, which names none), those that joined the window (its state table item).
+   */
+  async #aboutScheduled(input: unknown): Promise<InstanceRef[]> {
+    const windowEnd = typeof input === 'object' && input !== null ? (input as { installWindow?: unknown }).installWindow : undefined;
+    if (typeof windowEnd !== 'number') return this.#aboutInput(input);
+    const place = placeOfInput(input, this.#env.hubPlace);
+    return (await this.#table.windowInstances(windowEnd, place)).map((instanceId) => ({ instanceId, place }));
   }
 
   /** This instance's lines of the timeline (its own, and those of the batches it was in). */
@@ -939,7 +954,7 @@ export class FleetSimulator {
       input: schedule.input,
       attempt: 1,
       origin: `schedule ${schedule.name}`,
-      about: this.#aboutInput(schedule.input),
+      about: await this.#aboutScheduled(schedule.input),
     });
   }
 

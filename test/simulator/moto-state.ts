@@ -3,6 +3,7 @@ import type { Place } from '../../shared/aws/place.js';
 import { hubPlace } from '../harness/test-clients.js';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { installWindowKey } from '../../shared/state/install-window.js';
 import type { OnboardingRecord } from '../../shared/state/instance-record.js';
 import { localClientConfig } from '../harness/client-config.js';
 
@@ -100,6 +101,17 @@ export class StateTableReader {
       }
     }
     return found;
+  }
+
+  /**
+   * The instances that joined a place's install window (its item's `<instanceId>:<attempt>`
+   * entries, shared/state/install-window.ts), so that the window's run is about them; none when no
+   * instance joined it.
+   */
+  async windowInstances(windowEnd: number, place: Place = hubPlace): Promise<string[]> {
+    const result = await this.#client.send(new GetCommand({ TableName: this.table, Key: { recordKey: installWindowKey(place, windowEnd) }, ConsistentRead: true }));
+    const entries = (result.Item?.entries as Set<string> | undefined) ?? new Set<string>();
+    return [...new Set([...entries].map((entry) => entry.slice(0, entry.lastIndexOf(':'))))];
   }
 
   async all(): Promise<OnboardingRecord[]> {
