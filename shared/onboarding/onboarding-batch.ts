@@ -267,8 +267,8 @@ export interface InstallWindowResult extends Omit<OnboardingBatchResult, 'batchI
 /**
  * Runs an install window (its schedule fired): closes it, so that a later join goes to the next
  * window, and onboards the instances it held as a batch of scheduled retries, each with the
- * attempt it joined with, 100 at a time ({@link maxInstancesPerOnboardSchedule}): one
- * DescribeInstances and BatchGetItem per 100, DescribeInstanceInformation 50 a call, one SendCommand
+ * attempt it joined with, up to 250 at a time ({@link maxInstancesPerWindowRun}): one
+ * DescribeInstances per 200 and BatchGetItem per 100, DescribeInstanceInformation 50 a call, one SendCommand
  * per OS and 50, one check schedule of first looks per 250, the offline ones waiting for Systems
  * Manager together; never joining a window again. A retry that is no longer current changes nothing
  * (decideOnboarding), so a window whose run comes twice sends no second command. An empty or
@@ -300,7 +300,7 @@ export async function runInstallWindow(
   logger.info('install window: installing what joined it', { window, instances: attempts.size, closedAt: closed.closedAt });
   // Each was admitted once already (its claim): it goes before new launches, as a returning message does.
   const triggers: QueuedTrigger[] = [...attempts].map(([instanceId, attempt]) => ({ messageId: instanceId, receiveCount: 2, trigger: { kind: 'retry', instanceId, attempt, place: input.place } }));
-  for (const chunk of chunksOf(triggers, maxInstancesPerOnboardSchedule)) {
+  for (const chunk of chunksOf(triggers, maxInstancesPerWindowRun)) {
     const batch = await runOnboardingBatch(chunk, settings, now, factory, pacing, { windowRun: true });
     result.results.push(...batch.results);
     result.failures.push(...batch.failures);
@@ -310,6 +310,14 @@ export async function runInstallWindow(
   if (failures.length > 0) throw new OnboardBatchError(failures);
   return result;
 }
+
+/**
+ * How many instances of a window one batch of its run takes: all of a window at the association
+ * pace (2.5 a second, 150 a minute), so that its commands are grouped per OS across the whole
+ * window (taken 100 at a time, 80 Linux and 20 Windows made three commands per 100, and the
+ * burst's SendCommand stayed at 0.035 a launch); one check schedule holds 250.
+ */
+export const maxInstancesPerWindowRun = maxInstancesPerCheckSchedule;
 
 /** A failure of an instance after its claim, carried through the outer step unchanged. */
 class ClaimedFailure {
@@ -428,10 +436,10 @@ async function onboardPlace(clients: Clients, instances: Map<string, BatchInstan
 /**
  * The Systems Manager steps of the claimed instances that still need their install command: their
  * presence 50 a call, a wait for those not online, and one SendCommand per OS and 50 instances for
- * the others, each instance's record carrying the command id; then each one's first check. Fewer
- * instances than one SendCommand takes, in a batch that is no window's run, join the install
- * window instead (when INSTALL_WINDOW_SECONDS is not 0): its run does these steps for the
- * instances of every small batch of the window together.
+ * the others, each instance's record carrying the command id; then each one's first check. In a
+ * batch that is no window's run (when INSTALL_WINDOW_SECONDS is not 0), only full commands go now
+ * (50 instances of one OS); the instances that would make a smaller one join the install window
+ * instead: its run does these steps for the instances of every batch of the window together.
  */
 async function installOnBatch(clients: Clients, awaiting: AwaitingInstall[], settings: Settings, now: Date, pace: PlacePacing, options: BatchOptions): Promise<Map<string, Outcome>> {
   const outcomes = new Map<string, Outcome>();
@@ -446,9 +454,19 @@ async function installOnBatch(clients: Clients, awaiting: AwaitingInstall[], set
       throw error;
     });
 
-  if (!options.windowRun && settings.installWindowSeconds > 0 && awaiting.length < maxInstancesPerCommand) {
-    await joinWindow(clients, awaiting, settings, now, pace, each, failAll);
-    return outcomes;
+  if (!options.windowRun && settings.installWindowSeconds > 0) {
+    // Full commands go now (50 instances of one OS); what would make a smaller one joins the window.
+    const fullCommands: AwaitingInstall[] = [];
+    const rest: AwaitingInstall[] = [];
+    for (const os of new Set(awaiting.map((item) => item.instance.os))) {
+      const ofOs = awaiting.filter((item) => item.instance.os === os);
+      const full = Math.floor(ofOs.length / maxInstancesPerCommand) * maxInstancesPerCommand;
+      fullCommands.push(...ofOs.slice(0, full));
+      rest.push(...ofOs.slice(full));
+    }
+    if (rest.length > 0) await joinWindow(clients, rest, settings, now, pace, each, failAll);
+    if (fullCommands.length === 0) return outcomes;
+    awaiting = awaiting.filter((item) => fullCommands.includes(item));
   }
 
   let presence;

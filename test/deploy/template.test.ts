@@ -288,9 +288,9 @@ describe('the packaged stack', () => {
     expect(mappings).toEqual([expect.objectContaining({ EventSourceArn: onboardQueueArn, FunctionName: `arn:aws:lambda:${region}:${account}:function:${onboardName}`, Enabled: true })]);
   });
 
-  it('reads the queue in batches of 50 gathered for up to 10 s, reporting failed items only, unless the params say otherwise', () => {
+  it('reads the queue in batches of 100 gathered for up to 30 s, reporting failed items only, unless the params say otherwise', () => {
     const mappingOf = (t: Template) => evaluate(t, resourcesOfType(t, 'AWS::Lambda::EventSourceMapping')[0]![1].Properties) as Record<string, unknown>;
-    expect(mappingOf(template)).toMatchObject({ BatchSize: 100, MaximumBatchingWindowInSeconds: 10, ScalingConfig: { MaximumConcurrency: 2 }, FunctionResponseTypes: ['ReportBatchItemFailures'] });
+    expect(mappingOf(template)).toMatchObject({ BatchSize: 100, MaximumBatchingWindowInSeconds: 30, ScalingConfig: { MaximumConcurrency: 2 }, FunctionResponseTypes: ['ReportBatchItemFailures'] });
     expect(mappingOf(overridden)).toMatchObject({ BatchSize: 200, MaximumBatchingWindowInSeconds: 20, FunctionResponseTypes: ['ReportBatchItemFailures'] });
   });
 

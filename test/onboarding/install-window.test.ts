@@ -99,6 +99,21 @@ describe('which batches join an install window', () => {
     for (const id of ids) expect(record(id)?.status, id).toBe('checking');
   });
 
+  it('a batch sends its full commands at once (50 of one OS) and what would make a smaller command joins the window', async () => {
+    // 60 Linux and 15 Windows: one Linux command of 50 now; 10 Linux and 15 Windows wait for the window.
+    const ids = Array.from({ length: 75 }, (_, index) => burstId(index + 1));
+    const windows = new Set(ids.slice(60));
+    givenFleet(ids, windows);
+
+    expect(await onboard.invokeBatch(queueBatch(ids))).toEqual({ batchItemFailures: [] });
+
+    expect(sends()).toEqual([ids.slice(0, 50)]);
+    expect(ssm.commandCalls(DescribeInstanceInformationCommand).flatMap((call) => call.args[0].input.Filters?.[0]?.Values ?? [])).toEqual(ids.slice(0, 50));
+    expect(dynamodb).toHaveReceivedCommandTimes(UpdateCommand, 1);
+    for (const id of ids.slice(0, 50)) expect(record(id)?.status, id).toBe('checking');
+    for (const id of ids.slice(50)) expect(record(id)?.status, id).toBe('waiting-for-ssm');
+  });
+
   it('with INSTALL_WINDOW_SECONDS 0 a batch of one is installed at once', async () => {
     await onboard.restart({ INSTALL_WINDOW_SECONDS: '0' });
     onboard.replaceContainerPacers(() => new Pacer({ buckets: roomy }));
@@ -170,7 +185,7 @@ describe('every rule of one instance holds in a small batch', () => {
 });
 
 describe('a window\'s run', () => {
-  it('of 150 instances runs 100 at a time: per 100 one DescribeInstances, Systems Manager 50 a call, one SendCommand per OS and 50, one check schedule', async () => {
+  it('of 150 instances runs in one batch: one DescribeInstances, Systems Manager 50 a call, one SendCommand per OS and 50 across the whole window, one check schedule', async () => {
     const ids = Array.from({ length: 150 }, (_, index) => burstId(index + 1));
     const windows = new Set(ids.filter((_, index) => index % 5 === 4));
     givenFleet(ids, windows);
@@ -184,12 +199,13 @@ describe('a window\'s run', () => {
 
     expect(result.instances).toBe(150);
     expect(result.results.every((entry) => entry.status === 'checking')).toBe(true);
-    expect(ec2.commandCalls(DescribeInstancesCommand)).toHaveLength(2);
+    expect(ec2.commandCalls(DescribeInstancesCommand)).toHaveLength(1);
     expect(ssm.commandCalls(DescribeInstanceInformationCommand)).toHaveLength(3);
-    // The first 100: 80 Linux (50 + 30) and 20 Windows; the other 50: 40 Linux and 10 Windows.
-    expect(sends().map((sent) => sent.length)).toEqual([50, 30, 20, 40, 10]);
+    // 120 Linux (50 + 50 + 20) and 30 Windows: grouped per OS across the window, not per 100
+    // (which made 50 + 30 + 20 and 40 + 10, five commands).
+    expect(sends().map((sent) => sent.length)).toEqual([50, 50, 20, 30]);
     expect(scheduleNames().every((name) => name?.startsWith('cwap-dev-check-b'))).toBe(true);
-    expect(scheduleNames()).toHaveLength(2);
+    expect(scheduleNames()).toHaveLength(1);
     for (const id of ids) expect(record(id)?.status, id).toBe('checking');
   });
 });

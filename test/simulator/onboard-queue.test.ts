@@ -17,7 +17,7 @@ describe('the onboard queue event source mapping', () => {
       queueArn: 'arn:aws:sqs:us-east-1:123456789012:cwap-test-onboard',
       deadLetterQueueName: 'cwap-test-onboard-dead-letters',
       batchSize: 100,
-      batchWindowSeconds: 10,
+      batchWindowSeconds: 30,
       reportBatchItemFailures: true,
       visibilityTimeoutSeconds: 360,
       maxReceiveCount: 10,
