@@ -10,6 +10,7 @@ import type { Settings } from '../config/settings.js';
 import { AutopilotError, InstanceNotReachableError, InstanceNotYetVisibleError, PacedLaterError } from '../errors.js';
 import type { InstallWindowRun, OnboardRetryBatch, OnboardTrigger, QueuedTrigger } from '../input/triggers.js';
 import { logger } from '../observability/logger.js';
+import { readDeferredFacts, saveDeferredFacts } from '../state/deferred-facts.js';
 import { readRecords, type OnboardingRecord, type OnboardingStatus, type RecordTrail } from '../state/instance-record.js';
 import { maxInstancesPerCommand, sendInstallCommandTo } from './agent-commands.js';
 import {
@@ -359,12 +360,19 @@ function pacedBuckets(trigger: OnboardTrigger, instance: InstanceFacts | undefin
 async function onboardPlace(clients: Clients, instances: Map<string, BatchInstance>, settings: Settings, now: Date, pace: PlacePacing, options: BatchOptions): Promise<Map<string, Outcome>> {
   const outcomes = new Map<string, Outcome>();
   const ids = [...instances.keys()];
-  const [described, read] = await Promise.allSettled([describeInstances(clients, ids), readRecords(clients, settings.stateTable, ids)]);
+  // A message the pacing returned before its instance was started comes back with what EC2 said
+  // of it then (deferred-facts.ts): only the others are described again.
+  const returningIds = ids.filter((instanceId) => instances.get(instanceId)?.returning && instances.get(instanceId)?.trigger.kind === 'state-change');
+  const [read, kept] = await Promise.allSettled([readRecords(clients, settings.stateTable, ids), readDeferredFacts(clients, settings.stateTable, returningIds, now)]);
   if (read.status === 'rejected') {
     for (const instanceId of ids) outcomes.set(instanceId, { ok: false, error: read.reason });
     return outcomes;
   }
   const records = read.value;
+  // Facts stand in only for an instance that has no record yet: once started, EC2 is asked.
+  const keptFacts = new Map([...(kept.status === 'fulfilled' ? kept.value : new Map<string, InstanceFacts>())].filter(([instanceId]) => !records.has(instanceId)));
+  const toDescribe = ids.filter((instanceId) => !keptFacts.has(instanceId));
+  const [described] = await Promise.allSettled([toDescribe.length > 0 ? describeInstances(clients, toDescribe) : Promise.resolve(new Map<string, InstanceFacts>())]);
   if (described.status === 'rejected') {
     for (const instanceId of ids) {
       await recordFirstSightFailure(clients, instanceId, records.get(instanceId), described.reason, settings, now);
@@ -372,7 +380,7 @@ async function onboardPlace(clients: Clients, instances: Map<string, BatchInstan
     }
     return outcomes;
   }
-  const found = described.value;
+  const found = new Map([...keptFacts, ...described.value]);
 
   // The batch's associations from the account's ledger in one go (those coming back first, on
   // their reservations), instead of a ledger change per instance.
@@ -430,6 +438,12 @@ async function onboardPlace(clients: Clients, instances: Map<string, BatchInstan
   const order = new Map(ids.map((instanceId, index) => [instanceId, index]));
   awaiting.sort((a, b) => (order.get(a.instance.instanceId) ?? 0) - (order.get(b.instance.instanceId) ?? 0));
   for (const [instanceId, outcome] of await installOnBatch(clients, awaiting, settings, now, pace, options)) outcomes.set(instanceId, outcome);
+  // What EC2 said of the instances left for later untouched, for when their messages come back.
+  const untouched = [...outcomes].flatMap(([instanceId, outcome]) => {
+    const instance = found.get(instanceId);
+    return !outcome.ok && outcome.error instanceof PacedLaterError && !outcome.started && instance && !keptFacts.has(instanceId) ? [instance] : [];
+  });
+  if (untouched.length > 0) await saveDeferredFacts(clients, settings.stateTable, untouched, now);
   return outcomes;
 }
 

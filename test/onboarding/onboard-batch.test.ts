@@ -24,6 +24,7 @@ import {
   existingRecord,
   iam,
   launchTime,
+  now,
   runningEvent,
   scheduler,
   sqs,
@@ -33,6 +34,7 @@ import {
   table,
   useOnboardScenario,
 } from './onboard-harness.js';
+import { hubRecordKey } from '../harness/test-clients.js';
 
 // INSTALL_WINDOW_SECONDS 0: these scenarios are about what one batch does in its own invocation
 // (its calls, the per-instance rules, partial batch responses, the pacing and the redelivery of what
@@ -527,6 +529,77 @@ function visibilityChanges(): { queueUrl: string | undefined; callSize: number; 
     return (input.Entries ?? []).map((entry) => ({ queueUrl: input.QueueUrl, callSize: input.Entries?.length ?? 0, receiptHandle: entry.ReceiptHandle, seconds: entry.VisibilityTimeout }));
   });
 }
+
+/** A batch of messages delivered once before (the pacing returned them): receive count 2. */
+function returningBatch(ids: string[]): SQSEvent {
+  return { Records: ids.map((id) => ({ ...queueMessage(runningEvent(id), `m-${id}`), attributes: { ...queueMessage(runningEvent(id), `m-${id}`).attributes, ApproximateReceiveCount: '2' } })) };
+}
+
+const keptFactsKey = (id: string) => `deferred:123456789012:us-east-1:${id}`;
+const keptFactsWritten = () => dynamodb.commandCalls(PutCommand).map((call) => (call.args[0].input.Item as { recordKey: string }).recordKey).filter((key) => key.startsWith('deferred:'));
+
+describe('a deferred instance comes back with what EC2 said of it', () => {
+  // The association bucket of 10 tokens refilled at 1 a second: a batch starts a handful.
+  const small = { 'ec2:associate-iam-instance-profile': { capacity: 10, refillPerSecond: 1 } };
+  const ids = Array.from({ length: 20 }, (_, index) => burstId(index + 1));
+
+  it('keeps the facts of the instances left for later untouched, and their messages coming back ask EC2 nothing', async () => {
+    givenBurst(ids.map((id) => ({ id })));
+    const container = simulatedContainer({ buckets: small });
+
+    const first = await container.invoke(runningBatch(ids));
+
+    const deferred = first.batchItemFailures.map((failure) => idOfMessage(failure.itemIdentifier));
+    expect(deferred.length).toBeGreaterThan(5);
+    expect(keptFactsWritten().sort()).toEqual(deferred.map(keptFactsKey).sort());
+    expect(ec2.commandCalls(DescribeInstancesCommand)).toHaveLength(1);
+
+    // Their turn has come: the same per-instance steps, without a DescribeInstances.
+    container.time.now += 120_000;
+    ec2.resetHistory();
+    const again = await container.invoke(returningBatch(deferred));
+
+    expect(ec2.commandCalls(DescribeInstancesCommand)).toEqual([]);
+    const started = deferred.filter((id) => !again.batchItemFailures.some((failure) => failure.itemIdentifier === `m-${id}`));
+    expect(started.length).toBeGreaterThan(0);
+    for (const id of started) {
+      expect(table.get(id), id).toMatchObject({ profilePath: 'associated-agent-profile', os: 'linux' });
+      expect(steps(table.get(id)!).slice(0, 2), id).toEqual(['claimed', 'profile:associated-agent-profile']);
+    }
+    // Facts already kept are not written again: they age out from the first sight.
+    expect(keptFactsWritten().filter((key) => deferred.map(keptFactsKey).includes(key))).toHaveLength(deferred.length);
+  });
+
+  it('asks EC2 about a returning instance whose facts are older than 15 minutes, or that has a record', async () => {
+    givenBurst(ids.slice(0, 3).map((id) => ({ id })));
+    onboard.replaceContainerPacers(() => new Pacer({ buckets: { 'ec2:associate-iam-instance-profile': { capacity: 1000, refillPerSecond: 1000 } } }));
+    const [old, recorded, fresh] = ids as [string, string, string];
+    const facts = (id: string, savedAt: Date) =>
+      ({ recordKey: keptFactsKey(id), kind: 'deferred-facts', instanceId: id, savedAt: savedAt.toISOString(), facts: { instanceId: id, state: 'running', os: 'linux', name: 'web', tags: {}, profileArn: undefined, launchTime: launchTime.toISOString(), availabilityZone: 'us-east-1a' } }) as never;
+    table.seed(facts(old, new Date(now.getTime() - 16 * 60_000)));
+    table.seed(facts(recorded, now));
+    table.seed(existingRecord({ ...hubRecordKey(recorded), instanceId: recorded, status: 'error', lastError: 'InternalError' }));
+    table.seed(facts(fresh, now));
+
+    await onboard.invokeBatch(returningBatch([old, recorded, fresh]));
+
+    expect(ec2.commandCalls(DescribeInstancesCommand).map((call) => (call.args[0].input as DescribeInstancesCommandInput).Filters?.[0]?.Values)).toEqual([[old, recorded]]);
+    for (const id of [old, recorded, fresh]) expect(table.get(id)?.status, id).toBe('checking');
+  });
+
+  it('a failed read of the kept facts only costs the DescribeInstances', async () => {
+    givenBurst(ids.slice(0, 2).map((id) => ({ id })));
+    onboard.replaceContainerPacers(() => new Pacer({ buckets: { 'ec2:associate-iam-instance-profile': { capacity: 1000, refillPerSecond: 1000 } } }));
+    dynamodb.on(BatchGetCommand).callsFake((input: { RequestItems: Record<string, { Keys: { recordKey: string }[] }> }) => {
+      const keys = Object.values(input.RequestItems)[0]?.Keys ?? [];
+      if (keys.some((key) => key.recordKey.startsWith('deferred:'))) throw Object.assign(new Error('Throughput exceeds the current capacity'), { name: 'ThrottlingException' });
+      return table.readMany(input as never);
+    });
+
+    expect(await onboard.invokeBatch(returningBatch(ids.slice(0, 2)))).toEqual({ batchItemFailures: [] });
+    expect(ec2.commandCalls(DescribeInstancesCommand)).toHaveLength(1);
+  });
+});
 
 describe('a message left for later comes back when its tokens do', () => {
   // The association bucket of 10 tokens refilled at 1 a second: the container's half is 5 tokens
