@@ -362,15 +362,17 @@ async function onboardPlace(clients: Clients, instances: Map<string, BatchInstan
   const ids = [...instances.keys()];
   // A message the pacing returned before its instance was started comes back with what EC2 said
   // of it then (deferred-facts.ts): only the others are described again.
-  const returningIds = ids.filter((instanceId) => instances.get(instanceId)?.returning && instances.get(instanceId)?.trigger.kind === 'state-change');
+  // So does a window's run: its instances' facts were kept when they joined, a minute before.
+  const returningIds = ids.filter((instanceId) => options.windowRun || (instances.get(instanceId)?.returning && instances.get(instanceId)?.trigger.kind === 'state-change'));
   const [read, kept] = await Promise.allSettled([readRecords(clients, settings.stateTable, ids), readDeferredFacts(clients, settings.stateTable, returningIds, now)]);
   if (read.status === 'rejected') {
     for (const instanceId of ids) outcomes.set(instanceId, { ok: false, error: read.reason });
     return outcomes;
   }
   const records = read.value;
-  // Facts stand in only for an instance that has no record yet: once started, EC2 is asked.
-  const keptFacts = new Map([...(kept.status === 'fulfilled' ? kept.value : new Map<string, InstanceFacts>())].filter(([instanceId]) => !records.has(instanceId)));
+  // Facts stand in only for an instance that has no record yet (once started, EC2 is asked), or
+  // one a window's run installs (claimed by the batch that kept its facts a minute ago).
+  const keptFacts = new Map([...(kept.status === 'fulfilled' ? kept.value : new Map<string, InstanceFacts>())].filter(([instanceId]) => options.windowRun || !records.has(instanceId)));
   const toDescribe = ids.filter((instanceId) => !keptFacts.has(instanceId));
   const [described] = await Promise.allSettled([toDescribe.length > 0 ? describeInstances(clients, toDescribe) : Promise.resolve(new Map<string, InstanceFacts>())]);
   if (described.status === 'rejected') {
@@ -536,6 +538,8 @@ async function joinWindow(
     return;
   }
   await each(awaiting, (item) => recordJoinedWindow(item.trail, joined, awaiting.length, now));
+  // What EC2 said of them, for the window's run (deferred-facts.ts): it need not ask again.
+  await saveDeferredFacts(clients, settings.stateTable, awaiting.map((item) => item.instance), now);
 }
 
 /**

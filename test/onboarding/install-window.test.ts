@@ -99,6 +99,22 @@ describe('which batches join an install window', () => {
     for (const id of ids) expect(record(id)?.status, id).toBe('checking');
   });
 
+  it("a window's run asks EC2 about the instances whose kept facts are gone (written 15 minutes ago or more, or never)", async () => {
+    const ids = Array.from({ length: 3 }, (_, index) => burstId(index + 1));
+    givenFleet(ids);
+    await onboard.invokeBatch(queueBatch(ids));
+    // The facts of the first one aged out; the others' are as kept at the join.
+    const key = `deferred:123456789012:us-east-1:${ids[0]}`;
+    const kept = table.item(key) as unknown as { savedAt: string };
+    table.seed({ ...kept, savedAt: new Date(now.getTime() - 16 * 60_000).toISOString() } as never);
+    ec2.resetHistory();
+
+    await onboard.invoke({ installWindow: windowEnd });
+
+    expect(ec2.commandCalls(DescribeInstancesCommand).map((call) => call.args[0].input.Filters?.[0]?.Values)).toEqual([[ids[0]]]);
+    for (const id of ids) expect(record(id)?.status, id).toBe('checking');
+  });
+
   it('a batch sends its full commands at once (50 of one OS) and what would make a smaller command joins the window', async () => {
     // 60 Linux and 15 Windows: one Linux command of 50 now; 10 Linux and 15 Windows wait for the window.
     const ids = Array.from({ length: 75 }, (_, index) => burstId(index + 1));
@@ -185,7 +201,7 @@ describe('every rule of one instance holds in a small batch', () => {
 });
 
 describe('a window\'s run', () => {
-  it('of 150 instances runs in one batch: one DescribeInstances, Systems Manager 50 a call, one SendCommand per OS and 50 across the whole window, one check schedule', async () => {
+  it('of 150 instances runs in one batch: no DescribeInstances (their facts were kept when they joined), Systems Manager 50 a call, one SendCommand per OS and 50 across the whole window, one check schedule', async () => {
     const ids = Array.from({ length: 150 }, (_, index) => burstId(index + 1));
     const windows = new Set(ids.filter((_, index) => index % 5 === 4));
     givenFleet(ids, windows);
@@ -199,7 +215,7 @@ describe('a window\'s run', () => {
 
     expect(result.instances).toBe(150);
     expect(result.results.every((entry) => entry.status === 'checking')).toBe(true);
-    expect(ec2.commandCalls(DescribeInstancesCommand)).toHaveLength(1);
+    expect(ec2.commandCalls(DescribeInstancesCommand)).toEqual([]);
     expect(ssm.commandCalls(DescribeInstanceInformationCommand)).toHaveLength(3);
     // 120 Linux (50 + 50 + 20) and 30 Windows: grouped per OS across the window, not per 100
     // (which made 50 + 30 + 20 and 40 + 10, five commands).
