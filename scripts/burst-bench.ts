@@ -311,8 +311,9 @@ export async function runBurst(size: number, latencyMs: number, options: BurstOp
   const latest = new Map<string, OnboardingRecord>();
   let verifiedCount = 0;
   table.onWrite = (record) => {
-    // The table holds the pacing ledger's items too (shared/pacing/account-ledger.ts).
-    if (!record.instanceId) return;
+    // The table holds other items too: the pacing ledger's, install windows, deferred instances'
+    // facts (each with a `kind`; instance records have none).
+    if (!record.instanceId || 'kind' in record) return;
     latest.set(record.instanceId, record);
     for (const text of [record.lastError, record.history.at(-1)?.detail]) {
       for (const match of (text ?? '').matchAll(/bench throttle #(\d+)/g)) throttlesRecorded.add(Number(match[1]));
@@ -778,8 +779,14 @@ export async function runBurst(size: number, latencyMs: number, options: BurstOp
       for (const at of associationTimes) perMinute.set(Math.floor(at / 60_000), (perMinute.get(Math.floor(at / 60_000)) ?? 0) + 1);
       console.error(`associations per minute: ${[...perMinute].map(([minute, n]) => `${minute}:${n}`).join(' ')}`);
       const slowest = [...verified].sort((a, b) => (b.verifiedAt as number) - b.launchAt - ((a.verifiedAt as number) - a.launchAt)).slice(0, 3);
+      const unverified = instances.filter((instance) => instance.verifiedAt === undefined).slice(0, 2);
+      for (const instance of unverified) {
+        const record = [...table.all()].find((item) => item.instanceId === instance.instanceId && !('kind' in item));
+        console.error(`unverified ${instance.instanceId} ${instance.os} launched at ${instance.launchAt / 1000} s`);
+        for (const entry of record?.history ?? []) console.error(`  ${JSON.stringify(entry)}`);
+      }
       for (const instance of slowest) {
-        const record = [...table.all()].find((item) => item.instanceId === instance.instanceId);
+        const record = [...table.all()].find((item) => item.instanceId === instance.instanceId && !('kind' in item));
         console.error(`slow ${instance.instanceId} ${instance.os} launched at ${instance.launchAt / 1000} s, verified at ${(instance.verifiedAt as number) / 1000} s`);
         for (const entry of record?.history ?? []) console.error(`  ${JSON.stringify(entry)}`);
       }
