@@ -4,6 +4,7 @@
 // at its time, installs all of them together. Only `Date` is faked, so that the window a batch
 // lands in does not depend on when the test runs.
 import type { Context, SQSEvent } from 'aws-lambda';
+import { onboardQueueRecord } from '../harness/queue-records.js';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { GetScheduleCommand, ListSchedulesCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
@@ -57,20 +58,11 @@ let messages = 0;
 
 /** A batch as Lambda's event source mapping delivers it: one message per running event. */
 function queueBatch(instanceIds: string[]): SQSEvent {
+  const queueArn = `arn:aws:sqs:${testRegion}:${testAccountId}:${stackEnv.RESOURCE_PREFIX}-onboard`;
   return {
     Records: instanceIds.map((instanceId) => {
       messages += 1;
-      return {
-        messageId: `message-${messages}`,
-        receiptHandle: `handle-${messages}`,
-        body: JSON.stringify(stateChangeEvent(instanceId, 'running')),
-        attributes: { ApproximateReceiveCount: '1', SentTimestamp: String(Date.now()), SenderId: 'AIDAEVENTS', ApproximateFirstReceiveTimestamp: String(Date.now()) },
-        messageAttributes: {},
-        md5OfBody: '0',
-        eventSource: 'aws:sqs',
-        eventSourceARN: `arn:aws:sqs:${testRegion}:${testAccountId}:${stackEnv.RESOURCE_PREFIX}-onboard`,
-        awsRegion: testRegion,
-      };
+      return onboardQueueRecord(stateChangeEvent(instanceId, 'running'), { messageId: `message-${messages}`, receiptHandle: `handle-${messages}`, queueArn, sentTimestamp: String(Date.now()) });
     }),
   };
 }

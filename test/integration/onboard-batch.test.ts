@@ -4,6 +4,7 @@
 // fired, as Scheduler would: its looks, and the full check that reads each instance's invocation of
 // the batch's command ids.
 import type { Context, SQSEvent } from 'aws-lambda';
+import { onboardQueueRecord } from '../harness/queue-records.js';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
 import { Pacer } from '../../shared/pacing/pacer.js';
@@ -52,18 +53,11 @@ afterEach(() => replaceContainerPacers());
 
 /** The batch Lambda delivers: one message per running event, bodies as the rule put them on the queue. */
 function queueBatch(instanceIds: string[]): SQSEvent {
+  const queueArn = `arn:aws:sqs:${testRegion}:${testAccountId}:${stackEnv.RESOURCE_PREFIX}-onboard`;
   return {
-    Records: instanceIds.map((instanceId, index) => ({
-      messageId: `message-${index + 1}`,
-      receiptHandle: `handle-${index + 1}`,
-      body: JSON.stringify(stateChangeEvent(instanceId, 'running')),
-      attributes: { ApproximateReceiveCount: '1', SentTimestamp: String(Date.now()), SenderId: 'AIDAEVENTS', ApproximateFirstReceiveTimestamp: String(Date.now()) },
-      messageAttributes: {},
-      md5OfBody: '0',
-      eventSource: 'aws:sqs',
-      eventSourceARN: `arn:aws:sqs:${testRegion}:${testAccountId}:${stackEnv.RESOURCE_PREFIX}-onboard`,
-      awsRegion: testRegion,
-    })),
+    Records: instanceIds.map((instanceId, index) =>
+      onboardQueueRecord(stateChangeEvent(instanceId, 'running'), { messageId: `message-${index + 1}`, receiptHandle: `handle-${index + 1}`, queueArn, sentTimestamp: String(Date.now()) }),
+    ),
   };
 }
 

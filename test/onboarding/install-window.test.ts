@@ -5,13 +5,14 @@
 // test/integration/install-window.test.ts.
 import { beforeEach, describe, expect, it } from 'vitest';
 import { Pacer } from '../../shared/pacing/pacer.js';
-import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import type { SQSEvent } from 'aws-lambda';
 import { DescribeInstancesCommand, type DescribeInstancesCommandInput } from '@aws-sdk/client-ec2';
 import { DescribeInstanceInformationCommand, SendCommandCommand, type DescribeInstanceInformationCommandInput, type SendCommandCommandInput } from '@aws-sdk/client-ssm';
 import { CreateScheduleCommand } from '@aws-sdk/client-scheduler';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { awsError, dynamodb, ec2, ec2Instance, existingRecord, now, runningEvent, scheduler, ssm, steps, table, useOnboardScenario } from './onboard-harness.js';
 import { hubRecordKey } from '../harness/test-clients.js';
+import { onboardQueueRecord } from '../harness/queue-records.js';
 
 // The stack's settings: INSTALL_WINDOW_SECONDS 60 (serverless.yml's default).
 const onboard = useOnboardScenario();
@@ -44,21 +45,7 @@ function givenFleet(ids: string[], windows: ReadonlySet<string> = new Set()): vo
 }
 
 function queueBatch(ids: string[]): SQSEvent {
-  return {
-    Records: ids.map(
-      (id): SQSRecord => ({
-        messageId: `m-${id}`,
-        receiptHandle: `handle-${id}`,
-        body: JSON.stringify(runningEvent(id)),
-        attributes: { ApproximateReceiveCount: '1', SentTimestamp: '1741082400000', SenderId: 'AIDAEVENTBRIDGE', ApproximateFirstReceiveTimestamp: '1741082400000' },
-        messageAttributes: {},
-        md5OfBody: '0',
-        eventSource: 'aws:sqs',
-        eventSourceARN: 'arn:aws:sqs:us-east-1:123456789012:cwap-dev-onboard',
-        awsRegion: 'us-east-1',
-      }),
-    ),
-  };
+  return { Records: ids.map((id) => onboardQueueRecord(runningEvent(id), { messageId: `m-${id}`, receiptHandle: `handle-${id}`, queueArn: 'arn:aws:sqs:us-east-1:123456789012:cwap-dev-onboard' })) };
 }
 
 const record = (id: string) => table.get(id);

@@ -35,6 +35,7 @@ import {
   useOnboardScenario,
 } from './onboard-harness.js';
 import { hubRecordKey } from '../harness/test-clients.js';
+import { onboardQueueRecord } from '../harness/queue-records.js';
 
 // INSTALL_WINDOW_SECONDS 0: these scenarios are about what one batch does in its own invocation
 // (its calls, the per-instance rules, partial batch responses, the pacing and the redelivery of what
@@ -94,18 +95,8 @@ function givenBurst(instances: BurstInstance[], options: { offline?: string[] } 
 }
 
 /** An SQS message of the onboard queue as Lambda delivers it; the body is what the rule put there. */
-function queueMessage(body: unknown, messageId: string): SQSRecord {
-  return {
-    messageId,
-    receiptHandle: `handle-${messageId}`,
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-    attributes: { ApproximateReceiveCount: '1', SentTimestamp: '1741082400000', SenderId: 'AIDAEVENTBRIDGE', ApproximateFirstReceiveTimestamp: '1741082400000' },
-    messageAttributes: {},
-    md5OfBody: '0',
-    eventSource: 'aws:sqs',
-    eventSourceARN: 'arn:aws:sqs:us-east-1:123456789012:cwap-dev-onboard',
-    awsRegion: 'us-east-1',
-  };
+function queueMessage(body: unknown, messageId: string, receiveCount = 1): SQSRecord {
+  return onboardQueueRecord(body, { messageId, receiveCount, queueArn: 'arn:aws:sqs:us-east-1:123456789012:cwap-dev-onboard' });
 }
 
 /** One batch: a running event per id (message id `m-<id>` unless repeated, then `m-<id>-<n>`). */
@@ -532,7 +523,7 @@ function visibilityChanges(): { queueUrl: string | undefined; callSize: number; 
 
 /** A batch of messages delivered once before (the pacing returned them): receive count 2. */
 function returningBatch(ids: string[]): SQSEvent {
-  return { Records: ids.map((id) => ({ ...queueMessage(runningEvent(id), `m-${id}`), attributes: { ...queueMessage(runningEvent(id), `m-${id}`).attributes, ApproximateReceiveCount: '2' } })) };
+  return { Records: ids.map((id) => queueMessage(runningEvent(id), `m-${id}`, 2)) };
 }
 
 const keptFactsKey = (id: string) => `deferred:123456789012:us-east-1:${id}`;
