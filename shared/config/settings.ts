@@ -196,8 +196,8 @@ export interface Settings {
    */
   pacing: { share: number; concurrency: number };
   /**
-   * INSTALL_WINDOW_SECONDS (default 60): the instances a small queue batch claimed (fewer than one
-   * SendCommand's 50) join an install window of this length instead of being installed at once, and
+   * INSTALL_WINDOW_SECONDS (default 60): the instances of a queue batch that would make a command
+   * smaller than SendCommand's 50 (of one OS) join an install window of this length instead of being installed at once, and
    * the window's run reads their presence, sends their commands and schedules their first looks
    * together (shared/onboarding/install-window.ts). 0: every batch installs right away.
    */

@@ -5,9 +5,9 @@ import { addToInstallWindow, installWindowKey, type WindowEntry } from '../state
 
 // Install windows (README "Launch bursts"): once the association pacing (2.5 a second) spreads a
 // burst's launches over minutes, the queue's batches after the first few are small, and each would
-// read Systems Manager, send its commands and schedule its looks on its own. A small batch's
-// claimed instances join the window of their place instead, and the window's one run does those
-// steps for all of them: at 2.5 a second a 60 s window holds ~150 installs, 3 Linux and 1 Windows
+// read Systems Manager, send its commands and schedule its looks on its own. A batch sends its full
+// commands (50 of one OS) at once; its other claimed instances join the window of their place,
+// and the window's one run does those steps for all of them: at 2.5 a second a 60 s window holds ~150 installs, 3 Linux and 1 Windows
 // SendCommand and 3 DescribeInstanceInformation instead of one of each per batch.
 
 /** The window's run fires this long after its end: joins that started just before the end have landed. */

@@ -69,8 +69,9 @@ export interface OnboardingBatchResult {
 export interface BatchOptions {
   /**
    * The batch is an install window's run: its instances are installed now, whatever their number
-   * (they never join a window again). Default false: a batch with fewer instances awaiting their
-   * install than one SendCommand takes joins the install window (settings.installWindowSeconds).
+   * (they never join a window again). Default false: a batch sends its full commands (50 of one OS)
+   * at once, and its instances that would make a smaller one join the install window
+   * (settings.installWindowSeconds).
    */
   windowRun?: boolean;
 }
